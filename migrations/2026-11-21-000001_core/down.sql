@@ -1,0 +1,16 @@
+DROP TABLE second_factors;
+DROP TABLE terms_acceptances;
+DROP TABLE audit_events;
+DROP TABLE templates;
+DROP TABLE outbox;
+DROP TABLE action_tokens;
+DROP TABLE invitations;
+DROP TABLE batch_items;
+DROP TABLE batches;
+DROP TABLE access_grants;
+DROP TABLE users;
+DROP TABLE api_keys;
+DROP TABLE roles;
+DROP TABLE service_areas;
+DROP TABLE terms_versions;
+DROP TABLE organizations;

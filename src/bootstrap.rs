@@ -1,0 +1,96 @@
+//! The first-run experience: a development organisation with a service area,
+//! a role and an admin API key, created when the database has no organisation.
+
+use diesel::{prelude::*, sql_types::BigInt};
+use diesel_async::{AsyncConnection, RunQueryDsl};
+
+use crate::{
+    domain::{
+        api_keys,
+        audit::Actor,
+        caller::Scope,
+        catalog::{self, Catalog},
+        organizations::{self, PolicyChanges},
+    },
+    error::Result,
+    state::AppState,
+};
+
+/// Serialises the check-and-create across replicas starting together.
+const BOOTSTRAP_LOCK: i64 = 0x6f6e_7261_6d70;
+
+pub struct DevOrganization {
+    pub organization_id: uuid::Uuid,
+    pub name: String,
+    pub api_key: String,
+}
+
+/// Creates the development organisation if no organisation exists. Answers it
+/// with its key (shown only now), or `None` when there was one already.
+pub async fn dev_organization(state: &AppState) -> Result<Option<DevOrganization>> {
+    let mut conn = state.pool.get().await?;
+    let now = state.clock.now();
+    let actor = Actor {
+        name: "system".into(),
+        client_address: String::new(),
+    };
+    conn.transaction(async move |conn| {
+        diesel::sql_query("SELECT pg_advisory_xact_lock($1)")
+            .bind::<BigInt, _>(BOOTSTRAP_LOCK)
+            .execute(conn)
+            .await?;
+        let existing: i64 = crate::db::schema::organizations::table
+            .count()
+            .get_result(conn)
+            .await?;
+        if existing > 0 {
+            return Ok(None);
+        }
+        let org = organizations::create(
+            conn,
+            "Development".into(),
+            PolicyChanges::default(),
+            None,
+            &actor,
+            now,
+        )
+        .await?
+        .organization;
+        catalog::create(
+            conn,
+            Catalog::ServiceAreas,
+            org.id,
+            "Head office".into(),
+            String::new(),
+            &actor,
+            now,
+        )
+        .await?;
+        catalog::create(
+            conn,
+            Catalog::Roles,
+            org.id,
+            "Member".into(),
+            String::new(),
+            &actor,
+            now,
+        )
+        .await?;
+        let (_, secret) = api_keys::create(
+            conn,
+            org.id,
+            "development".into(),
+            &[Scope::Admin],
+            None,
+            &actor,
+            now,
+        )
+        .await?;
+        Ok(Some(DevOrganization {
+            organization_id: org.id,
+            name: org.name,
+            api_key: secret.expose().to_owned(),
+        }))
+    })
+    .await
+}

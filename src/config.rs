@@ -1,0 +1,267 @@
+//! Configuration from environment variables, checked once at start-up so a
+//! mistake is reported by name before anything runs.
+
+use std::{fmt, net::SocketAddr, path::PathBuf, time::Duration};
+
+pub const DEFAULT_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/onramp";
+pub const DEFAULT_LISTEN_ADDR: &str = "127.0.0.1:50051";
+pub const DEFAULT_PUBLIC_URL: &str = "http://localhost:8080";
+pub const DEFAULT_MAIL_DIR: &str = "mail-outbox";
+pub const DEFAULT_MAIL_FROM: &str = "Onramp <onramp@localhost>";
+const DEFAULT_DB_POOL_SIZE: u32 = 16;
+const DEFAULT_DB_POOL_TIMEOUT_MS: u64 = 5_000;
+const DEFAULT_STATEMENT_TIMEOUT_MS: u64 = 30_000;
+const DEFAULT_REQUEST_TIMEOUT_MS: u64 = 30_000;
+const MIN_BOOTSTRAP_KEY_LEN: usize = 24;
+
+#[derive(Clone)]
+pub struct Config {
+    pub database_url: String,
+    pub listen_addr: SocketAddr,
+    /// `None` writes emails as `.eml` files into `mail_dir`.
+    pub smtp_url: Option<String>,
+    pub mail_dir: PathBuf,
+    pub mail_from: String,
+    /// Base of the links in emails, without a trailing slash.
+    pub public_url: String,
+    pub bootstrap_api_key: Option<String>,
+    pub db_pool_size: u32,
+    pub db_pool_timeout: Duration,
+    pub statement_timeout: Duration,
+    pub request_timeout: Duration,
+    /// Origins allowed by CORS for gRPC-Web; empty allows any.
+    pub cors_origins: Vec<String>,
+    /// Take the client address from `x-forwarded-for` (only behind a trusted
+    /// gateway).
+    pub trust_forwarded_for: bool,
+    /// Create a development organisation and key when the database has none.
+    pub dev_bootstrap: bool,
+}
+
+// The bootstrap key is a secret: never print it.
+impl fmt::Debug for Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Config")
+            .field("listen_addr", &self.listen_addr)
+            .field("smtp", &self.smtp_url.is_some())
+            .field("mail_dir", &self.mail_dir)
+            .field("public_url", &self.public_url)
+            .field("bootstrap_api_key", &self.bootstrap_api_key.is_some())
+            .field("db_pool_size", &self.db_pool_size)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Every problem found in the environment, one line each.
+#[derive(Debug)]
+pub struct ConfigError(pub Vec<String>);
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "invalid configuration:")?;
+        for problem in &self.0 {
+            writeln!(f, "  {problem}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+impl Config {
+    pub fn from_environment() -> Result<Self, ConfigError> {
+        Self::from_lookup(|name| std::env::var(name).ok().filter(|v| !v.trim().is_empty()))
+    }
+
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let mut problems = Vec::new();
+        let mut read = Reader {
+            lookup: &lookup,
+            problems: &mut problems,
+        };
+        let database_url = read.string("DATABASE_URL", DEFAULT_DATABASE_URL);
+        if !database_url.starts_with("postgres://") && !database_url.starts_with("postgresql://") {
+            read.problem("DATABASE_URL", &database_url, "is not a postgres:// URL");
+        }
+        let listen_addr = read
+            .parsed(
+                "ONRAMP_LISTEN_ADDR",
+                DEFAULT_LISTEN_ADDR,
+                "is not a socket address like 127.0.0.1:50051",
+            )
+            .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 50051)));
+        let smtp_url = lookup("SMTP_URL");
+        if let Some(url) = &smtp_url {
+            if let Err(e) = lettre::AsyncSmtpTransport::<lettre::Tokio1Executor>::from_url(url) {
+                read.problem(
+                    "SMTP_URL",
+                    "(hidden)",
+                    &format!("is not an SMTP URL such as smtp://host:25 or smtps://user:pass@host ({e})"),
+                );
+            }
+        }
+        let public_url = read
+            .string("ONRAMP_PUBLIC_URL", DEFAULT_PUBLIC_URL)
+            .trim_end_matches('/')
+            .to_owned();
+        if !public_url.starts_with("http://") && !public_url.starts_with("https://") {
+            read.problem(
+                "ONRAMP_PUBLIC_URL",
+                &public_url,
+                "must start with http:// or https://",
+            );
+        }
+        let mail_from = read.string("ONRAMP_MAIL_FROM", DEFAULT_MAIL_FROM);
+        if mail_from.parse::<lettre::message::Mailbox>().is_err() {
+            read.problem(
+                "ONRAMP_MAIL_FROM",
+                &mail_from,
+                "is not a mailbox such as 'Onramp <onramp@example.com>'",
+            );
+        }
+        let bootstrap_api_key = lookup("ONRAMP_BOOTSTRAP_API_KEY");
+        if bootstrap_api_key
+            .as_ref()
+            .is_some_and(|k| k.len() < MIN_BOOTSTRAP_KEY_LEN)
+        {
+            read.problem(
+                "ONRAMP_BOOTSTRAP_API_KEY",
+                "(hidden)",
+                &format!("must be at least {MIN_BOOTSTRAP_KEY_LEN} characters"),
+            );
+        }
+        let db_pool_size = read
+            .parsed(
+                "ONRAMP_DB_POOL_SIZE",
+                &DEFAULT_DB_POOL_SIZE.to_string(),
+                "is not a whole number",
+            )
+            .unwrap_or(DEFAULT_DB_POOL_SIZE);
+        if db_pool_size == 0 {
+            read.problem("ONRAMP_DB_POOL_SIZE", "0", "must be at least 1");
+        }
+        let config = Config {
+            database_url,
+            listen_addr,
+            smtp_url,
+            mail_dir: PathBuf::from(read.string("ONRAMP_MAIL_DIR", DEFAULT_MAIL_DIR)),
+            mail_from,
+            public_url,
+            bootstrap_api_key,
+            db_pool_size,
+            db_pool_timeout: read.millis("ONRAMP_DB_POOL_TIMEOUT_MS", DEFAULT_DB_POOL_TIMEOUT_MS),
+            statement_timeout: read.millis("ONRAMP_DB_STATEMENT_TIMEOUT_MS", DEFAULT_STATEMENT_TIMEOUT_MS),
+            request_timeout: read.millis("ONRAMP_REQUEST_TIMEOUT_MS", DEFAULT_REQUEST_TIMEOUT_MS),
+            cors_origins: lookup("ONRAMP_CORS_ORIGINS")
+                .map(|v| {
+                    v.split(',')
+                        .map(str::trim)
+                        .filter(|o| !o.is_empty() && *o != "*")
+                        .map(str::to_owned)
+                        .collect()
+                })
+                .unwrap_or_default(),
+            trust_forwarded_for: read.flag("ONRAMP_TRUST_FORWARDED_FOR", false),
+            dev_bootstrap: read.flag("ONRAMP_DEV_BOOTSTRAP", true),
+        };
+        if problems.is_empty() {
+            Ok(config)
+        } else {
+            Err(ConfigError(problems))
+        }
+    }
+}
+
+struct Reader<'a, F> {
+    lookup: &'a F,
+    problems: &'a mut Vec<String>,
+}
+
+impl<F: Fn(&str) -> Option<String>> Reader<'_, F> {
+    fn problem(&mut self, name: &str, value: &str, why: &str) {
+        self.problems.push(format!("{name}={value} {why}"));
+    }
+
+    fn string(&mut self, name: &str, default: &str) -> String {
+        (self.lookup)(name).unwrap_or_else(|| default.to_owned())
+    }
+
+    fn parsed<T: std::str::FromStr>(&mut self, name: &str, default: &str, why: &str) -> Option<T> {
+        let raw = self.string(name, default);
+        let parsed = raw.trim().parse().ok();
+        if parsed.is_none() {
+            self.problem(name, &raw, why);
+        }
+        parsed
+    }
+
+    fn millis(&mut self, name: &str, default: u64) -> Duration {
+        let ms: u64 = self
+            .parsed(
+                name,
+                &default.to_string(),
+                "is not a whole number of milliseconds",
+            )
+            .unwrap_or(default);
+        if ms == 0 {
+            self.problem(name, "0", "must be more than 0");
+        }
+        Duration::from_millis(ms)
+    }
+
+    fn flag(&mut self, name: &str, default: bool) -> bool {
+        match (self.lookup)(name).map(|v| v.trim().to_ascii_lowercase()) {
+            None => default,
+            Some(v) if matches!(v.as_str(), "1" | "true" | "yes" | "on") => true,
+            Some(v) if matches!(v.as_str(), "0" | "false" | "no" | "off") => false,
+            Some(v) => {
+                self.problem(name, &v, "is not true or false");
+                default
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        Config::from_lookup(|name| {
+            vars.iter()
+                .find(|(k, _)| *k == name)
+                .map(|(_, v)| (*v).to_owned())
+        })
+    }
+
+    #[test]
+    fn defaults_work_with_nothing_set() {
+        let c = config(&[]).map_err(|e| e.to_string());
+        let c = c
+            .as_ref()
+            .map(|c| (c.listen_addr.to_string(), c.smtp_url.is_none()));
+        assert_eq!(c, Ok(("127.0.0.1:50051".to_owned(), true)));
+    }
+
+    #[test]
+    fn every_bad_variable_is_reported_by_name() {
+        let err = config(&[
+            ("ONRAMP_LISTEN_ADDR", "nowhere"),
+            ("ONRAMP_PUBLIC_URL", "example.com"),
+            ("ONRAMP_BOOTSTRAP_API_KEY", "short"),
+            ("ONRAMP_DB_POOL_TIMEOUT_MS", "soon"),
+        ])
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+        for name in [
+            "ONRAMP_LISTEN_ADDR",
+            "ONRAMP_PUBLIC_URL",
+            "ONRAMP_BOOTSTRAP_API_KEY",
+            "ONRAMP_DB_POOL_TIMEOUT_MS",
+        ] {
+            assert!(err.contains(name), "{name} missing from: {err}");
+        }
+        assert!(!err.contains("short"), "the secret leaked: {err}");
+    }
+}

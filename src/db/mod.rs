@@ -1,0 +1,129 @@
+//! Postgres: the connection pool, creating the database on first run, and the
+//! embedded migrations.
+
+pub mod schema;
+
+use std::time::Duration;
+
+use diesel::{ConnectionError, sql_types::Text};
+use diesel_async::{
+    AsyncConnection, AsyncPgConnection, RunQueryDsl, SimpleAsyncConnection,
+    async_connection_wrapper::AsyncConnectionWrapper,
+    pooled_connection::{AsyncDieselConnectionManager, ManagerConfig},
+};
+use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
+
+pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations");
+
+pub type Pool = diesel_async::pooled_connection::bb8::Pool<AsyncPgConnection>;
+pub type PoolError = diesel_async::pooled_connection::bb8::RunError;
+
+/// Opens the pool. Each connection gets a `statement_timeout`, so a runaway
+/// query cannot hold a connection for ever.
+pub async fn connect(
+    url: &str,
+    size: u32,
+    wait: Duration,
+    statement_timeout: Duration,
+) -> Result<Pool, diesel_async::pooled_connection::PoolError> {
+    let setup_sql = format!("SET statement_timeout = {}", statement_timeout.as_millis());
+    let mut manager_config = ManagerConfig::default();
+    manager_config.custom_setup = Box::new(move |url| {
+        let setup_sql = setup_sql.clone();
+        Box::pin(async move {
+            let mut conn = AsyncPgConnection::establish(url).await?;
+            conn.batch_execute(&setup_sql)
+                .await
+                .map_err(ConnectionError::CouldntSetupConfiguration)?;
+            Ok(conn)
+        })
+    });
+    let manager = AsyncDieselConnectionManager::new_with_config(url, manager_config);
+    Pool::builder()
+        .max_size(size)
+        .connection_timeout(wait)
+        .build(manager)
+        .await
+}
+
+/// Splits `postgres://…/name?opts` into the URL of the maintenance database
+/// (`postgres`) on the same server and `name`.
+pub fn split_database_name(url: &str) -> Option<(String, String)> {
+    let (before_query, query) = match url.split_once('?') {
+        Some((b, q)) => (b, Some(q)),
+        None => (url, None),
+    };
+    let scheme_end = before_query.find("://")? + 3;
+    let slash = before_query[scheme_end..].rfind('/')? + scheme_end;
+    let name = &before_query[slash + 1..];
+    if name.is_empty() {
+        return None;
+    }
+    let mut admin = format!("{}/postgres", &before_query[..slash]);
+    if let Some(q) = query {
+        admin.push('?');
+        admin.push_str(q);
+    }
+    Some((admin, name.to_owned()))
+}
+
+#[derive(diesel::QueryableByName)]
+struct Exists {
+    #[diesel(sql_type = diesel::sql_types::Bool)]
+    exists: bool,
+}
+
+/// Creates the database named in `url` if it does not exist yet. Returns
+/// whether it did.
+pub async fn create_database_if_missing(url: &str) -> Result<bool, Box<dyn std::error::Error + Send + Sync>> {
+    let (admin_url, name) =
+        split_database_name(url).ok_or("DATABASE_URL names no database (…/onramp at the end)")?;
+    let mut conn = AsyncPgConnection::establish(&admin_url).await?;
+    let found: Exists =
+        diesel::sql_query("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1) AS exists")
+            .bind::<Text, _>(&name)
+            .get_result(&mut conn)
+            .await?;
+    if found.exists {
+        return Ok(false);
+    }
+    let quoted = name.replace('"', "\"\"");
+    match conn.batch_execute(&format!("CREATE DATABASE \"{quoted}\"")).await {
+        Ok(()) => Ok(true),
+        // Another replica created it first.
+        Err(diesel::result::Error::DatabaseError(diesel::result::DatabaseErrorKind::UniqueViolation, _)) => {
+            Ok(false)
+        }
+        Err(e) if e.to_string().contains("already exists") => Ok(false),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Applies pending migrations; returns their names. Runs on the blocking pool
+/// because the migration harness is synchronous.
+pub async fn migrate(url: &str) -> Result<Vec<String>, Box<dyn std::error::Error + Send + Sync>> {
+    let url = url.to_owned();
+    tokio::task::spawn_blocking(move || {
+        let mut conn = <AsyncConnectionWrapper<AsyncPgConnection> as diesel::Connection>::establish(&url)?;
+        let applied = conn.run_pending_migrations(MIGRATIONS)?;
+        Ok(applied.iter().map(ToString::to_string).collect())
+    })
+    .await?
+}
+
+#[cfg(test)]
+mod tests {
+    use super::split_database_name;
+
+    #[test]
+    fn splits_the_database_name_off_the_url() {
+        assert_eq!(
+            split_database_name("postgres://u@h:5432/onramp?sslmode=disable"),
+            Some((
+                "postgres://u@h:5432/postgres?sslmode=disable".into(),
+                "onramp".into()
+            ))
+        );
+        assert_eq!(split_database_name("postgres://u@h:5432/"), None);
+    }
+}

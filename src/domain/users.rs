@@ -1,0 +1,435 @@
+//! Users: creation, lookup and the filtered list with its per-status counts.
+//! The status is computed from stored facts and the clock when read.
+
+use chrono::{DateTime, Utc};
+use diesel::{
+    pg::Pg,
+    prelude::*,
+    sql_types::{BigInt, Text, Timestamptz, Uuid as SqlUuid},
+};
+use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+use serde_json::json;
+use uuid::Uuid;
+
+use super::{
+    audit::{self, Actor},
+    catalog::{self, Catalog},
+    paging::Page,
+};
+use crate::{
+    db::schema::{access_grants, roles, service_areas, users},
+    error::{Error, Result},
+};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Status {
+    Staged,
+    Pending,
+    Expired,
+    Active,
+    Inactive,
+}
+
+impl Status {
+    pub const ALL: [Status; 5] = [
+        Status::Staged,
+        Status::Pending,
+        Status::Expired,
+        Status::Active,
+        Status::Inactive,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Staged => "staged",
+            Status::Pending => "pending",
+            Status::Expired => "expired",
+            Status::Active => "active",
+            Status::Inactive => "inactive",
+        }
+    }
+
+    fn parse(s: &str) -> Option<Status> {
+        Status::ALL.into_iter().find(|st| st.as_str() == s)
+    }
+}
+
+/// The status as SQL, over a `users u` row and the clock bound as `$1`; the
+/// same rule as `UserRow::status`.
+const STATUS_SQL: &str = "CASE WHEN u.deactivated_at IS NOT NULL THEN 'inactive' \
+     WHEN u.lifecycle = 'pending' AND u.invitation_expires_at <= $1 THEN 'expired' \
+     ELSE u.lifecycle END";
+
+#[derive(Clone, Debug, Queryable, QueryableByName, Selectable, Insertable)]
+#[diesel(table_name = users)]
+pub struct UserRow {
+    pub id: Uuid,
+    pub organization_id: Uuid,
+    pub email: String,
+    pub username: String,
+    pub first_name: String,
+    pub last_name: String,
+    pub mobile: String,
+    pub lifecycle: String,
+    pub deactivated_at: Option<DateTime<Utc>>,
+    pub invitation_expires_at: Option<DateTime<Utc>>,
+    pub password_hash: Option<String>,
+    pub must_change_password: bool,
+    pub password_expires_at: Option<DateTime<Utc>>,
+    pub failed_sign_ins: i32,
+    pub locked_until: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub activated_at: Option<DateTime<Utc>>,
+    pub last_sign_in_at: Option<DateTime<Utc>>,
+}
+
+impl UserRow {
+    pub fn status(&self, now: DateTime<Utc>) -> Status {
+        if self.deactivated_at.is_some() {
+            return Status::Inactive;
+        }
+        match self.lifecycle.as_str() {
+            "pending" if self.invitation_expires_at.is_some_and(|at| at <= now) => Status::Expired,
+            "pending" => Status::Pending,
+            "active" => Status::Active,
+            _ => Status::Staged,
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Grant {
+    pub service_area_id: Uuid,
+    pub role_id: Uuid,
+    pub service_area_name: String,
+    pub role_name: String,
+}
+
+#[derive(Clone, Debug)]
+pub struct User {
+    pub row: UserRow,
+    pub grants: Vec<Grant>,
+    pub status: Status,
+}
+
+/// A validated user to create.
+#[derive(Debug, Default)]
+pub struct NewUser {
+    pub email: String,
+    pub username: String,
+    pub first_name: String,
+    pub last_name: String,
+    pub mobile: String,
+    pub grants: Vec<(Uuid, Uuid)>,
+    pub password_hash: Option<String>,
+    pub must_change_password: bool,
+}
+
+/// Checks that each (service area, role) pair names entries of the
+/// organisation; an unknown one is reported on the request field given.
+pub async fn check_grants(
+    conn: &mut AsyncPgConnection,
+    organization_id: Uuid,
+    grants: &[(Uuid, Uuid)],
+) -> Result<()> {
+    let (areas, roles): (Vec<Uuid>, Vec<Uuid>) = grants.iter().copied().unzip();
+    for (catalog, ids, field) in [
+        (Catalog::ServiceAreas, areas, "service_area_id"),
+        (Catalog::Roles, roles, "role_id"),
+    ] {
+        if let Err(Error::NotFound(message)) =
+            catalog::require_all(conn, catalog, organization_id, &ids).await
+        {
+            return Err(Error::invalid(field, message));
+        }
+    }
+    Ok(())
+}
+
+pub async fn create(
+    conn: &mut AsyncPgConnection,
+    organization_id: Uuid,
+    new: NewUser,
+    actor: &Actor,
+    now: DateTime<Utc>,
+) -> Result<User> {
+    conn.transaction(async move |conn| {
+        check_grants(conn, organization_id, &new.grants).await?;
+        let row = UserRow {
+            id: Uuid::now_v7(),
+            organization_id,
+            email: new.email,
+            username: new.username,
+            first_name: new.first_name,
+            last_name: new.last_name,
+            mobile: new.mobile,
+            lifecycle: "staged".into(),
+            deactivated_at: None,
+            invitation_expires_at: None,
+            must_change_password: new.must_change_password && new.password_hash.is_some(),
+            password_hash: new.password_hash,
+            password_expires_at: None,
+            failed_sign_ins: 0,
+            locked_until: None,
+            created_at: now,
+            updated_at: now,
+            activated_at: None,
+            last_sign_in_at: None,
+        };
+        diesel::insert_into(users::table)
+            .values(&row)
+            .execute(conn)
+            .await?;
+        let grants: Vec<_> = new
+            .grants
+            .iter()
+            .map(|(area, role)| {
+                (
+                    access_grants::user_id.eq(row.id),
+                    access_grants::service_area_id.eq(*area),
+                    access_grants::role_id.eq(*role),
+                )
+            })
+            .collect();
+        diesel::insert_into(access_grants::table)
+            .values(&grants)
+            .on_conflict_do_nothing()
+            .execute(conn)
+            .await?;
+        audit::record(
+            conn,
+            actor,
+            organization_id,
+            "user.create",
+            ("user", row.id),
+            json!({
+                "email": row.email,
+                "username": row.username,
+                "grants": new.grants.len(),
+                "password_set": row.password_hash.is_some(),
+            }),
+            now,
+        )
+        .await?;
+        let id = row.id;
+        find(conn, organization_id, id, now).await
+    })
+    .await
+}
+
+pub async fn find(
+    conn: &mut AsyncPgConnection,
+    organization_id: Uuid,
+    id: Uuid,
+    now: DateTime<Utc>,
+) -> Result<User> {
+    let row = users::table
+        .filter(users::organization_id.eq(organization_id))
+        .filter(users::id.eq(id))
+        .select(UserRow::as_select())
+        .first(conn)
+        .await
+        .optional()?
+        .ok_or_else(|| Error::not_found(format!("user {id} does not exist in this organisation")))?;
+    let mut users = with_grants(conn, vec![row], now).await?;
+    users
+        .pop()
+        .ok_or_else(|| Error::Internal("user vanished while loading".into()))
+}
+
+async fn with_grants(
+    conn: &mut AsyncPgConnection,
+    rows: Vec<UserRow>,
+    now: DateTime<Utc>,
+) -> Result<Vec<User>> {
+    let ids: Vec<Uuid> = rows.iter().map(|r| r.id).collect();
+    let grants: Vec<(Uuid, Uuid, Uuid, String, String)> = access_grants::table
+        .inner_join(service_areas::table)
+        .inner_join(roles::table)
+        .filter(access_grants::user_id.eq_any(&ids))
+        .select((
+            access_grants::user_id,
+            access_grants::service_area_id,
+            access_grants::role_id,
+            service_areas::name,
+            roles::name,
+        ))
+        .order((access_grants::user_id, service_areas::name, roles::name))
+        .load(conn)
+        .await?;
+    Ok(rows
+        .into_iter()
+        .map(|row| {
+            let grants = grants
+                .iter()
+                .filter(|g| g.0 == row.id)
+                .map(|g| Grant {
+                    service_area_id: g.1,
+                    role_id: g.2,
+                    service_area_name: g.3.clone(),
+                    role_name: g.4.clone(),
+                })
+                .collect();
+            let status = row.status(now);
+            User { row, grants, status }
+        })
+        .collect())
+}
+
+#[derive(Debug, Default)]
+pub struct UserFilter {
+    pub status: Option<Status>,
+    pub service_area_id: Option<Uuid>,
+    pub role_id: Option<Uuid>,
+    pub query: Option<String>,
+}
+
+#[derive(Debug)]
+pub struct UserPage {
+    pub users: Vec<User>,
+    pub next_page_token: String,
+    pub total: i64,
+    pub counts: Vec<(Status, i64)>,
+}
+
+/// A WHERE clause over `users u` with its binds, in order after the clock
+/// (`$1`) and the organisation (`$2`).
+struct Clause {
+    sql: String,
+    binds: Vec<Bind>,
+}
+
+enum Bind {
+    Id(Uuid),
+    Text(String),
+}
+
+impl Clause {
+    fn new(filter: &UserFilter) -> Clause {
+        let mut clause = Clause {
+            sql: "u.organization_id = $2".into(),
+            binds: Vec::new(),
+        };
+        if let Some(area) = filter.service_area_id {
+            clause.push(
+                "EXISTS (SELECT 1 FROM access_grants g WHERE g.user_id = u.id AND g.service_area_id = $?)",
+                Bind::Id(area),
+            );
+        }
+        if let Some(role) = filter.role_id {
+            clause.push(
+                "EXISTS (SELECT 1 FROM access_grants g WHERE g.user_id = u.id AND g.role_id = $?)",
+                Bind::Id(role),
+            );
+        }
+        if let Some(q) = filter.query.as_deref().map(str::trim).filter(|q| !q.is_empty()) {
+            let pattern = format!(
+                "%{}%",
+                q.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_")
+            );
+            clause.push(
+                "(u.email ILIKE $? OR u.username ILIKE $? OR (u.first_name || ' ' || u.last_name) ILIKE $?)",
+                Bind::Text(pattern),
+            );
+        }
+        clause
+    }
+
+    /// Appends `condition`, whose every `$?` stands for `bind`.
+    fn push(&mut self, condition: &str, bind: Bind) {
+        let n = self.binds.len() + 3;
+        self.sql.push_str(" AND ");
+        self.sql.push_str(&condition.replace("$?", &format!("${n}")));
+        self.binds.push(bind);
+    }
+
+    fn next_param(&self) -> usize {
+        self.binds.len() + 3
+    }
+
+    fn bind<'a>(
+        &'a self,
+        sql: String,
+        now: DateTime<Utc>,
+        organization_id: Uuid,
+    ) -> diesel::query_builder::BoxedSqlQuery<'a, Pg, diesel::query_builder::SqlQuery> {
+        let mut query = diesel::sql_query(sql)
+            .into_boxed()
+            .bind::<Timestamptz, _>(now)
+            .bind::<SqlUuid, _>(organization_id);
+        for bind in &self.binds {
+            query = match bind {
+                Bind::Id(id) => query.bind::<SqlUuid, _>(*id),
+                Bind::Text(text) => query.bind::<Text, _>(text.as_str()),
+            };
+        }
+        query
+    }
+}
+
+#[derive(QueryableByName)]
+struct StatusCount {
+    #[diesel(sql_type = Text)]
+    status: String,
+    #[diesel(sql_type = BigInt)]
+    count: i64,
+}
+
+/// Oldest first, with the count per status of the filter (ignoring its
+/// status), so a screen can show "12 pending, 3 expired".
+pub async fn list(
+    conn: &mut AsyncPgConnection,
+    organization_id: Uuid,
+    filter: UserFilter,
+    page: Page,
+    now: DateTime<Utc>,
+) -> Result<UserPage> {
+    let clause = Clause::new(&filter);
+    let counts_sql = format!(
+        "SELECT {STATUS_SQL} AS status, count(*) AS count FROM users u WHERE {} GROUP BY 1",
+        clause.sql
+    );
+    let counted: Vec<StatusCount> = clause.bind(counts_sql, now, organization_id).load(conn).await?;
+    let counts: Vec<(Status, i64)> = Status::ALL
+        .into_iter()
+        .map(|st| {
+            let n = counted
+                .iter()
+                .filter(|c| Status::parse(&c.status) == Some(st))
+                .map(|c| c.count)
+                .sum();
+            (st, n)
+        })
+        .collect();
+    let total = match filter.status {
+        Some(st) => counts.iter().filter(|(s, _)| *s == st).map(|(_, n)| n).sum(),
+        None => counts.iter().map(|(_, n)| n).sum(),
+    };
+
+    let mut sql = format!("SELECT u.* FROM users u WHERE {}", clause.sql);
+    let mut param = clause.next_param();
+    if filter.status.is_some() {
+        sql.push_str(&format!(" AND ({STATUS_SQL}) = ${param}"));
+        param += 1;
+    }
+    if page.after.is_some() {
+        sql.push_str(&format!(" AND u.id > ${param}"));
+    }
+    sql.push_str(&format!(" ORDER BY u.id LIMIT {}", page.fetch_limit()));
+    let mut query = clause.bind(sql, now, organization_id);
+    if let Some(st) = filter.status {
+        query = query.bind::<Text, _>(st.as_str());
+    }
+    if let Some(after) = page.after {
+        query = query.bind::<SqlUuid, _>(after);
+    }
+    let rows: Vec<UserRow> = query.load(conn).await?;
+    let (rows, next_page_token) = page.finish(rows, |r| r.id);
+    Ok(UserPage {
+        users: with_grants(conn, rows, now).await?,
+        next_page_token,
+        total,
+        counts,
+    })
+}

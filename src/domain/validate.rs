@@ -1,0 +1,191 @@
+//! Field rules shared by every RPC. Each answers the normalised value or a
+//! description of what is wrong, for a field violation.
+
+use uuid::Uuid;
+
+pub const MAX_NAME_LENGTH: usize = 200;
+const MAX_EMAIL_LENGTH: usize = 254;
+const MAX_LOCAL_PART_LENGTH: usize = 64;
+
+/// Checks an email address and lower-cases its domain. The local part keeps
+/// its case (it is the mailbox owner's), but uniqueness ignores case.
+pub fn email(input: &str) -> Result<String, String> {
+    let address = input.trim();
+    if address.is_empty() {
+        return Err("is required".into());
+    }
+    if address.len() > MAX_EMAIL_LENGTH {
+        return Err(format!("is longer than {MAX_EMAIL_LENGTH} characters"));
+    }
+    let Some((local, domain)) = address.rsplit_once('@') else {
+        return Err(format!("'{address}' is not an email address: it has no @"));
+    };
+    if local.is_empty() || local.len() > MAX_LOCAL_PART_LENGTH {
+        return Err(format!(
+            "'{address}' is not an email address: the part before @ must be 1 to {MAX_LOCAL_PART_LENGTH} characters"
+        ));
+    }
+    let local_ok = local
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || "!#$%&'*+-/=?^_`{|}~.".contains(c))
+        && !local.starts_with('.')
+        && !local.ends_with('.')
+        && !local.contains("..");
+    if !local_ok {
+        return Err(format!(
+            "'{address}' is not an email address: the part before @ has characters not allowed there"
+        ));
+    }
+    let domain = domain.to_ascii_lowercase();
+    let labels: Vec<&str> = domain.split('.').collect();
+    let domain_ok = labels.len() >= 2
+        && labels.iter().all(|l| {
+            !l.is_empty()
+                && l.len() <= 63
+                && !l.starts_with('-')
+                && !l.ends_with('-')
+                && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+        })
+        && labels
+            .last()
+            .is_some_and(|tld| tld.len() >= 2 && tld.chars().all(|c| c.is_ascii_alphabetic()));
+    if !domain_ok {
+        return Err(format!(
+            "'{address}' is not an email address: '{domain}' is not a valid domain"
+        ));
+    }
+    Ok(format!("{local}@{domain}"))
+}
+
+/// A mobile number in E.164 (`+` and 7 to 15 digits). Spaces, dashes, dots
+/// and parentheses are dropped first, as people type them.
+pub fn mobile(input: &str) -> Result<String, String> {
+    let compact: String = input
+        .chars()
+        .filter(|c| !matches!(c, ' ' | '-' | '.' | '(' | ')'))
+        .collect();
+    let digits = compact.strip_prefix('+').unwrap_or("");
+    let ok = (7..=15).contains(&digits.len())
+        && digits.chars().all(|c| c.is_ascii_digit())
+        && !digits.starts_with('0');
+    if ok {
+        Ok(compact)
+    } else {
+        Err(format!(
+            "'{}' is not a mobile number in international form, such as +447700900123",
+            input.trim()
+        ))
+    }
+}
+
+/// An optional mobile: empty stays empty.
+pub fn optional_mobile(input: &str) -> Result<String, String> {
+    if input.trim().is_empty() {
+        Ok(String::new())
+    } else {
+        mobile(input)
+    }
+}
+
+/// A username: 1 to 254 characters without spaces or control characters.
+pub fn username(input: &str) -> Result<String, String> {
+    let name = input.trim();
+    if name.is_empty() {
+        return Err("is required".into());
+    }
+    if name.chars().count() > MAX_EMAIL_LENGTH {
+        return Err(format!("is longer than {MAX_EMAIL_LENGTH} characters"));
+    }
+    if name.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err("must not contain spaces or control characters".into());
+    }
+    Ok(name.to_owned())
+}
+
+/// A required display name (organisation, service area, role).
+pub fn name(input: &str) -> Result<String, String> {
+    let name = input.trim();
+    if name.is_empty() {
+        return Err("is required".into());
+    }
+    optional_text(name, MAX_NAME_LENGTH)
+}
+
+/// Free text of at most `max` characters, without control characters other
+/// than line breaks.
+pub fn optional_text(input: &str, max: usize) -> Result<String, String> {
+    let text = input.trim();
+    if text.chars().count() > max {
+        return Err(format!("is longer than {max} characters"));
+    }
+    if text
+        .chars()
+        .any(|c| c.is_control() && c != '\n' && c != '\r' && c != '\t')
+    {
+        return Err("must not contain control characters".into());
+    }
+    Ok(text.to_owned())
+}
+
+pub fn id(input: &str) -> Result<Uuid, String> {
+    let trimmed = input.trim();
+    if trimmed.is_empty() {
+        return Err("is required".into());
+    }
+    Uuid::parse_str(trimmed).map_err(|_| format!("'{trimmed}' is not a valid id"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn emails() {
+        assert_eq!(
+            email(" Ada.Lovelace@Example.COM "),
+            Ok("Ada.Lovelace@example.com".into())
+        );
+        assert_eq!(
+            email("o'brien+tag@mail.example.org"),
+            Ok("o'brien+tag@mail.example.org".into())
+        );
+        for bad in [
+            "",
+            "plain",
+            "@example.com",
+            "a@",
+            "a@b",
+            "a@-b.com",
+            "a..b@example.com",
+            "a b@example.com",
+            "a@example.c0m",
+            "a@exa_mple.com",
+        ] {
+            assert!(email(bad).is_err(), "{bad} passed");
+        }
+    }
+
+    #[test]
+    fn mobiles() {
+        assert_eq!(mobile("+44 7700 900-123"), Ok("+447700900123".into()));
+        for bad in [
+            "07700900123",
+            "+0123456789",
+            "+12",
+            "+1234567890123456",
+            "+44 77OO",
+        ] {
+            assert!(mobile(bad).is_err(), "{bad} passed");
+        }
+        assert_eq!(optional_mobile("  "), Ok(String::new()));
+    }
+
+    #[test]
+    fn names_and_usernames() {
+        assert!(name("  ").is_err());
+        assert!(name(&"x".repeat(201)).is_err());
+        assert!(username("jane doe").is_err());
+        assert_eq!(username(" jdoe "), Ok("jdoe".into()));
+        assert!(id("nope").is_err());
+    }
+}

@@ -1,0 +1,46 @@
+//! The gRPC surface: tonic types stop here. Handlers check the caller,
+//! validate and convert the request, call `crate::domain`, and convert back.
+
+pub mod auth;
+pub mod convert;
+pub mod credentials;
+pub mod invitations;
+pub mod registration;
+pub mod status;
+pub mod user_admin;
+
+use tonic::{Request, Status};
+
+use crate::domain::{
+    audit::Actor,
+    caller::{Caller, ClientAddress},
+};
+
+/// The authenticated caller the auth layer put into the request.
+pub fn caller<T>(request: &Request<T>) -> Result<&Caller, Status> {
+    request
+        .extensions()
+        .get::<Caller>()
+        .ok_or_else(|| Status::unauthenticated("an API key is required (authorization: Bearer <key>)"))
+}
+
+pub fn client_address<T>(request: &Request<T>) -> String {
+    request
+        .extensions()
+        .get::<ClientAddress>()
+        .map(|a| a.0.clone())
+        .unwrap_or_default()
+}
+
+/// The audit log's view of an authenticated caller.
+pub fn actor<T>(request: &Request<T>) -> Result<Actor, Status> {
+    Ok(Actor {
+        name: caller(request)?.actor(),
+        client_address: client_address(request),
+    })
+}
+
+/// The answer of an RPC that a later release fills in.
+pub fn not_yet(rpc: &str) -> Status {
+    Status::unimplemented(format!("{rpc} is not available in this version of Onramp yet"))
+}

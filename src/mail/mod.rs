@@ -1,0 +1,69 @@
+//! Sending email: over SMTP when `SMTP_URL` is set, otherwise as `.eml` files
+//! in a folder a person can open.
+
+use std::path::PathBuf;
+
+use lettre::{AsyncFileTransport, AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+
+use crate::config::Config;
+
+#[derive(Clone)]
+pub enum Mailer {
+    Smtp(AsyncSmtpTransport<Tokio1Executor>),
+    Files(AsyncFileTransport<Tokio1Executor>, PathBuf),
+}
+
+/// Why a send failed, and whether trying again may help.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SendError {
+    /// The server refused for good (5xx): do not retry.
+    Permanent(String),
+    /// A 4xx, a timeout or a connection failure: retry later.
+    Transient(String),
+}
+
+impl Mailer {
+    /// Builds the transport (the SMTP pool connects lazily); creates the
+    /// folder for file delivery.
+    pub fn from_config(config: &Config) -> Result<Self, String> {
+        match &config.smtp_url {
+            Some(url) => AsyncSmtpTransport::<Tokio1Executor>::from_url(url)
+                .map(|b| Mailer::Smtp(b.build()))
+                .map_err(|e| format!("SMTP_URL: {e}")),
+            None => {
+                std::fs::create_dir_all(&config.mail_dir)
+                    .map_err(|e| format!("cannot create {}: {e}", config.mail_dir.display()))?;
+                let dir = std::fs::canonicalize(&config.mail_dir).unwrap_or_else(|_| config.mail_dir.clone());
+                Ok(Mailer::Files(AsyncFileTransport::new(&dir), dir))
+            }
+        }
+    }
+
+    /// Where mail goes, for the start-up banner.
+    pub fn describe(&self) -> String {
+        match self {
+            Mailer::Smtp(_) => "sent to the SMTP server of SMTP_URL".into(),
+            Mailer::Files(_, dir) => format!(
+                "written as .eml files to {} (set SMTP_URL to send them)",
+                dir.display()
+            ),
+        }
+    }
+
+    pub async fn send(&self, message: Message) -> Result<(), SendError> {
+        match self {
+            Mailer::Smtp(smtp) => smtp.send(message).await.map(drop).map_err(|e| {
+                if e.is_permanent() {
+                    SendError::Permanent(e.to_string())
+                } else {
+                    SendError::Transient(e.to_string())
+                }
+            }),
+            Mailer::Files(files, _) => files
+                .send(message)
+                .await
+                .map(drop)
+                .map_err(|e| SendError::Transient(e.to_string())),
+        }
+    }
+}

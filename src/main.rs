@@ -1,0 +1,131 @@
+//! The `onramp` command: `serve` (the default) or `migrate`.
+
+use std::process::ExitCode;
+
+use onramp::{bootstrap, clock::Clock, config::Config, db, server, telemetry::Telemetry};
+use tokio::net::TcpListener;
+
+const USAGE: &str = "usage: onramp [serve | migrate | help]
+
+  serve    create and migrate the database if needed, then serve gRPC (default)
+  migrate  create and migrate the database, then exit
+
+Configuration comes from environment variables; README.md lists them all.";
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let command = std::env::args().nth(1).unwrap_or_else(|| "serve".into());
+    if matches!(command.as_str(), "help" | "-h" | "--help") {
+        println!("{USAGE}");
+        return ExitCode::SUCCESS;
+    }
+    if !matches!(command.as_str(), "serve" | "migrate") {
+        eprintln!("unknown command '{command}'\n\n{USAGE}");
+        return ExitCode::from(2);
+    }
+    let config = match Config::from_environment() {
+        Ok(config) => config,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::from(2);
+        }
+    };
+    let telemetry = match Telemetry::init() {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = match command.as_str() {
+        "migrate" => migrate(&config).await,
+        _ => serve(config, telemetry.exporting()).await,
+    };
+    telemetry.shutdown();
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("onramp: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn migrate(config: &Config) -> Result<(), server::StartError> {
+    if db::create_database_if_missing(&config.database_url).await? {
+        println!("created the database");
+    }
+    let applied = db::migrate(&config.database_url).await?;
+    println!("applied {} migration(s)", applied.len());
+    Ok(())
+}
+
+async fn serve(config: Config, exporting_traces: bool) -> Result<(), server::StartError> {
+    let listen_addr = config.listen_addr;
+    let dev_bootstrap = config.dev_bootstrap;
+    let state = server::prepare(config, Clock::system()).await?;
+    let listener = TcpListener::bind(listen_addr)
+        .await
+        .map_err(|e| format!("cannot listen on {listen_addr} (ONRAMP_LISTEN_ADDR): {e}"))?;
+    let address = listener.local_addr()?;
+
+    println!("Onramp is listening on {address} (gRPC, gRPC-Web, health, reflection)");
+    println!("Emails are {}", state.mailer.describe());
+    if exporting_traces {
+        println!("Traces are exported over OTLP");
+    }
+    let key_hint = if dev_bootstrap {
+        match bootstrap::dev_organization(&state).await? {
+            Some(dev) => {
+                println!();
+                println!(
+                    "Created the development organisation '{}' ({})",
+                    dev.name, dev.organization_id
+                );
+                println!("Its admin API key, shown this once:");
+                println!();
+                println!("    {}", dev.api_key);
+                Some(dev.api_key)
+            }
+            None => None,
+        }
+    } else {
+        None
+    };
+    let key = key_hint.unwrap_or_else(|| "<your API key>".into());
+    println!();
+    println!("Try:");
+    println!(
+        "    grpcurl -plaintext -H 'authorization: Bearer {key}' {address} onramp.v1.UserAdmin/ListUsers"
+    );
+    println!();
+
+    server::serve(state, listener, shutdown_signal()).await?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Completes on Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = terminate => {}
+    }
+    tracing::info!("shutting down: finishing in-flight requests");
+}

@@ -1,0 +1,151 @@
+//! Start-up (database, migrations, pool) and the tonic server: the four
+//! services, health, reflection, gRPC-Web with CORS, authentication, request
+//! time-outs, a span per RPC, and graceful shutdown.
+
+use std::{future::Future, sync::Arc, time::Duration};
+
+use http::{HeaderName, HeaderValue, Method};
+use tokio::net::TcpListener;
+use tokio_stream::wrappers::TcpListenerStream;
+use tonic::transport::Server;
+use tonic_web::GrpcWebLayer;
+use tower_http::cors::{AllowOrigin, CorsLayer};
+
+use crate::{
+    clock::Clock,
+    config::Config,
+    db,
+    grpc::{
+        auth::AuthLayer, credentials::CredentialsService, invitations::InvitationsService,
+        registration::RegistrationService, user_admin::UserAdminService,
+    },
+    mail::Mailer,
+    passwords::Hasher,
+    pb::{
+        self, credentials_server::CredentialsServer, invitations_server::InvitationsServer,
+        registration_server::RegistrationServer, user_admin_server::UserAdminServer,
+    },
+    state::AppState,
+    telemetry,
+};
+
+pub type StartError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Creates the database if it is missing, migrates it and opens the pool.
+pub async fn prepare(config: Config, clock: Clock) -> Result<AppState, StartError> {
+    if db::create_database_if_missing(&config.database_url)
+        .await
+        .map_err(|e| format!("cannot reach or create the database of DATABASE_URL: {e}"))?
+    {
+        tracing::info!("created the database");
+    }
+    let applied = db::migrate(&config.database_url)
+        .await
+        .map_err(|e| format!("migrating the database failed: {e}"))?;
+    if !applied.is_empty() {
+        tracing::info!(migrations = ?applied, "migrated the database");
+    }
+    let pool = db::connect(
+        &config.database_url,
+        config.db_pool_size,
+        config.db_pool_timeout,
+        config.statement_timeout,
+    )
+    .await
+    .map_err(|e| format!("cannot open the connection pool: {e}"))?;
+    let mailer = Mailer::from_config(&config)?;
+    Ok(AppState {
+        pool,
+        clock,
+        config: Arc::new(config),
+        hasher: Hasher::with_defaults(),
+        mailer,
+    })
+}
+
+/// Serves until `shutdown` completes, then lets in-flight RPCs finish.
+pub async fn serve(
+    state: AppState,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), tonic::transport::Error> {
+    let (health_reporter, health_service) = tonic_health::server::health_reporter();
+    health_reporter
+        .set_serving::<UserAdminServer<UserAdminService>>()
+        .await;
+    health_reporter
+        .set_serving::<InvitationsServer<InvitationsService>>()
+        .await;
+    health_reporter
+        .set_serving::<CredentialsServer<CredentialsService>>()
+        .await;
+    health_reporter
+        .set_serving::<RegistrationServer<RegistrationService>>()
+        .await;
+
+    let reflection_v1 = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_types::pb::FILE_DESCRIPTOR_SET)
+        .build_v1();
+    let reflection_v1alpha = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_types::pb::FILE_DESCRIPTOR_SET)
+        .build_v1alpha();
+    let (reflection_v1, reflection_v1alpha) = match (reflection_v1, reflection_v1alpha) {
+        (Ok(a), Ok(b)) => (a, b),
+        (Err(e), _) | (_, Err(e)) => {
+            tracing::error!(error = %e, "reflection could not load the descriptors");
+            return Ok(());
+        }
+    };
+
+    let request_timeout = state.config.request_timeout;
+    let cors = cors(&state.config.cors_origins);
+    Server::builder()
+        .accept_http1(true)
+        .timeout(request_timeout)
+        .http2_keepalive_interval(Some(Duration::from_secs(30)))
+        .trace_fn(telemetry::rpc_span)
+        .layer(cors)
+        .layer(GrpcWebLayer::new())
+        .layer(AuthLayer::new(state.clone()))
+        .add_service(health_service)
+        .add_service(reflection_v1)
+        .add_service(reflection_v1alpha)
+        .add_service(UserAdminServer::new(UserAdminService::new(state.clone())))
+        .add_service(InvitationsServer::new(InvitationsService::new(state.clone())))
+        .add_service(CredentialsServer::new(CredentialsService::new(state.clone())))
+        .add_service(RegistrationServer::new(RegistrationService::new(state)))
+        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
+        .await
+}
+
+/// CORS for browsers calling through gRPC-Web: the headers gRPC-Web sends,
+/// and the gRPC status headers exposed to scripts.
+fn cors(origins: &[String]) -> CorsLayer {
+    let allow_origin = if origins.is_empty() {
+        AllowOrigin::any()
+    } else {
+        AllowOrigin::list(origins.iter().filter_map(|o| HeaderValue::from_str(o).ok()))
+    };
+    CorsLayer::new()
+        .allow_origin(allow_origin)
+        .allow_methods([Method::POST, Method::OPTIONS])
+        .allow_headers(
+            [
+                "authorization",
+                "content-type",
+                "x-grpc-web",
+                "x-user-agent",
+                "grpc-timeout",
+                "traceparent",
+            ]
+            .map(HeaderName::from_static),
+        )
+        .expose_headers(
+            ["grpc-status", "grpc-message", "grpc-status-details-bin"].map(HeaderName::from_static),
+        )
+        .max_age(Duration::from_secs(24 * 3600))
+}

@@ -1,0 +1,14 @@
+//! What every RPC handler shares.
+
+use std::sync::Arc;
+
+use crate::{clock::Clock, config::Config, db::Pool, mail::Mailer, passwords::Hasher};
+
+#[derive(Clone)]
+pub struct AppState {
+    pub pool: Pool,
+    pub clock: Clock,
+    pub config: Arc<Config>,
+    pub hasher: Hasher,
+    pub mailer: Mailer,
+}

@@ -1,0 +1,16 @@
+//! Integration tests: every test talks to a real server over a real channel,
+//! backed by its own Postgres database and a real SMTP receiver.
+#![allow(
+    clippy::expect_used,
+    clippy::unwrap_used,
+    clippy::panic,
+    reason = "a test fails loudly at the first surprise"
+)]
+
+mod auth;
+mod harness;
+mod mailer;
+mod organizations;
+mod server;
+mod smtp;
+mod users;
