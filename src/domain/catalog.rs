@@ -119,32 +119,20 @@ pub async fn list(
     Ok(page.finish(rows, |e: &Entry| e.id))
 }
 
-/// Finds an entry of the organisation by id, or by name in any case.
-pub async fn resolve(
+/// Every entry of the organisation, for look-ups by name.
+pub async fn all(
     conn: &mut AsyncPgConnection,
     catalog: Catalog,
     organization_id: Uuid,
-    id_or_name: &str,
-) -> Result<Option<Entry>> {
-    let key = id_or_name.trim();
-    let as_id = Uuid::parse_str(key).ok();
+) -> Result<Vec<Entry>> {
     let sql = format!(
-        "SELECT id, organization_id, name, description, created_at FROM {} \
-         WHERE organization_id = $1 AND (id = $2 OR lower(name) = lower($3)) \
-         ORDER BY (id = $2) DESC NULLS LAST LIMIT 1",
+        "SELECT id, organization_id, name, description, created_at FROM {} WHERE organization_id = $1",
         catalog.table()
     );
     Ok(diesel::sql_query(sql)
         .bind::<SqlUuid, _>(organization_id)
-        .bind::<diesel::sql_types::Nullable<SqlUuid>, _>(as_id)
-        .bind::<Text, _>(key)
-        .get_result(conn)
-        .await
-        .map(Some)
-        .or_else(|e| match e {
-            diesel::result::Error::NotFound => Ok(None),
-            other => Err(other),
-        })?)
+        .load(conn)
+        .await?)
 }
 
 /// Checks that every id names an entry of the organisation; answers the

@@ -147,6 +147,30 @@ pub async fn check_grants(
     Ok(())
 }
 
+/// Gives a user these (service area, role) grants, beside those it has.
+pub async fn insert_grants(
+    conn: &mut AsyncPgConnection,
+    user_id: Uuid,
+    grants: &[(Uuid, Uuid)],
+) -> Result<()> {
+    let rows: Vec<_> = grants
+        .iter()
+        .map(|(area, role)| {
+            (
+                access_grants::user_id.eq(user_id),
+                access_grants::service_area_id.eq(*area),
+                access_grants::role_id.eq(*role),
+            )
+        })
+        .collect();
+    diesel::insert_into(access_grants::table)
+        .values(&rows)
+        .on_conflict_do_nothing()
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
 pub async fn create(
     conn: &mut AsyncPgConnection,
     organization_id: Uuid,
@@ -181,22 +205,7 @@ pub async fn create(
             .values(&row)
             .execute(conn)
             .await?;
-        let grants: Vec<_> = new
-            .grants
-            .iter()
-            .map(|(area, role)| {
-                (
-                    access_grants::user_id.eq(row.id),
-                    access_grants::service_area_id.eq(*area),
-                    access_grants::role_id.eq(*role),
-                )
-            })
-            .collect();
-        diesel::insert_into(access_grants::table)
-            .values(&grants)
-            .on_conflict_do_nothing()
-            .execute(conn)
-            .await?;
+        insert_grants(conn, row.id, &new.grants).await?;
         audit::record(
             conn,
             actor,

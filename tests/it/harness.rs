@@ -202,6 +202,16 @@ impl TestServer {
         RegistrationClient::new(self.channel.clone())
     }
 
+    /// The audit events `request` selects, newest first.
+    pub async fn audit_events(&self, key: &str, request: pb::ListAuditEventsRequest) -> Vec<pb::AuditEvent> {
+        self.admin()
+            .list_audit_events(authed(request, key))
+            .await
+            .expect("list audit events")
+            .into_inner()
+            .audit_events
+    }
+
     /// A direct connection to this test's database, for checks behind the API.
     pub async fn db(&self) -> AsyncPgConnection {
         AsyncPgConnection::establish(&url_for(&self.database))

@@ -9,6 +9,8 @@
 
 mod auth;
 mod harness;
+mod import;
+mod lifecycle;
 mod mailer;
 mod organizations;
 mod server;

@@ -186,12 +186,9 @@ async fn every_change_is_in_the_audit_log_with_its_actor() {
         .await
         .expect("create user")
         .into_inner();
-    let events = admin
-        .list_audit_events(authed(pb::ListAuditEventsRequest::default(), &org.key))
-        .await
-        .expect("list audit")
-        .into_inner()
-        .audit_events;
+    let events = server
+        .audit_events(&org.key, pb::ListAuditEventsRequest::default())
+        .await;
     let actions: Vec<&str> = events.iter().map(|e| e.action.as_str()).collect();
     assert_eq!(
         actions,
@@ -217,17 +214,14 @@ async fn every_change_is_in_the_audit_log_with_its_actor() {
         "a secret reached the audit log: {:?}",
         created.details
     );
-    let only_user = admin
-        .list_audit_events(authed(
+    let only_user = server
+        .audit_events(
+            &org.key,
             pb::ListAuditEventsRequest {
                 target_id: user.id.clone(),
                 ..Default::default()
             },
-            &org.key,
-        ))
-        .await
-        .expect("filter")
-        .into_inner()
-        .audit_events;
+        )
+        .await;
     assert_eq!(only_user.len(), 1);
 }

@@ -3,17 +3,15 @@
 mod api_keys;
 mod audit;
 mod catalog;
+mod import;
 mod organizations;
 mod users;
 
-use std::pin::Pin;
-
-use tokio_stream::Stream;
 use tonic::{Request, Response, Status, Streaming};
 
 use crate::{
     domain::{caller::Scope, catalog::Catalog},
-    grpc::{actor, caller, convert, not_yet},
+    grpc::{actor, caller, convert},
     pb::{self, user_admin_server::UserAdmin},
     state::AppState,
 };
@@ -144,33 +142,28 @@ impl UserAdmin for UserAdminService {
     }
 
     async fn update_user(&self, request: Request<pb::UpdateUserRequest>) -> Rpc<pb::User> {
-        caller(&request)?;
-        Err(not_yet("UpdateUser"))
+        users::update(&self.state, request).await
     }
 
     async fn deactivate_user(&self, request: Request<pb::DeactivateUserRequest>) -> Rpc<pb::User> {
-        caller(&request)?;
-        Err(not_yet("DeactivateUser"))
+        users::deactivate(&self.state, request).await
     }
 
     async fn reactivate_user(&self, request: Request<pb::ReactivateUserRequest>) -> Rpc<pb::User> {
-        caller(&request)?;
-        Err(not_yet("ReactivateUser"))
+        users::reactivate(&self.state, request).await
     }
 
     async fn delete_user(&self, request: Request<pb::DeleteUserRequest>) -> Rpc<()> {
-        caller(&request)?;
-        Err(not_yet("DeleteUser"))
+        users::delete(&self.state, request).await
     }
 
-    type ImportUsersStream = Pin<Box<dyn Stream<Item = Result<pb::ImportUsersResponse, Status>> + Send>>;
+    type ImportUsersStream = import::ImportStream;
 
     async fn import_users(
         &self,
         request: Request<Streaming<pb::ImportUsersRequest>>,
     ) -> Rpc<Self::ImportUsersStream> {
-        caller(&request)?;
-        Err(not_yet("ImportUsers"))
+        import::import(&self.state, request).await
     }
 
     async fn list_audit_events(

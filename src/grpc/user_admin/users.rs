@@ -8,6 +8,7 @@ use crate::{
         caller::Scope,
         organizations,
         paging::Page,
+        user_lifecycle::{self, UserChanges},
         users::{self, NewUser, UserFilter},
         validate,
     },
@@ -175,4 +176,99 @@ pub async fn list(
             })
             .collect(),
     }))
+}
+
+pub async fn update(
+    state: &AppState,
+    request: Request<pb::UpdateUserRequest>,
+) -> Result<Response<pb::User>, Status> {
+    let org = caller(&request)?.organization(&request.get_ref().organization_id, Scope::UsersWrite)?;
+    let actor = actor(&request)?;
+    let req = request.into_inner();
+    let id = validate::id(&req.user_id).map_err(|e| Error::invalid("user_id", e))?;
+    let user = req.user.unwrap_or_default();
+    let paths = req.update_mask.map(|m| m.paths).unwrap_or_default();
+    let mut v = Violations::new();
+    if paths.is_empty() {
+        v.add(
+            "update_mask",
+            "name the fields to change, such as 'first_name' or 'access_grants'",
+        );
+    }
+    let mut changes = UserChanges::default();
+    let mut grants = None;
+    for path in &paths {
+        match path.as_str() {
+            "email" => changes.email = v.check("user.email", validate::email(&user.email)),
+            "username" => changes.username = v.check("user.username", validate::username(&user.username)),
+            "first_name" => {
+                changes.first_name = v.check(
+                    "user.first_name",
+                    validate::optional_text(&user.first_name, MAX_PERSON_NAME_LENGTH),
+                )
+            }
+            "last_name" => {
+                changes.last_name = v.check(
+                    "user.last_name",
+                    validate::optional_text(&user.last_name, MAX_PERSON_NAME_LENGTH),
+                )
+            }
+            "mobile" => changes.mobile = v.check("user.mobile", validate::optional_mobile(&user.mobile)),
+            "must_change_password" => changes.must_change_password = Some(user.must_change_password),
+            "access_grants" => {
+                let request = pb::CreateUserRequest {
+                    access_grants: user.access_grants.clone(),
+                    ..Default::default()
+                };
+                grants = Some(self::grants(&request, &mut v));
+            }
+            other => v.add(
+                "update_mask",
+                format!("'{other}' is not a field that can be changed"),
+            ),
+        }
+    }
+    v.into_result()?;
+    let mut conn = state.pool.get().await.map_err(Error::from)?;
+    let user = user_lifecycle::update(&mut conn, org, id, changes, grants, &actor, state.clock.now()).await?;
+    Ok(Response::new(convert::user(user)))
+}
+
+pub async fn deactivate(
+    state: &AppState,
+    request: Request<pb::DeactivateUserRequest>,
+) -> Result<Response<pb::User>, Status> {
+    let org = caller(&request)?.organization(&request.get_ref().organization_id, Scope::UsersWrite)?;
+    let actor = actor(&request)?;
+    let req = request.into_inner();
+    let id = validate::id(&req.user_id).map_err(|e| Error::invalid("user_id", e))?;
+    let reason = validate::optional_text(&req.reason, MAX_PERSON_NAME_LENGTH * 5)
+        .map_err(|e| Error::invalid("reason", e))?;
+    let mut conn = state.pool.get().await.map_err(Error::from)?;
+    let user = user_lifecycle::deactivate(&mut conn, org, id, reason, &actor, state.clock.now()).await?;
+    Ok(Response::new(convert::user(user)))
+}
+
+pub async fn reactivate(
+    state: &AppState,
+    request: Request<pb::ReactivateUserRequest>,
+) -> Result<Response<pb::User>, Status> {
+    let org = caller(&request)?.organization(&request.get_ref().organization_id, Scope::UsersWrite)?;
+    let actor = actor(&request)?;
+    let id = validate::id(&request.get_ref().user_id).map_err(|e| Error::invalid("user_id", e))?;
+    let mut conn = state.pool.get().await.map_err(Error::from)?;
+    let user = user_lifecycle::reactivate(&mut conn, org, id, &actor, state.clock.now()).await?;
+    Ok(Response::new(convert::user(user)))
+}
+
+pub async fn delete(
+    state: &AppState,
+    request: Request<pb::DeleteUserRequest>,
+) -> Result<Response<()>, Status> {
+    let org = caller(&request)?.organization(&request.get_ref().organization_id, Scope::UsersWrite)?;
+    let actor = actor(&request)?;
+    let id = validate::id(&request.get_ref().user_id).map_err(|e| Error::invalid("user_id", e))?;
+    let mut conn = state.pool.get().await.map_err(Error::from)?;
+    user_lifecycle::delete(&mut conn, org, id, &actor, state.clock.now()).await?;
+    Ok(Response::new(()))
 }

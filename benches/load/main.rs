@@ -1,0 +1,53 @@
+//! Onramp's load benchmarks: each scenario starts the real server (the
+//! release binary) against a fresh database on the local PostgreSQL and
+//! drives it over gRPC.
+//!
+//!     cargo bench --bench load -- [import] [--rows N] [--out FILE]
+#![allow(
+    clippy::expect_used,
+    clippy::unwrap_used,
+    clippy::panic,
+    reason = "a benchmark stops at the first failure"
+)]
+
+mod import;
+mod report;
+mod server;
+mod setup;
+
+const USAGE: &str = "usage: cargo bench --bench load -- [import] [--rows N] [--out FILE]";
+
+#[tokio::main]
+async fn main() {
+    let mut scenarios = Vec::new();
+    let mut rows: Option<usize> = None;
+    let mut out = String::from("target/bench-results.json");
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--rows" => rows = args.next().and_then(|v| v.parse().ok()),
+            "--out" => out = args.next().unwrap_or(out),
+            "--bench" => {}
+            "import" => scenarios.push(arg),
+            other => {
+                eprintln!("unknown argument '{other}'\n{USAGE}");
+                std::process::exit(2);
+            }
+        }
+    }
+    if scenarios.is_empty() {
+        scenarios.push("import".into());
+    }
+    let mut report = report::Report::default();
+    for scenario in &scenarios {
+        match scenario.as_str() {
+            "import" => {
+                for n in rows.map_or(vec![10_000, 100_000], |n| vec![n]) {
+                    import::run(n, &mut report).await;
+                }
+            }
+            _ => unreachable!("checked above"),
+        }
+    }
+    report.write(&out);
+}

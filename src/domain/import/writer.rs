@@ -1,0 +1,252 @@
+//! Writes one batch of validated import rows in one transaction: one INSERT
+//! for new users, one UPDATE for upserts, one for their grants and one for
+//! their audit events, each over array parameters. A dry run decides the same outcomes and writes nothing.
+
+use std::collections::HashSet;
+
+use chrono::{DateTime, Utc};
+use diesel::{
+    QueryableByName,
+    sql_types::{Array, Text, Timestamptz, Uuid as SqlUuid},
+};
+use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+use uuid::Uuid;
+
+use super::rows::ValidRow;
+use crate::{
+    domain::audit::Actor,
+    error::{Error, FieldViolation, Result},
+};
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RowOutcome {
+    Created(Uuid),
+    Updated(Uuid),
+    SkippedExisting(Uuid),
+    Refused(Vec<FieldViolation>),
+}
+
+#[derive(QueryableByName)]
+struct IdRow {
+    #[diesel(sql_type = SqlUuid)]
+    id: Uuid,
+}
+
+#[derive(QueryableByName)]
+struct Existing {
+    #[diesel(sql_type = SqlUuid)]
+    id: Uuid,
+    #[diesel(sql_type = Text)]
+    email_key: String,
+    #[diesel(sql_type = Text)]
+    username_key: String,
+}
+
+/// One text column of the rows, for an array parameter.
+fn column(rows: &[(&ValidRow, Uuid)], field: impl Fn(&ValidRow) -> &String) -> Vec<String> {
+    rows.iter().map(|(row, _)| field(row).clone()).collect()
+}
+
+fn refused(field: &str, description: &str) -> RowOutcome {
+    RowOutcome::Refused(vec![FieldViolation {
+        field: field.into(),
+        description: description.into(),
+    }])
+}
+
+/// Decides each row's outcome against the users that exist now.
+fn decide(rows: &[ValidRow], existing: &[Existing], upsert: bool) -> Vec<RowOutcome> {
+    rows.iter()
+        .map(|row| {
+            let (email, username) = (row.email_key(), row.username_key());
+            let by_email = existing.iter().find(|e| e.email_key == email);
+            let username_owner = existing.iter().find(|e| e.username_key == username);
+            match (by_email, username_owner) {
+                (Some(user), Some(owner)) if upsert && owner.id != user.id => {
+                    refused("username", "belongs to another user of the organisation")
+                }
+                (Some(user), _) if upsert => RowOutcome::Updated(user.id),
+                (Some(user), _) => RowOutcome::SkippedExisting(user.id),
+                (None, Some(_)) => refused("username", "belongs to another user of the organisation"),
+                (None, None) => RowOutcome::Created(Uuid::now_v7()),
+            }
+        })
+        .collect()
+}
+
+pub async fn write_batch(
+    conn: &mut AsyncPgConnection,
+    organization_id: Uuid,
+    rows: &[ValidRow],
+    upsert: bool,
+    dry_run: bool,
+    actor: &Actor,
+    now: DateTime<Utc>,
+) -> Result<Vec<RowOutcome>> {
+    let emails: Vec<String> = rows.iter().map(ValidRow::email_key).collect();
+    let usernames: Vec<String> = rows.iter().map(ValidRow::username_key).collect();
+    let find_existing = diesel::sql_query(
+        "SELECT id, lower(email) AS email_key, lower(username) AS username_key FROM users \
+         WHERE organization_id = $1 AND (lower(email) = ANY($2) OR lower(username) = ANY($3))",
+    )
+    .bind::<SqlUuid, _>(organization_id)
+    .bind::<Array<Text>, _>(&emails)
+    .bind::<Array<Text>, _>(&usernames);
+    if dry_run {
+        let existing: Vec<Existing> = find_existing.load(conn).await?;
+        return Ok(decide(rows, &existing, upsert));
+    }
+    conn.transaction(async move |conn| {
+        let existing: Vec<Existing> = find_existing.load(conn).await?;
+        let mut outcomes = decide(rows, &existing, upsert);
+
+        let created: Vec<(&ValidRow, Uuid)> = rows
+            .iter()
+            .zip(&outcomes)
+            .filter_map(|(row, outcome)| match outcome {
+                RowOutcome::Created(id) => Some((row, *id)),
+                _ => None,
+            })
+            .collect();
+        let inserted: HashSet<Uuid> = if created.is_empty() {
+            HashSet::new()
+        } else {
+            // One constant statement with array parameters: PostgreSQL plans
+            // it once, whatever the batch size.
+            let ids: Vec<IdRow> = diesel::sql_query(
+                "INSERT INTO users (id, organization_id, email, username, first_name, last_name, mobile, \
+                   created_at, updated_at) \
+                 SELECT v.id, $2, v.email, v.username, v.first_name, v.last_name, v.mobile, $3, $3 \
+                 FROM unnest($1::uuid[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[]) \
+                   AS v(id, email, username, first_name, last_name, mobile) \
+                 ON CONFLICT DO NOTHING RETURNING id",
+            )
+            .bind::<Array<SqlUuid>, _>(created.iter().map(|(_, id)| *id).collect::<Vec<_>>())
+            .bind::<SqlUuid, _>(organization_id)
+            .bind::<Timestamptz, _>(now)
+            .bind::<Array<Text>, _>(column(&created, |r| &r.email))
+            .bind::<Array<Text>, _>(column(&created, |r| &r.username))
+            .bind::<Array<Text>, _>(column(&created, |r| &r.first_name))
+            .bind::<Array<Text>, _>(column(&created, |r| &r.last_name))
+            .bind::<Array<Text>, _>(column(&created, |r| &r.mobile))
+            .load(conn)
+            .await?;
+            ids.into_iter().map(|r| r.id).collect()
+        };
+        // A row another request created between our look-up and insert.
+        for outcome in &mut outcomes {
+            if let RowOutcome::Created(id) = outcome {
+                if !inserted.contains(id) {
+                    *outcome = refused("email", "was added by another request during the import");
+                }
+            }
+        }
+
+        let updates: Vec<(&ValidRow, Uuid)> = rows
+            .iter()
+            .zip(&outcomes)
+            .filter_map(|(row, o)| match o {
+                RowOutcome::Updated(id) => Some((row, *id)),
+                _ => None,
+            })
+            .collect();
+        if !updates.is_empty() {
+            // Blank cells keep what the user has.
+            diesel::sql_query(
+                "UPDATE users u SET username = v.username, \
+                   first_name = COALESCE(NULLIF(v.first_name, ''), u.first_name), \
+                   last_name = COALESCE(NULLIF(v.last_name, ''), u.last_name), \
+                   mobile = COALESCE(NULLIF(v.mobile, ''), u.mobile), updated_at = $6 \
+                 FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[]) \
+                   AS v(id, username, first_name, last_name, mobile) \
+                 WHERE u.id = v.id",
+            )
+            .bind::<Array<SqlUuid>, _>(updates.iter().map(|(_, id)| *id).collect::<Vec<_>>())
+            .bind::<Array<Text>, _>(
+                updates
+                    .iter()
+                    .map(|(r, _)| r.username.clone())
+                    .collect::<Vec<_>>(),
+            )
+            .bind::<Array<Text>, _>(
+                updates
+                    .iter()
+                    .map(|(r, _)| r.first_name.clone())
+                    .collect::<Vec<_>>(),
+            )
+            .bind::<Array<Text>, _>(
+                updates
+                    .iter()
+                    .map(|(r, _)| r.last_name.clone())
+                    .collect::<Vec<_>>(),
+            )
+            .bind::<Array<Text>, _>(updates.iter().map(|(r, _)| r.mobile.clone()).collect::<Vec<_>>())
+            .bind::<diesel::sql_types::Timestamptz, _>(now)
+            .execute(conn)
+            .await?;
+        }
+
+        let written: Vec<(&ValidRow, Uuid, &str)> = rows
+            .iter()
+            .zip(&outcomes)
+            .filter_map(|(row, outcome)| match outcome {
+                RowOutcome::Created(id) => Some((row, *id, "user.create")),
+                RowOutcome::Updated(id) => Some((row, *id, "user.update")),
+                _ => None,
+            })
+            .collect();
+        let grants: Vec<(Uuid, (Uuid, Uuid))> = written
+            .iter()
+            .filter_map(|(row, id, _)| row.grant.map(|g| (*id, g)))
+            .collect();
+        if !grants.is_empty() {
+            diesel::sql_query(
+                "INSERT INTO access_grants (user_id, service_area_id, role_id) \
+                 SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::uuid[]) ON CONFLICT DO NOTHING",
+            )
+            .bind::<Array<SqlUuid>, _>(grants.iter().map(|(id, _)| *id).collect::<Vec<_>>())
+            .bind::<Array<SqlUuid>, _>(grants.iter().map(|(_, (area, _))| *area).collect::<Vec<_>>())
+            .bind::<Array<SqlUuid>, _>(grants.iter().map(|(_, (_, role))| *role).collect::<Vec<_>>())
+            .execute(conn)
+            .await?;
+        }
+        if !written.is_empty() {
+            diesel::sql_query(
+                "INSERT INTO audit_events (id, organization_id, actor, action, target_type, target_id, \
+                   client_address, details, created_at) \
+                 SELECT v.event_id, $2, $3, v.action, 'user', v.user_id::text, $4, \
+                   jsonb_build_object('email', v.email, 'username', v.username, 'source', 'import'), $5 \
+                 FROM unnest($1::uuid[], $6::uuid[], $7::text[], $8::text[], $9::text[]) \
+                   AS v(event_id, user_id, action, email, username)",
+            )
+            .bind::<Array<SqlUuid>, _>(written.iter().map(|_| Uuid::now_v7()).collect::<Vec<_>>())
+            .bind::<SqlUuid, _>(organization_id)
+            .bind::<Text, _>(&actor.name)
+            .bind::<Text, _>(&actor.client_address)
+            .bind::<Timestamptz, _>(now)
+            .bind::<Array<SqlUuid>, _>(written.iter().map(|(_, id, _)| *id).collect::<Vec<_>>())
+            .bind::<Array<Text>, _>(
+                written
+                    .iter()
+                    .map(|(_, _, a)| (*a).to_owned())
+                    .collect::<Vec<_>>(),
+            )
+            .bind::<Array<Text>, _>(
+                written
+                    .iter()
+                    .map(|(r, _, _)| r.email.clone())
+                    .collect::<Vec<_>>(),
+            )
+            .bind::<Array<Text>, _>(
+                written
+                    .iter()
+                    .map(|(r, _, _)| r.username.clone())
+                    .collect::<Vec<_>>(),
+            )
+            .execute(conn)
+            .await?;
+        }
+        Ok::<_, Error>(outcomes)
+    })
+    .await
+}

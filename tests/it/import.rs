@@ -1,0 +1,292 @@
+//! ImportUsers: CSV and structured rows in, one result per row out.
+
+use tokio_stream::StreamExt;
+use tonic::Code;
+
+use crate::harness::{Org, TestServer, authed};
+use onramp::pb::{self, import_users_request::Item, import_users_response};
+
+fn options(upsert: bool, dry_run: bool) -> pb::ImportUsersRequest {
+    pb::ImportUsersRequest {
+        item: Some(Item::Options(pb::ImportOptions {
+            upsert,
+            dry_run,
+            ..Default::default()
+        })),
+    }
+}
+
+fn csv(chunk: &str) -> pb::ImportUsersRequest {
+    pb::ImportUsersRequest {
+        item: Some(Item::CsvChunk(chunk.into())),
+    }
+}
+
+/// Runs an import; answers the row results and the summary.
+async fn import(
+    server: &TestServer,
+    org: &Org,
+    messages: Vec<pb::ImportUsersRequest>,
+) -> Result<(Vec<pb::ImportRowResult>, pb::ImportSummary), tonic::Status> {
+    let mut responses = server
+        .admin()
+        .import_users(authed(tokio_stream::iter(messages), &org.key))
+        .await?
+        .into_inner();
+    let mut results = Vec::new();
+    while let Some(message) = responses.next().await {
+        match message?.item {
+            Some(import_users_response::Item::Result(r)) => results.push(r),
+            Some(import_users_response::Item::Summary(s)) => return Ok((results, s)),
+            None => {}
+        }
+    }
+    panic!("the stream ended without a summary");
+}
+
+fn outcomes(results: &[pb::ImportRowResult]) -> Vec<(i32, pb::ImportOutcome)> {
+    results.iter().map(|r| (r.row_number, r.outcome())).collect()
+}
+
+async fn users(server: &TestServer, org: &Org) -> Vec<pb::User> {
+    server
+        .admin()
+        .list_users(authed(
+            pb::ListUsersRequest {
+                page_size: 1000,
+                ..Default::default()
+            },
+            &org.key,
+        ))
+        .await
+        .expect("list")
+        .into_inner()
+        .users
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_csv_with_good_bad_duplicate_and_upserted_rows_streams_matching_results() {
+    let server = TestServer::start().await;
+    let org = server.org("Acme").await;
+    server
+        .admin()
+        .create_user(authed(
+            pb::CreateUserRequest {
+                email: "existing@acme.example".into(),
+                first_name: "Old".into(),
+                ..Default::default()
+            },
+            &org.key,
+        ))
+        .await
+        .expect("existing user");
+    let text = "Email,First Name,last_name,mobile,service_area,role\r\n\
+        ada@acme.example,Ada,Lovelace,+447700900001,North ward,Nurse\r\n\
+        not-an-address,Bad,Row,12345,Mars,Pilot\r\n\
+        ADA@acme.example,Ada,Again,,,\r\n\
+        EXISTING@acme.example,New,Name,,north ward,NURSE\r\n\
+        \"grace@acme.example\",\"Hopper, Grace\",,,,\r\n";
+    // Chunks that split rows, fields and the line ending.
+    let messages = std::iter::once(options(true, false))
+        .chain(
+            text.as_bytes()
+                .chunks(17)
+                .map(|c| csv(std::str::from_utf8(c).unwrap())),
+        )
+        .collect();
+    let (results, summary) = import(&server, &org, messages).await.expect("import");
+    assert_eq!(
+        outcomes(&results),
+        [
+            (1, pb::ImportOutcome::Created),
+            (2, pb::ImportOutcome::Error),
+            (3, pb::ImportOutcome::Error),
+            (4, pb::ImportOutcome::Updated),
+            (5, pb::ImportOutcome::Created),
+        ]
+    );
+    let bad: Vec<&str> = results[1].errors.iter().map(|e| e.field.as_str()).collect();
+    assert_eq!(bad, ["email", "mobile", "service_area", "role"]);
+    assert!(
+        results[2].errors[0].description.contains("row 1"),
+        "{:?}",
+        results[2].errors
+    );
+    assert_eq!(
+        (
+            summary.rows,
+            summary.created,
+            summary.updated,
+            summary.skipped_existing,
+            summary.errors
+        ),
+        (5, 2, 1, 0, 2)
+    );
+
+    let all = users(&server, &org).await;
+    assert_eq!(all.len(), 3);
+    let existing = all
+        .iter()
+        .find(|u| u.email == "existing@acme.example")
+        .expect("existing");
+    assert_eq!(
+        (existing.first_name.as_str(), existing.last_name.as_str()),
+        ("New", "Name")
+    );
+    assert_eq!(existing.access_grants[0].role_name, "Nurse");
+    let ada = all.iter().find(|u| u.email == "ada@acme.example").expect("ada");
+    assert_eq!(ada.status(), pb::UserStatus::Staged);
+    assert_eq!(ada.id, results[0].user_id);
+    let grace = all
+        .iter()
+        .find(|u| u.email == "grace@acme.example")
+        .expect("grace");
+    assert_eq!(grace.first_name, "Hopper, Grace");
+    assert!(grace.access_grants.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_upsert_existing_users_are_skipped_and_defaults_fill_blank_cells() {
+    let server = TestServer::start().await;
+    let org = server.org("Acme").await;
+    server
+        .admin()
+        .create_user(authed(
+            pb::CreateUserRequest {
+                email: "existing@acme.example".into(),
+                ..Default::default()
+            },
+            &org.key,
+        ))
+        .await
+        .expect("existing user");
+    let row = |email: &str| pb::ImportUsersRequest {
+        item: Some(Item::Row(pb::ImportRow {
+            email: email.into(),
+            ..Default::default()
+        })),
+    };
+    let first = pb::ImportUsersRequest {
+        item: Some(Item::Options(pb::ImportOptions {
+            default_service_area: org.service_area_id.clone(),
+            default_role: "nurse".into(),
+            ..Default::default()
+        })),
+    };
+    let (results, summary) = import(
+        &server,
+        &org,
+        vec![first, row("Existing@acme.example"), row("new@acme.example")],
+    )
+    .await
+    .expect("import");
+    assert_eq!(
+        outcomes(&results),
+        [
+            (1, pb::ImportOutcome::SkippedExisting),
+            (2, pb::ImportOutcome::Created)
+        ]
+    );
+    assert_eq!(summary.skipped_existing, 1);
+    let new = users(&server, &org)
+        .await
+        .into_iter()
+        .find(|u| u.email == "new@acme.example")
+        .expect("new");
+    assert_eq!(new.access_grants[0].service_area_name, "North ward");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dry_run_reports_every_outcome_and_writes_nothing() {
+    let server = TestServer::start().await;
+    let org = server.org("Acme").await;
+    let text = "email\nada@acme.example\nbad\nada@acme.example\n";
+    let (results, summary) = import(&server, &org, vec![options(false, true), csv(text)])
+        .await
+        .expect("import");
+    assert_eq!(
+        outcomes(&results),
+        [
+            (1, pb::ImportOutcome::Created),
+            (2, pb::ImportOutcome::Error),
+            (3, pb::ImportOutcome::Error)
+        ]
+    );
+    assert!(summary.dry_run);
+    assert!(users(&server, &org).await.is_empty());
+    let audit = server
+        .audit_events(
+            &org.key,
+            pb::ListAuditEventsRequest {
+                action: "user.create".into(),
+                ..Default::default()
+            },
+        )
+        .await;
+    assert!(audit.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bad_header_or_a_stream_without_options_is_refused() {
+    let server = TestServer::start().await;
+    let org = server.org("Acme").await;
+    let status = import(&server, &org, vec![csv("email\nada@acme.example\n")])
+        .await
+        .expect_err("no options");
+    assert_eq!(status.code(), Code::InvalidArgument);
+    assert!(status.message().contains("ImportOptions"), "{}", status.message());
+
+    let status = import(
+        &server,
+        &org,
+        vec![options(false, false), csv("mail,name\nada@acme.example,Ada\n")],
+    )
+    .await
+    .expect_err("no email column");
+    assert_eq!(status.code(), Code::InvalidArgument);
+    assert!(
+        status.message().contains("unknown columns: mail, name"),
+        "{}",
+        status.message()
+    );
+    assert!(users(&server, &org).await.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_import_larger_than_one_batch_commits_every_row_in_order() {
+    let server = TestServer::start().await;
+    let org = server.org("Acme").await;
+    let mut text = String::from("email,service_area,role\n");
+    for i in 0..2_500 {
+        text.push_str(&format!("user{i}@acme.example,North ward,Nurse\n"));
+    }
+    let messages = std::iter::once(options(false, false))
+        .chain(
+            text.as_bytes()
+                .chunks(4096)
+                .map(|c| csv(std::str::from_utf8(c).unwrap())),
+        )
+        .collect();
+    let (results, summary) = import(&server, &org, messages).await.expect("import");
+    assert_eq!(summary.created, 2_500);
+    assert!(
+        results
+            .iter()
+            .enumerate()
+            .all(|(i, r)| r.row_number == i as i32 + 1)
+    );
+    let listed = server
+        .admin()
+        .list_users(authed(
+            pb::ListUsersRequest {
+                service_area_id: org.service_area_id.clone(),
+                page_size: 1,
+                ..Default::default()
+            },
+            &org.key,
+        ))
+        .await
+        .expect("list")
+        .into_inner();
+    assert_eq!(listed.total_size, 2_500);
+}

@@ -1,0 +1,373 @@
+//! UpdateUser, DeactivateUser, ReactivateUser, DeleteUser, and the audit
+//! trail they leave.
+
+use prost_types::FieldMask;
+use tonic::Code;
+
+use crate::harness::{Org, TestServer, authed, violations};
+use onramp::pb;
+
+async fn staged_user(server: &TestServer, org: &Org, email: &str) -> pb::User {
+    server
+        .admin()
+        .create_user(authed(
+            pb::CreateUserRequest {
+                email: email.into(),
+                first_name: "Ada".into(),
+                service_area_id: org.service_area_id.clone(),
+                role_id: org.role_id.clone(),
+                ..Default::default()
+            },
+            &org.key,
+        ))
+        .await
+        .expect("create user")
+        .into_inner()
+}
+
+fn update(user_id: &str, user: pb::User, paths: &[&str]) -> pb::UpdateUserRequest {
+    pb::UpdateUserRequest {
+        organization_id: String::new(),
+        user_id: user_id.into(),
+        user: Some(user),
+        update_mask: Some(FieldMask {
+            paths: paths.iter().map(|p| (*p).to_owned()).collect(),
+        }),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn update_changes_only_the_masked_fields_and_is_audited() {
+    let server = TestServer::start().await;
+    let org = server.org("Acme").await;
+    let mut admin = server.admin();
+    let user = staged_user(&server, &org, "ada@acme.example").await;
+    let porter = admin
+        .create_role(authed(
+            pb::CreateRoleRequest {
+                name: "Porter".into(),
+                ..Default::default()
+            },
+            &org.key,
+        ))
+        .await
+        .expect("role")
+        .into_inner();
+    let changed = admin
+        .update_user(authed(
+            update(
+                &user.id,
+                pb::User {
+                    first_name: "Augusta".into(),
+                    last_name: "King".into(),
+                    mobile: "+447700900123".into(),
+                    access_grants: vec![pb::AccessGrant {
+                        service_area_id: org.service_area_id.clone(),
+                        role_id: porter.id.clone(),
+                        ..Default::default()
+                    }],
+                    ..Default::default()
+                },
+                &["first_name", "mobile", "access_grants"],
+            ),
+            &org.key,
+        ))
+        .await
+        .expect("update")
+        .into_inner();
+    assert_eq!(changed.first_name, "Augusta");
+    assert_eq!(changed.last_name, "", "last_name was not in the mask");
+    assert_eq!(changed.mobile, "+447700900123");
+    assert_eq!(changed.access_grants.len(), 1);
+    assert_eq!(changed.access_grants[0].role_name, "Porter");
+
+    let events = server
+        .audit_events(
+            &org.key,
+            pb::ListAuditEventsRequest {
+                target_id: user.id.clone(),
+                action: "user.update".into(),
+                ..Default::default()
+            },
+        )
+        .await;
+    assert_eq!(events.len(), 1);
+    assert_eq!(
+        events[0].details.get("first_name").map(String::as_str),
+        Some("Augusta")
+    );
+    assert!(!events[0].details.contains_key("last_name"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn update_refuses_bad_fields_taken_addresses_and_unknown_users() {
+    let server = TestServer::start().await;
+    let org = server.org("Acme").await;
+    let mut admin = server.admin();
+    let ada = staged_user(&server, &org, "ada@acme.example").await;
+    staged_user(&server, &org, "grace@acme.example").await;
+
+    let taken = admin
+        .update_user(authed(
+            update(
+                &ada.id,
+                pb::User {
+                    email: "GRACE@acme.example".into(),
+                    ..Default::default()
+                },
+                &["email"],
+            ),
+            &org.key,
+        ))
+        .await
+        .expect_err("taken");
+    assert_eq!(taken.code(), Code::AlreadyExists);
+
+    let bad = admin
+        .update_user(authed(
+            update(
+                &ada.id,
+                pb::User {
+                    mobile: "12".into(),
+                    ..Default::default()
+                },
+                &["mobile", "status"],
+            ),
+            &org.key,
+        ))
+        .await
+        .expect_err("bad");
+    assert_eq!(bad.code(), Code::InvalidArgument);
+    let fields: Vec<String> = violations(&bad).into_iter().map(|(f, _)| f).collect();
+    assert_eq!(fields, ["user.mobile", "update_mask"]);
+
+    let missing = admin
+        .update_user(authed(
+            update(
+                &uuid::Uuid::now_v7().to_string(),
+                pb::User::default(),
+                &["first_name"],
+            ),
+            &org.key,
+        ))
+        .await
+        .expect_err("missing");
+    assert_eq!(missing.code(), Code::NotFound);
+
+    let no_password = admin
+        .update_user(authed(
+            update(
+                &ada.id,
+                pb::User {
+                    must_change_password: true,
+                    ..Default::default()
+                },
+                &["must_change_password"],
+            ),
+            &org.key,
+        ))
+        .await
+        .expect_err("no password to change");
+    assert_eq!(no_password.code(), Code::FailedPrecondition);
+
+    let unchanged = admin
+        .get_user(authed(
+            pb::GetUserRequest {
+                organization_id: String::new(),
+                user_id: ada.id.clone(),
+            },
+            &org.key,
+        ))
+        .await
+        .expect("get")
+        .into_inner();
+    assert_eq!(unchanged, ada, "a refused update changed nothing");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deactivate_pauses_and_reactivate_returns_the_earlier_status() {
+    let server = TestServer::start().await;
+    let org = server.org("Acme").await;
+    let mut admin = server.admin();
+    let user = staged_user(&server, &org, "ada@acme.example").await;
+    let paused = admin
+        .deactivate_user(authed(
+            pb::DeactivateUserRequest {
+                organization_id: String::new(),
+                user_id: user.id.clone(),
+                reason: "left the company".into(),
+            },
+            &org.key,
+        ))
+        .await
+        .expect("deactivate")
+        .into_inner();
+    assert_eq!(paused.status(), pb::UserStatus::Inactive);
+    assert!(paused.deactivate_time.is_some());
+    let inactive = admin
+        .list_users(authed(
+            pb::ListUsersRequest {
+                status: pb::UserStatus::Inactive as i32,
+                ..Default::default()
+            },
+            &org.key,
+        ))
+        .await
+        .expect("list")
+        .into_inner();
+    assert_eq!(inactive.total_size, 1);
+
+    let again = admin
+        .deactivate_user(authed(
+            pb::DeactivateUserRequest {
+                organization_id: String::new(),
+                user_id: user.id.clone(),
+                reason: String::new(),
+            },
+            &org.key,
+        ))
+        .await
+        .expect("deactivating twice is harmless")
+        .into_inner();
+    assert_eq!(again.deactivate_time, paused.deactivate_time);
+
+    let back = admin
+        .reactivate_user(authed(
+            pb::ReactivateUserRequest {
+                organization_id: String::new(),
+                user_id: user.id.clone(),
+            },
+            &org.key,
+        ))
+        .await
+        .expect("reactivate")
+        .into_inner();
+    assert_eq!(back.status(), pb::UserStatus::Staged);
+    assert!(back.deactivate_time.is_none());
+
+    let actions: Vec<String> = server
+        .audit_events(
+            &org.key,
+            pb::ListAuditEventsRequest {
+                target_id: user.id.clone(),
+                ..Default::default()
+            },
+        )
+        .await
+        .into_iter()
+        .map(|e| e.action)
+        .collect();
+    assert_eq!(actions, ["user.reactivate", "user.deactivate", "user.create"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delete_removes_the_user_but_the_audit_log_remembers() {
+    let server = TestServer::start().await;
+    let org = server.org("Acme").await;
+    let other = server.org("Globex").await;
+    let mut admin = server.admin();
+    let user = staged_user(&server, &org, "ada@acme.example").await;
+    let delete = |key: &str| {
+        authed(
+            pb::DeleteUserRequest {
+                organization_id: String::new(),
+                user_id: user.id.clone(),
+            },
+            key,
+        )
+    };
+    let status = admin
+        .delete_user(delete(&other.key))
+        .await
+        .expect_err("another organisation's user");
+    assert_eq!(status.code(), Code::NotFound);
+    admin.delete_user(delete(&org.key)).await.expect("delete");
+    let status = admin
+        .delete_user(delete(&org.key))
+        .await
+        .expect_err("already gone");
+    assert_eq!(status.code(), Code::NotFound);
+    let status = admin
+        .get_user(authed(
+            pb::GetUserRequest {
+                organization_id: String::new(),
+                user_id: user.id.clone(),
+            },
+            &org.key,
+        ))
+        .await
+        .expect_err("gone");
+    assert_eq!(status.code(), Code::NotFound);
+    let events = server
+        .audit_events(
+            &org.key,
+            pb::ListAuditEventsRequest {
+                action: "user.delete".into(),
+                ..Default::default()
+            },
+        )
+        .await;
+    assert_eq!(events.len(), 1);
+    assert_eq!(
+        events[0].details.get("email").map(String::as_str),
+        Some("ada@acme.example")
+    );
+    // The same address can be created again.
+    staged_user(&server, &org, "ada@acme.example").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn audit_events_filter_by_actor_action_and_time() {
+    let server = TestServer::start().await;
+    let org = server.org("Acme").await;
+    let mut admin = server.admin();
+    let before = prost_types::Timestamp::from(std::time::SystemTime::now());
+    staged_user(&server, &org, "ada@acme.example").await;
+    let all = server
+        .audit_events(&org.key, pb::ListAuditEventsRequest::default())
+        .await;
+    let creator = all[0].actor.clone();
+    let by_actor = server
+        .audit_events(
+            &org.key,
+            pb::ListAuditEventsRequest {
+                actor: creator.clone(),
+                ..Default::default()
+            },
+        )
+        .await;
+    assert!(by_actor.iter().all(|e| e.actor == creator));
+    assert!(by_actor.iter().any(|e| e.action == "user.create"));
+    let since = server
+        .audit_events(
+            &org.key,
+            pb::ListAuditEventsRequest {
+                start_time: Some(before),
+                ..Default::default()
+            },
+        )
+        .await;
+    assert_eq!(
+        since.iter().map(|e| e.action.as_str()).collect::<Vec<_>>(),
+        ["user.create"]
+    );
+
+    let reader = admin
+        .create_api_key(authed(
+            pb::CreateApiKeyRequest {
+                name: "reader".into(),
+                scopes: vec![pb::ApiKeyScope::Read as i32],
+                ..Default::default()
+            },
+            &org.key,
+        ))
+        .await
+        .expect("key")
+        .into_inner()
+        .secret;
+    let status = admin
+        .list_audit_events(authed(pb::ListAuditEventsRequest::default(), &reader))
+        .await
+        .expect_err("the audit log needs its own scope");
+    assert_eq!(status.code(), Code::PermissionDenied);
+}
