@@ -13,6 +13,30 @@ const DEFAULT_DB_POOL_TIMEOUT_MS: u64 = 5_000;
 const DEFAULT_STATEMENT_TIMEOUT_MS: u64 = 30_000;
 const DEFAULT_REQUEST_TIMEOUT_MS: u64 = 30_000;
 const MIN_BOOTSTRAP_KEY_LEN: usize = 24;
+const DEFAULT_OUTBOX_WORKERS: usize = 4;
+const DEFAULT_OUTBOX_CLAIM: usize = 32;
+const DEFAULT_OUTBOX_LEASE_MS: u64 = 60_000;
+const DEFAULT_OUTBOX_RETRY_BASE_MS: u64 = 5_000;
+const DEFAULT_OUTBOX_MAX_ATTEMPTS: i32 = 8;
+const DEFAULT_OUTBOX_POLL_MS: u64 = 1_000;
+const DEFAULT_SMTP_CONNECTIONS: u32 = 16;
+const DEFAULT_SMTP_TIMEOUT_MS: u64 = 30_000;
+
+/// How the outbox workers of this process behave.
+#[derive(Clone, Debug)]
+pub struct OutboxConfig {
+    pub workers: usize,
+    /// Messages a worker claims and sends at once.
+    pub claim_size: usize,
+    /// How long a claim holds; a worker that dies loses its messages to
+    /// another after this.
+    pub lease: Duration,
+    pub retry_base: Duration,
+    pub max_attempts: i32,
+    /// Idle workers look for due messages this often (notifications wake
+    /// them sooner).
+    pub poll_interval: Duration,
+}
 
 #[derive(Clone)]
 pub struct Config {
@@ -24,6 +48,15 @@ pub struct Config {
     pub mail_from: String,
     /// Base of the links in emails, without a trailing slash.
     pub public_url: String,
+    /// The invitation link, with `{token}` where the token goes.
+    pub invitation_url: String,
+    /// The password-reset link, with `{token}`.
+    pub reset_url: String,
+    /// Where people sign in, for the credentials email.
+    pub sign_in_url: String,
+    pub smtp_connections: u32,
+    pub smtp_timeout: Duration,
+    pub outbox: OutboxConfig,
     pub bootstrap_api_key: Option<String>,
     pub db_pool_size: u32,
     pub db_pool_timeout: Duration,
@@ -111,6 +144,53 @@ impl Config {
                 "must start with http:// or https://",
             );
         }
+        let link = |read: &mut Reader<'_, _>, name: &str, path: &str| {
+            let url = read.string(name, &format!("{public_url}{path}"));
+            if !url.contains("{token}") {
+                read.problem(name, &url, "must contain {token} where the token goes");
+            }
+            url
+        };
+        let invitation_url = link(&mut read, "ONRAMP_INVITATION_URL", "/register?token={token}");
+        let reset_url = link(&mut read, "ONRAMP_RESET_URL", "/reset-password?token={token}");
+        let sign_in_url = read.string("ONRAMP_SIGN_IN_URL", &format!("{public_url}/sign-in"));
+        let outbox = OutboxConfig {
+            workers: read
+                .parsed(
+                    "ONRAMP_OUTBOX_WORKERS",
+                    &DEFAULT_OUTBOX_WORKERS.to_string(),
+                    "is not a whole number",
+                )
+                .unwrap_or(DEFAULT_OUTBOX_WORKERS),
+            claim_size: read
+                .parsed(
+                    "ONRAMP_OUTBOX_CLAIM",
+                    &DEFAULT_OUTBOX_CLAIM.to_string(),
+                    "is not a whole number",
+                )
+                .filter(|n| *n > 0)
+                .unwrap_or(DEFAULT_OUTBOX_CLAIM),
+            lease: read.millis("ONRAMP_OUTBOX_LEASE_MS", DEFAULT_OUTBOX_LEASE_MS),
+            retry_base: read.millis("ONRAMP_OUTBOX_RETRY_BASE_MS", DEFAULT_OUTBOX_RETRY_BASE_MS),
+            max_attempts: read
+                .parsed(
+                    "ONRAMP_OUTBOX_MAX_ATTEMPTS",
+                    &DEFAULT_OUTBOX_MAX_ATTEMPTS.to_string(),
+                    "is not a whole number",
+                )
+                .filter(|n| *n > 0)
+                .unwrap_or(DEFAULT_OUTBOX_MAX_ATTEMPTS),
+            poll_interval: read.millis("ONRAMP_OUTBOX_POLL_MS", DEFAULT_OUTBOX_POLL_MS),
+        };
+        let smtp_connections = read
+            .parsed(
+                "ONRAMP_SMTP_CONNECTIONS",
+                &DEFAULT_SMTP_CONNECTIONS.to_string(),
+                "is not a whole number",
+            )
+            .filter(|n| *n > 0)
+            .unwrap_or(DEFAULT_SMTP_CONNECTIONS);
+        let smtp_timeout = read.millis("ONRAMP_SMTP_TIMEOUT_MS", DEFAULT_SMTP_TIMEOUT_MS);
         let mail_from = read.string("ONRAMP_MAIL_FROM", DEFAULT_MAIL_FROM);
         if mail_from.parse::<lettre::message::Mailbox>().is_err() {
             read.problem(
@@ -147,6 +227,12 @@ impl Config {
             mail_dir: PathBuf::from(read.string("ONRAMP_MAIL_DIR", DEFAULT_MAIL_DIR)),
             mail_from,
             public_url,
+            invitation_url,
+            reset_url,
+            sign_in_url,
+            smtp_connections,
+            smtp_timeout,
+            outbox,
             bootstrap_api_key,
             db_pool_size,
             db_pool_timeout: read.millis("ONRAMP_DB_POOL_TIMEOUT_MS", DEFAULT_DB_POOL_TIMEOUT_MS),

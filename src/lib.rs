@@ -9,6 +9,7 @@ pub mod domain;
 pub mod error;
 pub mod grpc;
 pub mod mail;
+pub mod outbox;
 pub mod passwords;
 pub mod server;
 pub mod state;

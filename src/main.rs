@@ -100,7 +100,7 @@ async fn serve(config: Config, exporting_traces: bool) -> Result<(), server::Sta
     );
     println!();
 
-    server::serve(state, listener, shutdown_signal()).await?;
+    server::run(state, listener, shutdown_signal()).await?;
     tracing::info!("stopped");
     Ok(())
 }

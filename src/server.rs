@@ -5,7 +5,7 @@
 use std::{future::Future, sync::Arc, time::Duration};
 
 use http::{HeaderName, HeaderValue, Method};
-use tokio::net::TcpListener;
+use tokio::{net::TcpListener, sync::watch};
 use tokio_stream::wrappers::TcpListenerStream;
 use tonic::transport::Server;
 use tonic_web::GrpcWebLayer;
@@ -20,6 +20,7 @@ use crate::{
         registration::RegistrationService, user_admin::UserAdminService,
     },
     mail::Mailer,
+    outbox::{self, notifier::Notifier},
     passwords::Hasher,
     pb::{
         self, credentials_server::CredentialsServer, invitations_server::InvitationsServer,
@@ -28,6 +29,9 @@ use crate::{
     state::AppState,
     telemetry,
 };
+
+/// Large enough for 100,000 pasted addresses.
+const MAX_REQUEST_BYTES: usize = 16 << 20;
 
 pub type StartError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -60,7 +64,26 @@ pub async fn prepare(config: Config, clock: Clock) -> Result<AppState, StartErro
         config: Arc::new(config),
         hasher: Hasher::with_defaults(),
         mailer,
+        notifier: Notifier::new(),
     })
+}
+
+/// Serves gRPC and works the outbox until `shutdown` completes; then stops
+/// accepting, lets in-flight RPCs finish, and lets each worker finish and
+/// record the chunk it holds.
+pub async fn run(
+    state: AppState,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), tonic::transport::Error> {
+    let listening = tokio::spawn(state.notifier.clone().run(state.config.database_url.clone()));
+    let (stop, stopped) = watch::channel(false);
+    let mut workers = outbox::start(&state, &stopped);
+    let served = serve(state, listener, shutdown).await;
+    let _ = stop.send(true);
+    while workers.join_next().await.is_some() {}
+    listening.abort();
+    served
 }
 
 /// Serves until `shutdown` completes, then lets in-flight RPCs finish.
@@ -115,7 +138,10 @@ pub async fn serve(
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
         .add_service(UserAdminServer::new(UserAdminService::new(state.clone())))
-        .add_service(InvitationsServer::new(InvitationsService::new(state.clone())))
+        .add_service(
+            InvitationsServer::new(InvitationsService::new(state.clone()))
+                .max_decoding_message_size(MAX_REQUEST_BYTES),
+        )
         .add_service(CredentialsServer::new(CredentialsService::new(state.clone())))
         .add_service(RegistrationServer::new(RegistrationService::new(state)))
         .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)

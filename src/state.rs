@@ -2,7 +2,9 @@
 
 use std::sync::Arc;
 
-use crate::{clock::Clock, config::Config, db::Pool, mail::Mailer, passwords::Hasher};
+use crate::{
+    clock::Clock, config::Config, db::Pool, mail::Mailer, outbox::notifier::Notifier, passwords::Hasher,
+};
 
 #[derive(Clone)]
 pub struct AppState {
@@ -11,4 +13,5 @@ pub struct AppState {
     pub config: Arc<Config>,
     pub hasher: Hasher,
     pub mailer: Mailer,
+    pub notifier: Notifier,
 }

@@ -6,6 +6,7 @@ DROP TABLE outbox;
 DROP TABLE action_tokens;
 DROP TABLE invitations;
 DROP TABLE batch_items;
+DROP SEQUENCE batch_items_finished_seq;
 DROP TABLE batches;
 DROP TABLE access_grants;
 DROP TABLE users;

@@ -136,8 +136,14 @@ CREATE TABLE batch_items (
         'already_member', 'already_invited', 'failed')),
     reason text NOT NULL DEFAULT '',
     finished_at timestamptz,
-    PRIMARY KEY (batch_id, position)
+    -- Increases as results become final, so a follower resumes from the last
+    -- one it saw, on any replica.
+    finished_seq bigint,
+    PRIMARY KEY (batch_id, position),
+    CHECK ((outcome IS NULL) = (finished_seq IS NULL))
 );
+CREATE SEQUENCE batch_items_finished_seq;
+CREATE INDEX batch_items_finished ON batch_items (batch_id, finished_seq) WHERE finished_seq IS NOT NULL;
 
 -- An offer to join. The token is minted when the email is sent and only its
 -- SHA-256 hash is kept. EXPIRED is computed from expires_at when read.
@@ -164,9 +170,6 @@ CREATE TABLE invitations (
 CREATE INDEX invitations_organization ON invitations (organization_id, id);
 CREATE INDEX invitations_user ON invitations (user_id);
 CREATE INDEX invitations_batch ON invitations (batch_id);
--- At most one live invitation per user.
-CREATE UNIQUE INDEX invitations_live_per_user ON invitations (user_id)
-    WHERE state IN ('queued', 'sent', 'opened');
 
 -- One-time tokens: password resets and emailed or texted codes.
 CREATE TABLE action_tokens (

@@ -121,6 +121,7 @@ diesel::table! {
         outcome -> Nullable<Text>,
         reason -> Text,
         finished_at -> Nullable<Timestamptz>,
+        finished_seq -> Nullable<Int8>,
     }
 }
 

@@ -3,7 +3,7 @@
 use tonic::{Request, Response, Status};
 
 use crate::{
-    grpc::{caller, invitations::BatchStream, not_yet},
+    grpc::{batches::BatchStream, caller, not_yet},
     pb::{self, credentials_server::Credentials},
     state::AppState,
 };

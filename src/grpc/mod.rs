@@ -2,6 +2,7 @@
 //! validate and convert the request, call `crate::domain`, and convert back.
 
 pub mod auth;
+pub mod batches;
 pub mod convert;
 pub mod credentials;
 pub mod invitations;

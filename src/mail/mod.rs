@@ -3,7 +3,10 @@
 
 use std::path::PathBuf;
 
-use lettre::{AsyncFileTransport, AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+use lettre::{
+    AsyncFileTransport, AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor,
+    transport::smtp::PoolConfig,
+};
 
 use crate::config::Config;
 
@@ -28,7 +31,10 @@ impl Mailer {
     pub fn from_config(config: &Config) -> Result<Self, String> {
         match &config.smtp_url {
             Some(url) => AsyncSmtpTransport::<Tokio1Executor>::from_url(url)
-                .map(|b| Mailer::Smtp(b.build()))
+                .map(|b| {
+                    let pool = PoolConfig::new().max_size(config.smtp_connections);
+                    Mailer::Smtp(b.timeout(Some(config.smtp_timeout)).pool_config(pool).build())
+                })
                 .map_err(|e| format!("SMTP_URL: {e}")),
             None => {
                 std::fs::create_dir_all(&config.mail_dir)

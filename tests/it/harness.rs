@@ -133,7 +133,9 @@ pub struct TestServer {
     pub smtp: SmtpServer,
     pub state: AppState,
     pub database: String,
+    owns_database: bool,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    running: Option<tokio::task::JoinHandle<Result<(), tonic::transport::Error>>>,
 }
 
 /// An organisation made for a test, with an admin key and one service area
@@ -154,13 +156,28 @@ impl TestServer {
     pub async fn start_with(configure: impl FnOnce(&mut Config)) -> TestServer {
         let smtp = SmtpServer::start().await;
         let database = fresh_database().await;
+        Self::launch(database, smtp, configure).await
+    }
+
+    /// A second server process's worth of Onramp on the same database and
+    /// SMTP receiver, as another replica would be.
+    pub async fn replica(&self) -> TestServer {
+        let mut replica = Self::launch(self.database.clone(), self.smtp.clone(), |_| {}).await;
+        replica.owns_database = false;
+        replica
+    }
+
+    async fn launch(database: String, smtp: SmtpServer, configure: impl FnOnce(&mut Config)) -> TestServer {
         let mut config = Config::from_lookup(|_| None).expect("default configuration");
         config.database_url = url_for(&database);
         config.smtp_url = Some(smtp.url());
         config.bootstrap_api_key = Some(PLATFORM_KEY.into());
         config.public_url = "https://onramp.test".into();
+        config.invitation_url = "https://onramp.test/register?token={token}".into();
+        config.reset_url = "https://onramp.test/reset-password?token={token}".into();
         config.db_pool_size = 8;
         config.dev_bootstrap = false;
+        config.outbox.poll_interval = std::time::Duration::from_millis(200);
         configure(&mut config);
         let state = server::prepare(config, Clock::system())
             .await
@@ -168,7 +185,7 @@ impl TestServer {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind a free port");
         let address = format!("http://{}", listener.local_addr().expect("local address"));
         let (shutdown, stop) = tokio::sync::oneshot::channel::<()>();
-        tokio::spawn(server::serve(state.clone(), listener, async {
+        let running = tokio::spawn(server::run(state.clone(), listener, async {
             let _ = stop.await;
         }));
         let channel = Channel::from_shared(address.clone())
@@ -182,7 +199,19 @@ impl TestServer {
             smtp,
             state,
             database,
+            owns_database: true,
             shutdown: Some(shutdown),
+            running: Some(running),
+        }
+    }
+
+    /// Stops the server as SIGTERM would, and waits until it has.
+    pub async fn stop(&mut self) {
+        if let Some(stop) = self.shutdown.take() {
+            let _ = stop.send(());
+        }
+        if let Some(running) = self.running.take() {
+            let _ = running.await;
         }
     }
 
@@ -284,6 +313,9 @@ impl Drop for TestServer {
     fn drop(&mut self) {
         if let Some(stop) = self.shutdown.take() {
             let _ = stop.send(());
+        }
+        if !self.owns_database {
+            return;
         }
         let name = self.database.clone();
         // Drop runs outside async code: a thread with its own runtime does

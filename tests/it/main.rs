@@ -10,6 +10,7 @@
 mod auth;
 mod harness;
 mod import;
+mod invitations;
 mod lifecycle;
 mod mailer;
 mod organizations;

@@ -198,12 +198,12 @@ async fn rpcs_of_later_releases_answer_unimplemented_with_a_message() {
     let server = TestServer::start().await;
     let org = server.org("Acme").await;
     let status = server
-        .invitations()
-        .get_invitation(authed(pb::GetInvitationRequest::default(), &org.key))
+        .credentials()
+        .set_password(authed(pb::SetPasswordRequest::default(), &org.key))
         .await
         .expect_err("not built yet");
     assert_eq!(status.code(), tonic::Code::Unimplemented);
-    assert!(status.message().contains("GetInvitation"), "{}", status.message());
+    assert!(status.message().contains("SetPassword"), "{}", status.message());
     let status = server
         .registration()
         .get_registration(pb::GetRegistrationRequest { token: "x".into() })

@@ -1,18 +1,18 @@
 //! The `Invitations` service.
 
-use std::pin::Pin;
+mod manage;
+pub mod send;
+pub mod templates;
 
-use tokio_stream::Stream;
 use tonic::{Request, Response, Status};
 
 use crate::{
-    grpc::{caller, not_yet},
+    grpc::batches::BatchStream,
     pb::{self, invitations_server::Invitations},
     state::AppState,
 };
 
 pub struct InvitationsService {
-    #[expect(dead_code, reason = "used as the service's RPCs are filled in")]
     state: AppState,
 }
 
@@ -22,7 +22,6 @@ impl InvitationsService {
     }
 }
 
-pub type BatchStream = Pin<Box<dyn Stream<Item = Result<pb::BatchEvent, Status>> + Send>>;
 type Rpc<T> = Result<Response<T>, Status>;
 
 #[tonic::async_trait]
@@ -31,66 +30,55 @@ impl Invitations for InvitationsService {
     type WatchBatchStream = BatchStream;
 
     async fn send_invitations(&self, request: Request<pb::SendInvitationsRequest>) -> Rpc<BatchStream> {
-        caller(&request)?;
-        Err(not_yet("SendInvitations"))
+        send::send(&self.state, request).await
     }
 
     async fn watch_batch(&self, request: Request<pb::WatchBatchRequest>) -> Rpc<BatchStream> {
-        caller(&request)?;
-        Err(not_yet("WatchBatch"))
+        manage::watch(&self.state, request).await
     }
 
     async fn get_invitation(&self, request: Request<pb::GetInvitationRequest>) -> Rpc<pb::Invitation> {
-        caller(&request)?;
-        Err(not_yet("GetInvitation"))
+        manage::get(&self.state, request).await
     }
 
     async fn list_invitations(
         &self,
         request: Request<pb::ListInvitationsRequest>,
     ) -> Rpc<pb::ListInvitationsResponse> {
-        caller(&request)?;
-        Err(not_yet("ListInvitations"))
+        manage::list(&self.state, request).await
     }
 
     async fn resend_invitation(&self, request: Request<pb::ResendInvitationRequest>) -> Rpc<pb::Invitation> {
-        caller(&request)?;
-        Err(not_yet("ResendInvitation"))
+        manage::resend(&self.state, request).await
     }
 
     async fn revoke_invitation(&self, request: Request<pb::RevokeInvitationRequest>) -> Rpc<pb::Invitation> {
-        caller(&request)?;
-        Err(not_yet("RevokeInvitation"))
+        manage::revoke(&self.state, request).await
     }
 
     async fn get_template(&self, request: Request<pb::GetTemplateRequest>) -> Rpc<pb::Template> {
-        caller(&request)?;
-        Err(not_yet("GetTemplate"))
+        templates::get(&self.state, request).await
     }
 
     async fn update_template(&self, request: Request<pb::UpdateTemplateRequest>) -> Rpc<pb::Template> {
-        caller(&request)?;
-        Err(not_yet("UpdateTemplate"))
+        templates::update(&self.state, request).await
     }
 
     async fn list_templates(
         &self,
         request: Request<pb::ListTemplatesRequest>,
     ) -> Rpc<pb::ListTemplatesResponse> {
-        caller(&request)?;
-        Err(not_yet("ListTemplates"))
+        templates::list(&self.state, request).await
     }
 
     async fn render_template(&self, request: Request<pb::RenderTemplateRequest>) -> Rpc<pb::RenderedEmail> {
-        caller(&request)?;
-        Err(not_yet("RenderTemplate"))
+        templates::render(&self.state, request).await
     }
 
     async fn list_deliveries(
         &self,
         request: Request<pb::ListDeliveriesRequest>,
     ) -> Rpc<pb::ListDeliveriesResponse> {
-        caller(&request)?;
-        Err(not_yet("ListDeliveries"))
+        manage::deliveries(&self.state, request).await
     }
 }

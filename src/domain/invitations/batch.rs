@@ -1,0 +1,652 @@
+//! Creating a bulk send. Every recipient is decided (invalid, duplicate,
+//! already a member, already invited, or to be sent) and the batch, its new
+//! users, invitations, outbox messages and final results are written in one
+//! transaction before anything is sent. A dry run decides the same and
+//! writes nothing.
+
+use std::collections::{HashMap, HashSet};
+
+use chrono::{DateTime, Utc};
+use diesel::{
+    QueryableByName,
+    sql_types::{Array, Bool, Int4, Nullable, Text, Timestamptz, Uuid as SqlUuid},
+};
+use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+use serde_json::json;
+use uuid::Uuid;
+
+use super::parse::{self, Parsed};
+use crate::{
+    domain::audit::{self, Actor},
+    error::{Error, Result},
+};
+
+/// The most recipients one request may hold.
+pub const MAX_RECIPIENTS: usize = 100_000;
+
+/// The kinds of bulk send; each sends one kind of email.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BatchKind {
+    Invitation,
+    Credentials,
+    Welcome,
+}
+
+impl BatchKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BatchKind::Invitation => "invitation",
+            BatchKind::Credentials => "credentials",
+            BatchKind::Welcome => "welcome",
+        }
+    }
+}
+
+/// Who a bulk send goes to.
+#[derive(Clone, Debug, Default)]
+pub struct Recipients {
+    /// Pasted text of addresses.
+    pub text: String,
+    pub emails: Vec<String>,
+    /// Existing users, as given (an id that does not parse is reported).
+    pub user_ids: Vec<String>,
+    /// Every STAGED user of the organisation.
+    pub all_staged: bool,
+}
+
+impl Recipients {
+    pub fn is_empty(&self) -> bool {
+        self.text.trim().is_empty() && self.emails.is_empty() && self.user_ids.is_empty() && !self.all_staged
+    }
+
+    pub fn has_addresses(&self) -> bool {
+        !self.text.trim().is_empty() || !self.emails.is_empty()
+    }
+}
+
+/// What happens to one recipient.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Decision {
+    /// An email will be sent; `user_id` is `None` for a person to create.
+    Send {
+        user_id: Option<Uuid>,
+    },
+    InvalidAddress(String),
+    DuplicateInRequest,
+    AlreadyMember {
+        user_id: Uuid,
+    },
+    AlreadyInvited {
+        user_id: Uuid,
+        invitation_id: Uuid,
+    },
+}
+
+impl Decision {
+    /// The stored outcome of a decision that is final at once.
+    pub fn outcome(&self) -> Option<&'static str> {
+        match self {
+            Decision::Send { .. } => None,
+            Decision::InvalidAddress(_) => Some("invalid_address"),
+            Decision::DuplicateInRequest => Some("duplicate_in_request"),
+            Decision::AlreadyMember { .. } => Some("already_member"),
+            Decision::AlreadyInvited { .. } => Some("already_invited"),
+        }
+    }
+
+    pub fn reason(&self) -> String {
+        match self {
+            Decision::Send { .. } => String::new(),
+            Decision::InvalidAddress(why) => why.clone(),
+            Decision::DuplicateInRequest => "appears earlier in this request".into(),
+            Decision::AlreadyMember { .. } => "already a member of the organisation".into(),
+            Decision::AlreadyInvited { .. } => "already has a pending invitation".into(),
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct Planned {
+    pub input: String,
+    pub email: String,
+    pub name: String,
+    pub decision: Decision,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Summary {
+    pub total: i32,
+    pub recognized: i32,
+    pub invalid: i32,
+    pub duplicates: i32,
+}
+
+pub fn summarize(plan: &[Planned]) -> Summary {
+    let count = |f: &dyn Fn(&Decision) -> bool| {
+        i32::try_from(plan.iter().filter(|p| f(&p.decision)).count()).unwrap_or(i32::MAX)
+    };
+    let invalid = count(&|d| matches!(d, Decision::InvalidAddress(_)));
+    let duplicates = count(&|d| matches!(d, Decision::DuplicateInRequest));
+    let total = i32::try_from(plan.len()).unwrap_or(i32::MAX);
+    Summary {
+        total,
+        recognized: total - invalid - duplicates,
+        invalid,
+        duplicates,
+    }
+}
+
+#[derive(QueryableByName, Debug)]
+struct Known {
+    #[diesel(sql_type = SqlUuid)]
+    id: Uuid,
+    #[diesel(sql_type = Text)]
+    email: String,
+    #[diesel(sql_type = Text)]
+    first_name: String,
+    #[diesel(sql_type = Text)]
+    lifecycle: String,
+    #[diesel(sql_type = Bool)]
+    deactivated: bool,
+    /// The newest invitation that still works, if any.
+    #[diesel(sql_type = Nullable<SqlUuid>)]
+    live_invitation: Option<Uuid>,
+}
+
+/// The users a plan refers to, locked while the transaction lasts when
+/// `lock` is set, so two sends cannot both invite one person.
+async fn known_users(
+    conn: &mut AsyncPgConnection,
+    organization_id: Uuid,
+    emails: &[String],
+    ids: &[Uuid],
+    all_staged: bool,
+    now: DateTime<Utc>,
+    lock: bool,
+) -> Result<Vec<Known>> {
+    let sql = format!(
+        "SELECT u.id, u.email, u.first_name, u.lifecycle, u.deactivated_at IS NOT NULL AS deactivated, \
+           (SELECT i.id FROM invitations i WHERE i.user_id = u.id AND (i.state = 'queued' \
+              OR (i.state IN ('sent', 'opened') AND i.expires_at > $5)) \
+            ORDER BY i.created_at DESC LIMIT 1) AS live_invitation \
+         FROM users u WHERE u.organization_id = $1 AND u.id IN ( \
+           SELECT id FROM users WHERE organization_id = $1 AND lower(email) = ANY($2) \
+           UNION SELECT id FROM users WHERE organization_id = $1 AND id = ANY($3) \
+           UNION SELECT id FROM users WHERE organization_id = $1 AND $4 AND lifecycle = 'staged' \
+             AND deactivated_at IS NULL) \
+         ORDER BY u.id {}",
+        if lock { "FOR UPDATE OF u" } else { "" }
+    );
+    Ok(diesel::sql_query(sql)
+        .bind::<SqlUuid, _>(organization_id)
+        .bind::<Array<Text>, _>(emails)
+        .bind::<Array<SqlUuid>, _>(ids)
+        .bind::<Bool, _>(all_staged)
+        .bind::<Timestamptz, _>(now)
+        .load(conn)
+        .await?)
+}
+
+/// Decides every recipient against the users of the organisation.
+/// `invitable` says whether a user in a lifecycle state may get this kind of
+/// email (invitations go to people not yet active; credentials and reset
+/// links also to active ones).
+pub async fn plan(
+    conn: &mut AsyncPgConnection,
+    organization_id: Uuid,
+    recipients: &Recipients,
+    kind: BatchKind,
+    now: DateTime<Utc>,
+    lock: bool,
+) -> Result<Vec<Planned>> {
+    let entries = parse::parse(&recipients.text, &recipients.emails);
+    let mut seen_ids = HashSet::new();
+    let id_entries: Vec<(String, Option<Uuid>, bool)> = recipients
+        .user_ids
+        .iter()
+        .map(|raw| {
+            let id = Uuid::parse_str(raw.trim()).ok();
+            let first = id.is_none_or(|id| seen_ids.insert(id));
+            (raw.clone(), id, first)
+        })
+        .collect();
+    let emails: Vec<String> = entries
+        .iter()
+        .filter_map(|e| match &e.parsed {
+            Parsed::Address(a) => Some(a.to_lowercase()),
+            _ => None,
+        })
+        .collect();
+    let ids: Vec<Uuid> = id_entries.iter().filter_map(|(_, id, _)| *id).collect();
+    let known = known_users(
+        conn,
+        organization_id,
+        &emails,
+        &ids,
+        recipients.all_staged,
+        now,
+        lock,
+    )
+    .await?;
+    let by_email: HashMap<String, &Known> = known.iter().map(|k| (k.email.to_lowercase(), k)).collect();
+    let by_id: HashMap<Uuid, &Known> = known.iter().map(|k| (k.id, k)).collect();
+
+    let decide_known = |user: &Known| -> Decision {
+        let member = user.lifecycle == "active" || user.deactivated;
+        match (kind, member, user.live_invitation) {
+            (BatchKind::Invitation, true, _) => Decision::AlreadyMember { user_id: user.id },
+            (BatchKind::Invitation, false, Some(invitation_id)) => Decision::AlreadyInvited {
+                user_id: user.id,
+                invitation_id,
+            },
+            (_, _, _) if user.deactivated => Decision::InvalidAddress("the user is deactivated".into()),
+            _ => Decision::Send {
+                user_id: Some(user.id),
+            },
+        }
+    };
+
+    let mut plan = Vec::with_capacity(entries.len() + id_entries.len());
+    let mut planned_users: HashSet<Uuid> = HashSet::new();
+    for entry in entries {
+        let (email, decision) = match entry.parsed {
+            Parsed::Invalid(why) => (String::new(), Decision::InvalidAddress(why)),
+            Parsed::Duplicate(address) => (address, Decision::DuplicateInRequest),
+            Parsed::Address(address) => {
+                let decision = match by_email.get(&address.to_lowercase()) {
+                    Some(user) => {
+                        planned_users.insert(user.id);
+                        decide_known(user)
+                    }
+                    None if kind == BatchKind::Invitation => Decision::Send { user_id: None },
+                    None => Decision::InvalidAddress("no user of the organisation has this address".into()),
+                };
+                (address, decision)
+            }
+        };
+        plan.push(Planned {
+            input: entry.input,
+            email,
+            name: entry.name,
+            decision,
+        });
+    }
+    for (raw, id, first) in id_entries {
+        let (email, decision) = match (id.and_then(|id| by_id.get(&id)), first) {
+            (Some(user), true) if planned_users.insert(user.id) => (user.email.clone(), decide_known(user)),
+            (Some(user), _) => (user.email.clone(), Decision::DuplicateInRequest),
+            (None, _) if id.is_none() => (
+                String::new(),
+                Decision::InvalidAddress(format!("'{raw}' is not a valid user id")),
+            ),
+            (None, _) => (
+                String::new(),
+                Decision::InvalidAddress("no user of the organisation has this id".into()),
+            ),
+        };
+        plan.push(Planned {
+            input: raw,
+            email,
+            name: String::new(),
+            decision,
+        });
+    }
+    if recipients.all_staged {
+        for user in &known {
+            if user.lifecycle == "staged" && !user.deactivated && planned_users.insert(user.id) {
+                plan.push(Planned {
+                    input: user.email.clone(),
+                    email: user.email.clone(),
+                    name: user.first_name.clone(),
+                    decision: decide_known(user),
+                });
+            }
+        }
+    }
+    Ok(plan)
+}
+
+/// A bulk send to write.
+pub struct NewBatch<'a> {
+    pub organization_id: Uuid,
+    pub kind: BatchKind,
+    pub recipients: &'a Recipients,
+    /// The access invited people get.
+    pub grant: Option<(Uuid, Uuid)>,
+    pub idempotency_key: Option<String>,
+    /// The domain of Message-IDs.
+    pub message_domain: &'a str,
+}
+
+/// What `create` did.
+pub enum Created {
+    New {
+        batch_id: Uuid,
+        summary: Summary,
+    },
+    /// A batch with the same idempotency key exists: nothing was written.
+    Replay {
+        batch_id: Uuid,
+    },
+}
+
+/// Finds the batch an idempotency key created.
+pub async fn find_by_key(
+    conn: &mut AsyncPgConnection,
+    organization_id: Uuid,
+    kind: BatchKind,
+    key: &str,
+) -> Result<Option<Uuid>> {
+    use crate::db::schema::batches;
+    use diesel::{ExpressionMethods, OptionalExtension, QueryDsl};
+    Ok(batches::table
+        .filter(batches::organization_id.eq(organization_id))
+        .filter(batches::kind.eq(kind.as_str()))
+        .filter(batches::idempotency_key.eq(key))
+        .select(batches::id)
+        .first(conn)
+        .await
+        .optional()?)
+}
+
+/// Splits a display name into first and last names: "Grace Hopper" and
+/// "Hopper, Grace" both give ("Grace", "Hopper").
+fn names(display: &str) -> (String, String) {
+    let display = display.trim();
+    if let Some((last, first)) = display.split_once(',') {
+        return (first.trim().to_owned(), last.trim().to_owned());
+    }
+    match display.rsplit_once(' ') {
+        Some((first, last)) => (first.trim().to_owned(), last.trim().to_owned()),
+        None => (display.to_owned(), String::new()),
+    }
+}
+
+pub async fn create(
+    conn: &mut AsyncPgConnection,
+    batch: NewBatch<'_>,
+    actor: &Actor,
+    now: DateTime<Utc>,
+) -> Result<Created> {
+    if let Some(key) = &batch.idempotency_key {
+        if let Some(batch_id) = find_by_key(conn, batch.organization_id, batch.kind, key).await? {
+            return Ok(Created::Replay { batch_id });
+        }
+    }
+    let result = conn
+        .transaction(async |conn| {
+            let plan = plan(
+                conn,
+                batch.organization_id,
+                batch.recipients,
+                batch.kind,
+                now,
+                true,
+            )
+            .await?;
+            write(conn, &batch, &plan, actor, now).await
+        })
+        .await;
+    match (result, &batch.idempotency_key) {
+        // The same key, sent twice at once: the other request won.
+        (Err(Error::AlreadyExists { .. }), Some(key)) => {
+            match find_by_key(conn, batch.organization_id, batch.kind, key).await? {
+                Some(batch_id) => Ok(Created::Replay { batch_id }),
+                None => Err(Error::Unavailable(
+                    "a conflicting request is in progress; try again".into(),
+                )),
+            }
+        }
+        (result, _) => result,
+    }
+}
+
+#[derive(QueryableByName)]
+struct Inserted {
+    #[diesel(sql_type = Text)]
+    email: String,
+    #[diesel(sql_type = SqlUuid)]
+    id: Uuid,
+}
+
+async fn write(
+    conn: &mut AsyncPgConnection,
+    batch: &NewBatch<'_>,
+    plan: &[Planned],
+    actor: &Actor,
+    now: DateTime<Utc>,
+) -> Result<Created> {
+    let org = batch.organization_id;
+    let summary = summarize(plan);
+    let batch_id = Uuid::now_v7();
+    let sends = plan
+        .iter()
+        .filter(|p| matches!(p.decision, Decision::Send { .. }))
+        .count();
+    let sends = i32::try_from(sends).unwrap_or(i32::MAX);
+    diesel::sql_query(
+        "INSERT INTO batches (id, organization_id, kind, actor, idempotency_key, total, recognized, invalid, \
+           duplicates, outstanding, created_at, completed_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, CASE WHEN $10 = 0 THEN $11 END)",
+    )
+    .bind::<SqlUuid, _>(batch_id)
+    .bind::<SqlUuid, _>(org)
+    .bind::<Text, _>(batch.kind.as_str())
+    .bind::<Text, _>(&actor.name)
+    .bind::<Nullable<Text>, _>(batch.idempotency_key.as_deref())
+    .bind::<Int4, _>(summary.total)
+    .bind::<Int4, _>(summary.recognized)
+    .bind::<Int4, _>(summary.invalid)
+    .bind::<Int4, _>(summary.duplicates)
+    .bind::<Int4, _>(sends)
+    .bind::<Timestamptz, _>(now)
+    .execute(conn)
+    .await
+    .map_err(|e| match Error::from(e) {
+        Error::AlreadyExists { .. } => Error::AlreadyExists {
+            message: "a batch with this idempotency key exists".into(),
+            field: Some("idempotency_key".into()),
+        },
+        other => other,
+    })?;
+
+    // People to create: invited addresses nobody in the organisation has.
+    let new_people: Vec<&Planned> = plan
+        .iter()
+        .filter(|p| matches!(p.decision, Decision::Send { user_id: None }))
+        .collect();
+    let mut created: HashMap<String, Uuid> = HashMap::new();
+    if !new_people.is_empty() {
+        let (firsts, lasts): (Vec<String>, Vec<String>) = new_people.iter().map(|p| names(&p.name)).unzip();
+        let inserted: Vec<Inserted> = diesel::sql_query(
+            "INSERT INTO users (id, organization_id, email, username, first_name, last_name, lifecycle, \
+               created_at, updated_at) \
+             SELECT v.id, $2, v.email, v.email, v.first_name, v.last_name, 'pending', $3, $3 \
+             FROM unnest($1::uuid[], $4::text[], $5::text[], $6::text[]) AS v(id, email, first_name, last_name) \
+             ON CONFLICT DO NOTHING RETURNING lower(email) AS email, id",
+        )
+        .bind::<Array<SqlUuid>, _>(new_people.iter().map(|_| Uuid::now_v7()).collect::<Vec<_>>())
+        .bind::<SqlUuid, _>(org)
+        .bind::<Timestamptz, _>(now)
+        .bind::<Array<Text>, _>(new_people.iter().map(|p| p.email.clone()).collect::<Vec<_>>())
+        .bind::<Array<Text>, _>(firsts)
+        .bind::<Array<Text>, _>(lasts)
+        .load(conn)
+        .await?;
+        created = inserted.into_iter().map(|i| (i.email, i.id)).collect();
+    }
+
+    // One row per recipient, in input order, with the user, the invitation
+    // and whether its result is final already.
+    struct Row {
+        user_id: Option<Uuid>,
+        invitation_id: Option<Uuid>,
+        outbox_id: Option<Uuid>,
+        outcome: Option<&'static str>,
+        reason: String,
+    }
+    let rows: Vec<Row> = plan
+        .iter()
+        .map(|p| {
+            let (user_id, invitation_id, sends) = match &p.decision {
+                Decision::Send { user_id: Some(id) } => (Some(*id), None, true),
+                Decision::Send { user_id: None } => match created.get(&p.email.to_lowercase()) {
+                    Some(id) => (Some(*id), None, true),
+                    // Another request created this person a moment ago.
+                    None => (None, None, false),
+                },
+                Decision::AlreadyMember { user_id } => (Some(*user_id), None, false),
+                Decision::AlreadyInvited {
+                    user_id,
+                    invitation_id,
+                } => (Some(*user_id), Some(*invitation_id), false),
+                _ => (None, None, false),
+            };
+            let raced = matches!(p.decision, Decision::Send { .. }) && !sends;
+            Row {
+                user_id,
+                invitation_id: if sends && batch.kind == BatchKind::Invitation {
+                    Some(Uuid::now_v7())
+                } else {
+                    invitation_id
+                },
+                outbox_id: sends.then(Uuid::now_v7),
+                outcome: if raced {
+                    Some("already_invited")
+                } else {
+                    p.decision.outcome()
+                },
+                reason: if raced {
+                    "was invited by another request at the same moment".into()
+                } else {
+                    p.decision.reason()
+                },
+            }
+        })
+        .collect();
+
+    let sending: Vec<(usize, &Row)> = rows
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| r.outbox_id.is_some())
+        .collect();
+    let positions: Vec<i32> = sending
+        .iter()
+        .map(|(i, _)| i32::try_from(*i).unwrap_or(i32::MAX))
+        .collect();
+    let user_ids: Vec<Uuid> = sending.iter().filter_map(|(_, r)| r.user_id).collect();
+    let emails: Vec<String> = sending.iter().map(|(i, _)| plan[*i].email.clone()).collect();
+    if batch.kind == BatchKind::Invitation && !sending.is_empty() {
+        let (area, role) = batch.grant.unzip();
+        diesel::sql_query(
+            "INSERT INTO invitations (id, organization_id, user_id, batch_id, email, service_area_id, role_id, \
+               state, created_at) \
+             SELECT v.id, $2, v.user_id, $3, v.email, $4, $5, 'queued', $6 \
+             FROM unnest($1::uuid[], $7::uuid[], $8::text[]) AS v(id, user_id, email)",
+        )
+        .bind::<Array<SqlUuid>, _>(sending.iter().filter_map(|(_, r)| r.invitation_id).collect::<Vec<_>>())
+        .bind::<SqlUuid, _>(org)
+        .bind::<SqlUuid, _>(batch_id)
+        .bind::<Nullable<SqlUuid>, _>(area)
+        .bind::<Nullable<SqlUuid>, _>(role)
+        .bind::<Timestamptz, _>(now)
+        .bind::<Array<SqlUuid>, _>(&user_ids)
+        .bind::<Array<Text>, _>(&emails)
+        .execute(conn)
+        .await?;
+        diesel::sql_query(
+            "UPDATE users SET lifecycle = 'pending', updated_at = $2 WHERE id = ANY($1) AND lifecycle = 'staged'",
+        )
+        .bind::<Array<SqlUuid>, _>(&user_ids)
+        .bind::<Timestamptz, _>(now)
+        .execute(conn)
+        .await?;
+    }
+    if !sending.is_empty() {
+        let outbox_ids: Vec<Uuid> = sending.iter().filter_map(|(_, r)| r.outbox_id).collect();
+        let message_ids: Vec<String> = outbox_ids
+            .iter()
+            .map(|id| format!("<{}@{}>", id.simple(), batch.message_domain))
+            .collect();
+        diesel::sql_query(
+            "INSERT INTO outbox (id, organization_id, kind, recipient, user_id, batch_id, batch_position, \
+               invitation_id, state, next_attempt_at, message_id, created_at) \
+             SELECT v.id, $2, $3, v.email, v.user_id, $4, v.position, v.invitation_id, 'queued', $5, v.message_id, $5 \
+             FROM unnest($1::uuid[], $6::text[], $7::uuid[], $8::int4[], $9::uuid[], $10::text[]) \
+               AS v(id, email, user_id, position, invitation_id, message_id)",
+        )
+        .bind::<Array<SqlUuid>, _>(&outbox_ids)
+        .bind::<SqlUuid, _>(org)
+        .bind::<Text, _>(batch.kind.as_str())
+        .bind::<SqlUuid, _>(batch_id)
+        .bind::<Timestamptz, _>(now)
+        .bind::<Array<Text>, _>(&emails)
+        .bind::<Array<SqlUuid>, _>(&user_ids)
+        .bind::<Array<Int4>, _>(&positions)
+        .bind::<Array<Nullable<SqlUuid>>, _>(sending.iter().map(|(_, r)| r.invitation_id).collect::<Vec<_>>())
+        .bind::<Array<Text>, _>(&message_ids)
+        .execute(conn)
+        .await?;
+    }
+
+    diesel::sql_query(
+        "INSERT INTO batch_items (batch_id, position, input, email, user_id, invitation_id, outcome, reason, \
+           finished_at, finished_seq) \
+         SELECT $1, v.position, v.input, v.email, v.user_id, v.invitation_id, v.outcome, v.reason, \
+           CASE WHEN v.outcome IS NOT NULL THEN $2 END, \
+           CASE WHEN v.outcome IS NOT NULL THEN nextval('batch_items_finished_seq') END \
+         FROM (SELECT * FROM unnest($3::int4[], $4::text[], $5::text[], $6::uuid[], $7::uuid[], $8::text[], $9::text[]) \
+           AS u(position, input, email, user_id, invitation_id, outcome, reason) ORDER BY position) v",
+    )
+    .bind::<SqlUuid, _>(batch_id)
+    .bind::<Timestamptz, _>(now)
+    .bind::<Array<Int4>, _>((0..rows.len()).map(|i| i32::try_from(i).unwrap_or(i32::MAX)).collect::<Vec<_>>())
+    .bind::<Array<Text>, _>(plan.iter().map(|p| p.input.clone()).collect::<Vec<_>>())
+    .bind::<Array<Text>, _>(plan.iter().map(|p| p.email.clone()).collect::<Vec<_>>())
+    .bind::<Array<Nullable<SqlUuid>>, _>(rows.iter().map(|r| r.user_id).collect::<Vec<_>>())
+    .bind::<Array<Nullable<SqlUuid>>, _>(rows.iter().map(|r| r.invitation_id).collect::<Vec<_>>())
+    .bind::<Array<Nullable<Text>>, _>(rows.iter().map(|r| r.outcome).collect::<Vec<_>>())
+    .bind::<Array<Text>, _>(rows.iter().map(|r| r.reason.clone()).collect::<Vec<_>>())
+    .execute(conn)
+    .await?;
+
+    let sent_count = i32::try_from(sending.len()).unwrap_or(i32::MAX);
+    if sent_count != sends {
+        diesel::sql_query(
+            "UPDATE batches SET outstanding = $2, completed_at = CASE WHEN $2 = 0 THEN created_at END WHERE id = $1",
+        )
+        .bind::<SqlUuid, _>(batch_id)
+        .bind::<Int4, _>(sent_count)
+        .execute(conn)
+        .await?;
+    }
+    audit::record(
+        conn,
+        actor,
+        org,
+        &format!("{}.send", batch.kind.as_str()),
+        ("batch", batch_id),
+        json!({"total": summary.total, "sending": sent_count, "invalid": summary.invalid, "duplicates": summary.duplicates}),
+        now,
+    )
+    .await?;
+    // Delivered on commit: wakes the outbox workers of every replica.
+    diesel::sql_query("SELECT pg_notify('onramp_outbox', ''), pg_notify('onramp_batch', $1)")
+        .bind::<Text, _>(batch_id.to_string())
+        .execute(conn)
+        .await?;
+    Ok(Created::New { batch_id, summary })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::names;
+
+    #[test]
+    fn display_names_become_first_and_last_names() {
+        assert_eq!(names("Grace Hopper"), ("Grace".into(), "Hopper".into()));
+        assert_eq!(names("Hopper, Grace"), ("Grace".into(), "Hopper".into()));
+        assert_eq!(names("Cher"), ("Cher".into(), String::new()));
+        assert_eq!(names(""), (String::new(), String::new()));
+    }
+}

@@ -1,0 +1,345 @@
+//! One invitation at a time: read, list, resend, revoke; and the deliveries
+//! (outbox rows) an admin checks to see that emails went out.
+
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+use serde_json::json;
+use uuid::Uuid;
+
+use crate::{
+    db::schema::{invitations, outbox, users},
+    domain::{
+        audit::{self, Actor},
+        paging::Page,
+    },
+    error::{Error, Result},
+    outbox::record::cancel_queued,
+};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum State {
+    Queued,
+    Sent,
+    Opened,
+    Accepted,
+    Failed,
+    Expired,
+    Revoked,
+}
+
+#[derive(Clone, Debug, Queryable, Selectable)]
+#[diesel(table_name = invitations)]
+pub struct Invitation {
+    pub id: Uuid,
+    pub organization_id: Uuid,
+    pub user_id: Uuid,
+    pub batch_id: Option<Uuid>,
+    pub email: String,
+    pub service_area_id: Option<Uuid>,
+    pub role_id: Option<Uuid>,
+    pub state: String,
+    pub send_count: i32,
+    pub last_error: String,
+    pub created_at: DateTime<Utc>,
+    pub sent_at: Option<DateTime<Utc>>,
+    pub opened_at: Option<DateTime<Utc>>,
+    pub accepted_at: Option<DateTime<Utc>>,
+    pub revoked_at: Option<DateTime<Utc>>,
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+impl Invitation {
+    /// The state as of `now`: a sent link past its expiry is EXPIRED, with
+    /// no sweeper needed.
+    pub fn state(&self, now: DateTime<Utc>) -> State {
+        match self.state.as_str() {
+            "sent" | "opened" if self.expires_at.is_some_and(|at| at <= now) => State::Expired,
+            "sent" => State::Sent,
+            "opened" => State::Opened,
+            "accepted" => State::Accepted,
+            "failed" => State::Failed,
+            "revoked" => State::Revoked,
+            _ => State::Queued,
+        }
+    }
+}
+
+pub async fn find(conn: &mut AsyncPgConnection, organization_id: Uuid, id: Uuid) -> Result<Invitation> {
+    invitations::table
+        .filter(invitations::organization_id.eq(organization_id))
+        .filter(invitations::id.eq(id))
+        .select(Invitation::as_select())
+        .first(conn)
+        .await
+        .optional()?
+        .ok_or_else(|| Error::not_found(format!("invitation {id} does not exist in this organisation")))
+}
+
+#[derive(Debug, Default)]
+pub struct InvitationFilter {
+    pub state: Option<State>,
+    pub email: Option<String>,
+    pub batch_id: Option<Uuid>,
+    pub user_id: Option<Uuid>,
+}
+
+/// Newest first.
+pub async fn list(
+    conn: &mut AsyncPgConnection,
+    organization_id: Uuid,
+    filter: InvitationFilter,
+    page: Page,
+    now: DateTime<Utc>,
+) -> Result<(Vec<Invitation>, String)> {
+    let mut query = invitations::table
+        .filter(invitations::organization_id.eq(organization_id))
+        .select(Invitation::as_select())
+        .order(invitations::id.desc())
+        .limit(page.fetch_limit())
+        .into_boxed();
+    if let Some(after) = page.after {
+        query = query.filter(invitations::id.lt(after));
+    }
+    if let Some(email) = filter.email {
+        query = query.filter(
+            diesel::dsl::sql::<diesel::sql_types::Bool>("lower(email) = lower(")
+                .bind::<diesel::sql_types::Text, _>(email)
+                .sql(")"),
+        );
+    }
+    if let Some(batch) = filter.batch_id {
+        query = query.filter(invitations::batch_id.eq(batch));
+    }
+    if let Some(user) = filter.user_id {
+        query = query.filter(invitations::user_id.eq(user));
+    }
+    let live = invitations::expires_at.gt(now);
+    let lapsed = invitations::expires_at.le(now);
+    query = match filter.state {
+        None => query,
+        Some(State::Expired) => query
+            .filter(invitations::state.eq_any(["sent", "opened"]))
+            .filter(lapsed),
+        Some(State::Sent) => query.filter(invitations::state.eq("sent")).filter(live),
+        Some(State::Opened) => query.filter(invitations::state.eq("opened")).filter(live),
+        Some(State::Queued) => query.filter(invitations::state.eq("queued")),
+        Some(State::Accepted) => query.filter(invitations::state.eq("accepted")),
+        Some(State::Failed) => query.filter(invitations::state.eq("failed")),
+        Some(State::Revoked) => query.filter(invitations::state.eq("revoked")),
+    };
+    let rows = query.load(conn).await?;
+    Ok(page.finish(rows, |i| i.id))
+}
+
+async fn lock(conn: &mut AsyncPgConnection, organization_id: Uuid, id: Uuid) -> Result<Invitation> {
+    invitations::table
+        .filter(invitations::organization_id.eq(organization_id))
+        .filter(invitations::id.eq(id))
+        .select(Invitation::as_select())
+        .for_update()
+        .first(conn)
+        .await
+        .optional()?
+        .ok_or_else(|| Error::not_found(format!("invitation {id} does not exist in this organisation")))
+}
+
+/// Sends an invitation again with a new link: the old link stops working at
+/// once and the expiry restarts when the new email goes out.
+pub async fn resend(
+    conn: &mut AsyncPgConnection,
+    organization_id: Uuid,
+    id: Uuid,
+    message_domain: &str,
+    actor: &Actor,
+    now: DateTime<Utc>,
+) -> Result<Invitation> {
+    conn.transaction(async |conn| {
+        let invitation = lock(conn, organization_id, id).await?;
+        match invitation.state(now) {
+            State::Accepted => {
+                return Err(Error::FailedPrecondition(
+                    "the invitation was accepted: the person is registered".into(),
+                ));
+            }
+            State::Revoked => {
+                return Err(Error::FailedPrecondition(
+                    "the invitation was revoked; send a new invitation instead".into(),
+                ));
+            }
+            _ => {}
+        }
+        let deactivated: Option<DateTime<Utc>> = users::table
+            .find(invitation.user_id)
+            .select(users::deactivated_at)
+            .first(conn)
+            .await?;
+        if deactivated.is_some() {
+            return Err(Error::FailedPrecondition(
+                "the user is deactivated; reactivate them before resending".into(),
+            ));
+        }
+        cancel_queued(conn, id, "replaced by a resend", now).await?;
+        let updated = diesel::update(invitations::table.find(id))
+            .set((
+                invitations::token_hash.eq(None::<Vec<u8>>),
+                invitations::state.eq("queued"),
+                invitations::expires_at.eq(None::<DateTime<Utc>>),
+                invitations::last_error.eq(""),
+            ))
+            .returning(Invitation::as_returning())
+            .get_result(conn)
+            .await?;
+        diesel::update(users::table.find(invitation.user_id))
+            .set((
+                users::lifecycle.eq(diesel::dsl::sql::<diesel::sql_types::Text>(
+                    "CASE WHEN lifecycle = 'active' THEN 'active' ELSE 'pending' END",
+                )),
+                users::invitation_expires_at.eq(None::<DateTime<Utc>>),
+                users::updated_at.eq(now),
+            ))
+            .execute(conn)
+            .await?;
+        let outbox_id = Uuid::now_v7();
+        diesel::insert_into(outbox::table)
+            .values((
+                outbox::id.eq(outbox_id),
+                outbox::organization_id.eq(organization_id),
+                outbox::kind.eq("invitation"),
+                outbox::recipient.eq(&invitation.email),
+                outbox::user_id.eq(invitation.user_id),
+                outbox::invitation_id.eq(id),
+                outbox::state.eq("queued"),
+                outbox::next_attempt_at.eq(now),
+                outbox::message_id.eq(format!("<{}@{message_domain}>", outbox_id.simple())),
+                outbox::created_at.eq(now),
+            ))
+            .execute(conn)
+            .await?;
+        audit::record(
+            conn,
+            actor,
+            organization_id,
+            "invitation.resend",
+            ("invitation", id),
+            json!({"email": invitation.email}),
+            now,
+        )
+        .await?;
+        diesel::sql_query("SELECT pg_notify('onramp_outbox', '')")
+            .execute(conn)
+            .await?;
+        Ok(updated)
+    })
+    .await
+}
+
+/// Withdraws an invitation: its link stops working, and a person it left
+/// without a live invitation goes back to STAGED.
+pub async fn revoke(
+    conn: &mut AsyncPgConnection,
+    organization_id: Uuid,
+    id: Uuid,
+    actor: &Actor,
+    now: DateTime<Utc>,
+) -> Result<Invitation> {
+    conn.transaction(async |conn| {
+        let invitation = lock(conn, organization_id, id).await?;
+        match invitation.state.as_str() {
+            "accepted" => {
+                return Err(Error::FailedPrecondition(
+                    "the invitation was accepted; deactivate the user instead".into(),
+                ));
+            }
+            "revoked" => return Ok(invitation),
+            _ => {}
+        }
+        cancel_queued(conn, id, "the invitation was revoked", now).await?;
+        let updated = diesel::update(invitations::table.find(id))
+            .set((
+                invitations::state.eq("revoked"),
+                invitations::revoked_at.eq(now),
+                invitations::token_hash.eq(None::<Vec<u8>>),
+            ))
+            .returning(Invitation::as_returning())
+            .get_result(conn)
+            .await?;
+        diesel::sql_query(
+            "UPDATE users SET lifecycle = 'staged', invitation_expires_at = NULL, updated_at = $2 \
+             WHERE id = $1 AND lifecycle = 'pending' AND NOT EXISTS ( \
+               SELECT 1 FROM invitations WHERE user_id = $1 AND state IN ('queued', 'sent', 'opened'))",
+        )
+        .bind::<diesel::sql_types::Uuid, _>(invitation.user_id)
+        .bind::<diesel::sql_types::Timestamptz, _>(now)
+        .execute(conn)
+        .await?;
+        audit::record(
+            conn,
+            actor,
+            organization_id,
+            "invitation.revoke",
+            ("invitation", id),
+            json!({"email": invitation.email}),
+            now,
+        )
+        .await?;
+        Ok(updated)
+    })
+    .await
+}
+
+#[derive(Clone, Debug, Queryable, Selectable)]
+#[diesel(table_name = outbox)]
+pub struct Delivery {
+    pub id: Uuid,
+    pub kind: String,
+    pub recipient: String,
+    pub user_id: Option<Uuid>,
+    pub batch_id: Option<Uuid>,
+    pub state: String,
+    pub attempts: i32,
+    pub last_error: String,
+    pub message_id: String,
+    pub created_at: DateTime<Utc>,
+    pub sent_at: Option<DateTime<Utc>>,
+    pub next_attempt_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Default)]
+pub struct DeliveryFilter {
+    pub user_id: Option<Uuid>,
+    pub batch_id: Option<Uuid>,
+    pub kind: Option<&'static str>,
+    pub state: Option<&'static str>,
+}
+
+/// Newest first.
+pub async fn deliveries(
+    conn: &mut AsyncPgConnection,
+    organization_id: Uuid,
+    filter: DeliveryFilter,
+    page: Page,
+) -> Result<(Vec<Delivery>, String)> {
+    let mut query = outbox::table
+        .filter(outbox::organization_id.eq(organization_id))
+        .select(Delivery::as_select())
+        .order(outbox::id.desc())
+        .limit(page.fetch_limit())
+        .into_boxed();
+    if let Some(after) = page.after {
+        query = query.filter(outbox::id.lt(after));
+    }
+    if let Some(user) = filter.user_id {
+        query = query.filter(outbox::user_id.eq(user));
+    }
+    if let Some(batch) = filter.batch_id {
+        query = query.filter(outbox::batch_id.eq(batch));
+    }
+    if let Some(kind) = filter.kind {
+        query = query.filter(outbox::kind.eq(kind));
+    }
+    if let Some(state) = filter.state {
+        query = query.filter(outbox::state.eq(state));
+    }
+    Ok(page.finish(query.load(conn).await?, |d| d.id))
+}

@@ -1,0 +1,220 @@
+//! WatchBatch, GetInvitation, ListInvitations, ResendInvitation,
+//! RevokeInvitation and ListDeliveries.
+
+use tonic::{Request, Response, Status};
+use uuid::Uuid;
+
+use crate::{
+    domain::{
+        caller::Scope,
+        invitations::manage::{self, Delivery, DeliveryFilter, Invitation, InvitationFilter, State},
+        paging::Page,
+        validate,
+    },
+    error::{Error, Violations},
+    grpc::{
+        actor,
+        batches::{self, BatchStream},
+        caller, convert,
+        invitations::send::message_domain,
+    },
+    pb,
+    state::AppState,
+};
+
+fn id(field: &str, raw: &str) -> Result<Uuid, Error> {
+    validate::id(raw).map_err(|e| Error::invalid(field, e))
+}
+
+fn optional_id(v: &mut Violations, field: &str, raw: &str) -> Option<Uuid> {
+    if raw.trim().is_empty() {
+        None
+    } else {
+        v.check(field, validate::id(raw))
+    }
+}
+
+pub fn state_pb(s: State) -> pb::InvitationState {
+    match s {
+        State::Queued => pb::InvitationState::Queued,
+        State::Sent => pb::InvitationState::Sent,
+        State::Opened => pb::InvitationState::Opened,
+        State::Accepted => pb::InvitationState::Accepted,
+        State::Failed => pb::InvitationState::Failed,
+        State::Expired => pb::InvitationState::Expired,
+        State::Revoked => pb::InvitationState::Revoked,
+    }
+}
+
+fn state_from_pb(s: pb::InvitationState) -> Option<State> {
+    [
+        State::Queued,
+        State::Sent,
+        State::Opened,
+        State::Accepted,
+        State::Failed,
+        State::Expired,
+        State::Revoked,
+    ]
+    .into_iter()
+    .find(|state| state_pb(*state) == s)
+}
+
+pub fn invitation(i: Invitation, now: chrono::DateTime<chrono::Utc>) -> pb::Invitation {
+    pb::Invitation {
+        state: state_pb(i.state(now)) as i32,
+        id: i.id.to_string(),
+        organization_id: i.organization_id.to_string(),
+        user_id: i.user_id.to_string(),
+        email: i.email,
+        service_area_id: i.service_area_id.map(|x| x.to_string()).unwrap_or_default(),
+        role_id: i.role_id.map(|x| x.to_string()).unwrap_or_default(),
+        batch_id: i.batch_id.map(|x| x.to_string()).unwrap_or_default(),
+        create_time: Some(convert::timestamp(i.created_at)),
+        send_time: convert::opt_timestamp(i.sent_at),
+        open_time: convert::opt_timestamp(i.opened_at),
+        accept_time: convert::opt_timestamp(i.accepted_at),
+        revoke_time: convert::opt_timestamp(i.revoked_at),
+        expire_time: convert::opt_timestamp(i.expires_at),
+        last_error: i.last_error,
+        send_count: i.send_count,
+    }
+}
+
+pub async fn watch(
+    state: &AppState,
+    request: Request<pb::WatchBatchRequest>,
+) -> Result<Response<BatchStream>, Status> {
+    let org = caller(&request)?.organization(&request.get_ref().organization_id, Scope::Read)?;
+    let batch_id = id("batch_id", &request.get_ref().batch_id)?;
+    let batch = batches::find(state, org, batch_id).await?;
+    Ok(Response::new(batches::follow(state.clone(), batch, true)))
+}
+
+pub async fn get(
+    state: &AppState,
+    request: Request<pb::GetInvitationRequest>,
+) -> Result<Response<pb::Invitation>, Status> {
+    let org = caller(&request)?.organization(&request.get_ref().organization_id, Scope::Read)?;
+    let invitation_id = id("invitation_id", &request.get_ref().invitation_id)?;
+    let mut conn = state.pool.get().await.map_err(Error::from)?;
+    let found = manage::find(&mut conn, org, invitation_id).await?;
+    Ok(Response::new(invitation(found, state.clock.now())))
+}
+
+pub async fn list(
+    state: &AppState,
+    request: Request<pb::ListInvitationsRequest>,
+) -> Result<Response<pb::ListInvitationsResponse>, Status> {
+    let org = caller(&request)?.organization(&request.get_ref().organization_id, Scope::Read)?;
+    let req = request.into_inner();
+    let page = Page::parse(req.page_size, &req.page_token)?;
+    let mut v = Violations::new();
+    let filter = InvitationFilter {
+        state: pb::InvitationState::try_from(req.state)
+            .ok()
+            .and_then(state_from_pb),
+        email: Some(req.email.trim().to_owned()).filter(|e| !e.is_empty()),
+        batch_id: optional_id(&mut v, "batch_id", &req.batch_id),
+        user_id: optional_id(&mut v, "user_id", &req.user_id),
+    };
+    v.into_result()?;
+    let now = state.clock.now();
+    let mut conn = state.pool.get().await.map_err(Error::from)?;
+    let (rows, next_page_token) = manage::list(&mut conn, org, filter, page, now).await?;
+    Ok(Response::new(pb::ListInvitationsResponse {
+        invitations: rows.into_iter().map(|i| invitation(i, now)).collect(),
+        next_page_token,
+    }))
+}
+
+pub async fn resend(
+    state: &AppState,
+    request: Request<pb::ResendInvitationRequest>,
+) -> Result<Response<pb::Invitation>, Status> {
+    let org = caller(&request)?.organization(&request.get_ref().organization_id, Scope::InvitationsWrite)?;
+    let actor = actor(&request)?;
+    let invitation_id = id("invitation_id", &request.get_ref().invitation_id)?;
+    let now = state.clock.now();
+    let mut conn = state.pool.get().await.map_err(Error::from)?;
+    let updated = manage::resend(&mut conn, org, invitation_id, &message_domain(state), &actor, now).await?;
+    Ok(Response::new(invitation(updated, now)))
+}
+
+pub async fn revoke(
+    state: &AppState,
+    request: Request<pb::RevokeInvitationRequest>,
+) -> Result<Response<pb::Invitation>, Status> {
+    let org = caller(&request)?.organization(&request.get_ref().organization_id, Scope::InvitationsWrite)?;
+    let actor = actor(&request)?;
+    let invitation_id = id("invitation_id", &request.get_ref().invitation_id)?;
+    let now = state.clock.now();
+    let mut conn = state.pool.get().await.map_err(Error::from)?;
+    let updated = manage::revoke(&mut conn, org, invitation_id, &actor, now).await?;
+    Ok(Response::new(invitation(updated, now)))
+}
+
+fn delivery_state(s: &str) -> pb::DeliveryState {
+    match s {
+        "queued" => pb::DeliveryState::Queued,
+        "sending" => pb::DeliveryState::Sending,
+        "sent" => pb::DeliveryState::Sent,
+        "failed" => pb::DeliveryState::Failed,
+        _ => pb::DeliveryState::Unspecified,
+    }
+}
+
+fn delivery(d: Delivery) -> pb::Delivery {
+    let queued = d.state == "queued";
+    pb::Delivery {
+        id: d.id.to_string(),
+        kind: crate::domain::templates::Kind::parse(&d.kind)
+            .map_or(pb::EmailKind::Unspecified, super::templates::kind_pb) as i32,
+        email: d.recipient,
+        user_id: d.user_id.map(|u| u.to_string()).unwrap_or_default(),
+        batch_id: d.batch_id.map(|b| b.to_string()).unwrap_or_default(),
+        state: delivery_state(&d.state) as i32,
+        attempts: d.attempts,
+        last_error: d.last_error,
+        message_id: d.message_id,
+        create_time: Some(convert::timestamp(d.created_at)),
+        send_time: convert::opt_timestamp(d.sent_at),
+        next_attempt_time: if queued {
+            Some(convert::timestamp(d.next_attempt_at))
+        } else {
+            None
+        },
+    }
+}
+
+pub async fn deliveries(
+    state: &AppState,
+    request: Request<pb::ListDeliveriesRequest>,
+) -> Result<Response<pb::ListDeliveriesResponse>, Status> {
+    let org = caller(&request)?.organization(&request.get_ref().organization_id, Scope::Read)?;
+    let req = request.into_inner();
+    let page = Page::parse(req.page_size, &req.page_token)?;
+    let mut v = Violations::new();
+    let filter = DeliveryFilter {
+        user_id: optional_id(&mut v, "user_id", &req.user_id),
+        batch_id: optional_id(&mut v, "batch_id", &req.batch_id),
+        kind: pb::EmailKind::try_from(req.kind)
+            .ok()
+            .and_then(super::templates::kind_from_pb)
+            .map(|k| k.as_str()),
+        state: match pb::DeliveryState::try_from(req.state) {
+            Ok(pb::DeliveryState::Queued) => Some("queued"),
+            Ok(pb::DeliveryState::Sending) => Some("sending"),
+            Ok(pb::DeliveryState::Sent) => Some("sent"),
+            Ok(pb::DeliveryState::Failed) => Some("failed"),
+            _ => None,
+        },
+    };
+    v.into_result()?;
+    let mut conn = state.pool.get().await.map_err(Error::from)?;
+    let (rows, next_page_token) = manage::deliveries(&mut conn, org, filter, page).await?;
+    Ok(Response::new(pb::ListDeliveriesResponse {
+        deliveries: rows.into_iter().map(delivery).collect(),
+        next_page_token,
+    }))
+}

@@ -1,0 +1,65 @@
+//! Claiming due messages. Every replica's workers claim with
+//! `FOR UPDATE SKIP LOCKED` and take a lease; a message whose lease ran out
+//! (its worker died) is due again.
+
+use chrono::{DateTime, Utc};
+use diesel::{
+    QueryableByName,
+    sql_types::{BigInt, Int4, Nullable, Text, Timestamptz, Uuid as SqlUuid},
+};
+use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use uuid::Uuid;
+
+use crate::error::Result;
+
+#[derive(Clone, Debug, QueryableByName)]
+pub struct Claimed {
+    #[diesel(sql_type = SqlUuid)]
+    pub id: Uuid,
+    #[diesel(sql_type = SqlUuid)]
+    pub organization_id: Uuid,
+    #[diesel(sql_type = Text)]
+    pub kind: String,
+    #[diesel(sql_type = Text)]
+    pub recipient: String,
+    #[diesel(sql_type = Nullable<SqlUuid>)]
+    pub user_id: Option<Uuid>,
+    #[diesel(sql_type = Nullable<SqlUuid>)]
+    pub batch_id: Option<Uuid>,
+    #[diesel(sql_type = Nullable<Int4>)]
+    pub batch_position: Option<i32>,
+    #[diesel(sql_type = Nullable<SqlUuid>)]
+    pub invitation_id: Option<Uuid>,
+    #[diesel(sql_type = Nullable<SqlUuid>)]
+    pub action_token_id: Option<Uuid>,
+    #[diesel(sql_type = Int4)]
+    pub attempts: i32,
+    #[diesel(sql_type = Text)]
+    pub message_id: String,
+}
+
+/// Claims up to `limit` due messages for `worker` until `lease_until`.
+pub async fn claim(
+    conn: &mut AsyncPgConnection,
+    worker: &str,
+    now: DateTime<Utc>,
+    lease_until: DateTime<Utc>,
+    limit: i64,
+) -> Result<Vec<Claimed>> {
+    Ok(diesel::sql_query(
+        "UPDATE outbox o SET state = 'sending', lease_until = $2, leased_by = $3, attempts = o.attempts + 1 \
+         WHERE o.id IN ( \
+           SELECT id FROM outbox \
+           WHERE state IN ('queued', 'sending') AND next_attempt_at <= $1 \
+             AND (lease_until IS NULL OR lease_until < $1) \
+           ORDER BY next_attempt_at, id LIMIT $4 FOR UPDATE SKIP LOCKED) \
+         RETURNING o.id, o.organization_id, o.kind, o.recipient, o.user_id, o.batch_id, o.batch_position, \
+           o.invitation_id, o.action_token_id, o.attempts, o.message_id",
+    )
+    .bind::<Timestamptz, _>(now)
+    .bind::<Timestamptz, _>(lease_until)
+    .bind::<Text, _>(worker)
+    .bind::<BigInt, _>(limit)
+    .load(conn)
+    .await?)
+}

@@ -1,0 +1,219 @@
+//! Turning claimed messages into emails. The secret each email carries (an
+//! invitation token, a temporary password, a code) is minted here, at send
+//! time: only its hash is stored, so the plaintext exists only in the email.
+//! A retry mints a new one, which replaces the old.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use diesel::{
+    QueryableByName,
+    sql_types::{Array, Bytea, Nullable, Text, Timestamptz, Uuid as SqlUuid},
+};
+use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+use lettre::{
+    Message,
+    message::{Mailbox, MultiPart, header},
+};
+use uuid::Uuid;
+
+use super::claim::Claimed;
+use crate::{
+    domain::templates::{self, DEFAULT_LOCALE, Kind, Rendered, Vars},
+    error::{Error, Result},
+    state::AppState,
+    tokens::PlainToken,
+};
+
+/// An email ready to send, or why the message will not be sent.
+pub enum Prepared {
+    Ready(Box<Message>),
+    Skip(String),
+}
+
+#[derive(QueryableByName)]
+struct InvitationContext {
+    #[diesel(sql_type = SqlUuid)]
+    id: Uuid,
+    #[diesel(sql_type = Timestamptz)]
+    expires_at: DateTime<Utc>,
+    #[diesel(sql_type = Text)]
+    organization_name: String,
+    #[diesel(sql_type = Text)]
+    first_name: String,
+    #[diesel(sql_type = Text)]
+    last_name: String,
+    #[diesel(sql_type = Text)]
+    username: String,
+    #[diesel(sql_type = Nullable<Text>)]
+    service_area: Option<String>,
+    #[diesel(sql_type = Nullable<Text>)]
+    role: Option<String>,
+}
+
+/// Prepares the emails of `claimed`; answers one entry per message.
+pub async fn prepare(state: &AppState, claimed: &[Claimed]) -> Result<Vec<(Uuid, Prepared)>> {
+    let invitations: Vec<&Claimed> = claimed.iter().filter(|c| c.kind == "invitation").collect();
+    let mut prepared = Vec::with_capacity(claimed.len());
+    for other in claimed.iter().filter(|c| c.kind != "invitation") {
+        prepared.push((
+            other.id,
+            Prepared::Skip(format!("{} emails are not sent by this version", other.kind)),
+        ));
+    }
+    if !invitations.is_empty() {
+        prepared.extend(prepare_invitations(state, &invitations).await?);
+    }
+    Ok(prepared)
+}
+
+async fn prepare_invitations(state: &AppState, claimed: &[&Claimed]) -> Result<Vec<(Uuid, Prepared)>> {
+    let now = state.clock.now();
+    let tokens: Vec<PlainToken> = claimed.iter().map(|_| PlainToken::generate("")).collect();
+    let invitation_ids: Vec<Uuid> = claimed.iter().filter_map(|c| c.invitation_id).collect();
+    let hashes: Vec<Vec<u8>> = tokens.iter().map(|t| t.hash().0).collect();
+    let mut conn = state.pool.get().await?;
+    let (contexts, templates) = conn
+        .transaction(async |conn| {
+            // Only invitations that still stand, for people not paused.
+            let contexts: Vec<InvitationContext> = diesel::sql_query(
+                "WITH minted AS ( \
+                   UPDATE invitations i SET token_hash = v.hash, \
+                     expires_at = $2 + make_interval(secs => o.invitation_ttl_secs) \
+                   FROM unnest($1::uuid[], $3::bytea[]) AS v(id, hash), organizations o, users u \
+                   WHERE i.id = v.id AND o.id = i.organization_id AND u.id = i.user_id \
+                     AND i.state IN ('queued', 'sent', 'opened', 'failed') AND u.deactivated_at IS NULL \
+                   RETURNING i.id, i.user_id, i.expires_at, o.name AS organization_name, u.first_name, \
+                     u.last_name, u.username, i.service_area_id, i.role_id), \
+                 pending AS ( \
+                   UPDATE users u SET invitation_expires_at = m.expires_at FROM minted m WHERE u.id = m.user_id) \
+                 SELECT m.id, m.expires_at, m.organization_name, m.first_name, m.last_name, m.username, \
+                   (SELECT name FROM service_areas WHERE id = m.service_area_id) AS service_area, \
+                   (SELECT name FROM roles WHERE id = m.role_id) AS role \
+                 FROM minted m",
+            )
+            .bind::<Array<SqlUuid>, _>(&invitation_ids)
+            .bind::<Timestamptz, _>(now)
+            .bind::<Array<Bytea>, _>(&hashes)
+            .load(conn)
+            .await?;
+            let templates = load_templates(conn, claimed, Kind::Invitation).await?;
+            Ok::<_, Error>((contexts, templates))
+        })
+        .await?;
+    drop(conn);
+
+    let contexts: HashMap<Uuid, InvitationContext> = contexts.into_iter().map(|c| (c.id, c)).collect();
+    let mut prepared = Vec::with_capacity(claimed.len());
+    for (message, token) in claimed.iter().zip(tokens) {
+        let context = message.invitation_id.and_then(|id| contexts.get(&id));
+        let Some(context) = context else {
+            prepared.push((
+                message.id,
+                Prepared::Skip("the invitation was revoked or the user paused".into()),
+            ));
+            continue;
+        };
+        let mut vars = person_vars(
+            &context.organization_name,
+            &context.first_name,
+            &context.last_name,
+            &message.recipient,
+            &context.username,
+            context.expires_at,
+        );
+        vars.insert(
+            "link",
+            state.config.invitation_url.replace("{token}", token.expose()),
+        );
+        let area = context.service_area.clone().unwrap_or_default();
+        let role = context.role.clone().unwrap_or_default();
+        let access = match (area.is_empty(), role.is_empty()) {
+            (false, false) => format!(" ({area}, {role})"),
+            (false, true) => format!(" ({area})"),
+            (true, false) => format!(" ({role})"),
+            (true, true) => String::new(),
+        };
+        vars.insert("access_phrase", access);
+        vars.insert("service_area", area);
+        vars.insert("role", role);
+        let template = templates
+            .get(&message.organization_id)
+            .cloned()
+            .unwrap_or_else(|| templates::default_template(Kind::Invitation));
+        prepared.push((
+            message.id,
+            email(state, message, &templates::render(&template, &vars)),
+        ));
+    }
+    Ok(prepared)
+}
+
+/// The templates of each organisation among the messages.
+async fn load_templates(
+    conn: &mut AsyncPgConnection,
+    claimed: &[&Claimed],
+    kind: Kind,
+) -> Result<HashMap<Uuid, templates::Template>> {
+    let mut found = HashMap::new();
+    for message in claimed {
+        if let std::collections::hash_map::Entry::Vacant(slot) = found.entry(message.organization_id) {
+            slot.insert(templates::load(conn, message.organization_id, kind, DEFAULT_LOCALE).await?);
+        }
+    }
+    Ok(found)
+}
+
+/// The placeholders about the person every kind of email offers.
+pub fn person_vars(
+    organization_name: &str,
+    first_name: &str,
+    last_name: &str,
+    email: &str,
+    username: &str,
+    expires_at: DateTime<Utc>,
+) -> Vars {
+    let mut vars = Vars::new();
+    vars.insert("organization_name", organization_name.to_owned());
+    vars.insert("first_name", first_name.to_owned());
+    vars.insert("last_name", last_name.to_owned());
+    vars.insert(
+        "greeting_name",
+        if first_name.is_empty() {
+            String::new()
+        } else {
+            format!(" {first_name}")
+        },
+    );
+    vars.insert("email", email.to_owned());
+    vars.insert("username", username.to_owned());
+    vars.insert("expires_at", templates::human_time(expires_at));
+    vars
+}
+
+/// Builds the MIME message: text and HTML parts, and the stable Message-ID
+/// of the outbox row, so a retried send is recognisably the same email.
+fn email(state: &AppState, message: &Claimed, rendered: &Rendered) -> Prepared {
+    let from: Mailbox = match state.config.mail_from.parse() {
+        Ok(from) => from,
+        Err(e) => return Prepared::Skip(format!("ONRAMP_MAIL_FROM is not a mailbox: {e}")),
+    };
+    let to: Mailbox = match message.recipient.parse() {
+        Ok(to) => to,
+        Err(e) => return Prepared::Skip(format!("the address cannot be used: {e}")),
+    };
+    let built = Message::builder()
+        .from(from)
+        .to(to)
+        .subject(&rendered.subject)
+        .message_id(Some(message.message_id.clone()))
+        .header(header::Date::new(std::time::SystemTime::now()))
+        .multipart(MultiPart::alternative_plain_html(
+            rendered.text.clone(),
+            rendered.html.clone(),
+        ));
+    match built {
+        Ok(built) => Prepared::Ready(Box::new(built)),
+        Err(e) => Prepared::Skip(format!("the email cannot be built: {e}")),
+    }
+}

@@ -1,0 +1,34 @@
+//! The durable email outbox: messages are rows in Postgres, written in the
+//! same transaction as the data they belong to, and sent by workers on
+//! every replica.
+
+pub mod claim;
+pub mod compose;
+pub mod notifier;
+pub mod record;
+pub mod worker;
+
+use tokio::{sync::watch, task::JoinSet};
+
+use crate::state::AppState;
+
+/// Starts the workers; they stop, finishing the chunk in hand, when `stop`
+/// turns true.
+pub fn start(state: &AppState, stop: &watch::Receiver<bool>) -> JoinSet<()> {
+    let mut workers = JoinSet::new();
+    let process = format!("{}-{}", hostname(), std::process::id());
+    for n in 0..state.config.outbox.workers {
+        let worker = worker::Worker {
+            state: state.clone(),
+            name: format!("{process}-{n}-{}", uuid::Uuid::now_v7().simple()),
+        };
+        workers.spawn(worker.run(stop.clone()));
+    }
+    workers
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_owned())
+        .unwrap_or_else(|_| "onramp".into())
+}

@@ -1,0 +1,80 @@
+//! One LISTEN connection per process, fanned out to every stream and worker
+//! in it: a batch followed on this replica hears about sends made by another,
+//! and idle workers wake when work is queued anywhere.
+
+use std::time::Duration;
+
+use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+use tokio::sync::broadcast;
+use tokio_stream::StreamExt;
+
+/// Queued email: payload empty.
+pub const OUTBOX_CHANNEL: &str = "onramp_outbox";
+/// A batch has new results: payload is its id.
+pub const BATCH_CHANNEL: &str = "onramp_batch";
+
+#[derive(Clone, Debug)]
+pub struct Notification {
+    pub channel: String,
+    pub payload: String,
+}
+
+#[derive(Clone)]
+pub struct Notifier {
+    sender: broadcast::Sender<Notification>,
+}
+
+impl Notifier {
+    pub fn new() -> Self {
+        let (sender, _) = broadcast::channel(1024);
+        Notifier { sender }
+    }
+
+    pub fn subscribe(&self) -> broadcast::Receiver<Notification> {
+        self.sender.subscribe()
+    }
+
+    /// Listens until the process ends, reconnecting after failures. Listeners
+    /// that miss notifications while it reconnects catch up by polling.
+    pub async fn run(self, database_url: String) {
+        let mut backoff = Duration::from_millis(200);
+        loop {
+            match self.listen(&database_url).await {
+                Ok(()) => backoff = Duration::from_millis(200),
+                Err(e) => tracing::warn!(error = %e, "listening for notifications failed; reconnecting"),
+            }
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(Duration::from_secs(10));
+        }
+    }
+
+    async fn listen(&self, database_url: &str) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+        let mut conn = AsyncPgConnection::establish(database_url).await?;
+        diesel::sql_query(format!("LISTEN {OUTBOX_CHANNEL}"))
+            .execute(&mut conn)
+            .await?;
+        diesel::sql_query(format!("LISTEN {BATCH_CHANNEL}"))
+            .execute(&mut conn)
+            .await?;
+        // Whatever happened while we were not listening.
+        let _ = self.sender.send(Notification {
+            channel: OUTBOX_CHANNEL.into(),
+            payload: String::new(),
+        });
+        let mut stream = std::pin::pin!(conn.notifications_stream());
+        while let Some(notification) = stream.next().await {
+            let notification = notification?;
+            let _ = self.sender.send(Notification {
+                channel: notification.channel,
+                payload: notification.payload,
+            });
+        }
+        Err("the notification connection closed".into())
+    }
+}
+
+impl Default for Notifier {
+    fn default() -> Self {
+        Self::new()
+    }
+}

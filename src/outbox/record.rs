@@ -1,0 +1,255 @@
+//! Recording what the SMTP server said, for a whole claimed chunk in one
+//! transaction: the outbox rows, their invitations, the batch results and
+//! the batch counts, then a notification to every follower of the batches.
+
+use chrono::{DateTime, TimeDelta, Utc};
+use diesel::{
+    QueryableByName,
+    sql_types::{Array, Int4, Text, Timestamptz, Uuid as SqlUuid},
+};
+use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+use uuid::Uuid;
+
+use super::claim::Claimed;
+use crate::error::{Error, Result};
+
+/// How one message ended this attempt.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    Sent,
+    /// Refused for good, or not sendable at all.
+    Failed(String),
+    /// Worth another try later.
+    Retry(String),
+}
+
+/// When to try again after `attempts` tries: doubling from `base`, at most an
+/// hour.
+pub fn next_attempt(now: DateTime<Utc>, attempts: i32, base: TimeDelta) -> DateTime<Utc> {
+    let exponent = u32::try_from(attempts.saturating_sub(1)).unwrap_or(0).min(16);
+    let delay = base.checked_mul(1 << exponent).unwrap_or(TimeDelta::hours(1));
+    now + delay.min(TimeDelta::hours(1))
+}
+
+#[derive(QueryableByName)]
+struct Id {
+    #[diesel(sql_type = SqlUuid)]
+    id: Uuid,
+}
+
+pub struct Policy {
+    pub worker: String,
+    pub max_attempts: i32,
+    pub retry_base: TimeDelta,
+}
+
+/// Records the outcomes; answers the batches that got new results.
+pub async fn record(
+    conn: &mut AsyncPgConnection,
+    results: &[(Claimed, Outcome)],
+    policy: &Policy,
+    now: DateTime<Utc>,
+) -> Result<Vec<Uuid>> {
+    // A transient failure on the last allowed attempt is final.
+    let results: Vec<(&Claimed, Outcome)> = results
+        .iter()
+        .map(|(c, o)| match o {
+            Outcome::Retry(why) if c.attempts >= policy.max_attempts => (
+                c,
+                Outcome::Failed(format!("gave up after {} attempts: {why}", c.attempts)),
+            ),
+            other => (c, other.clone()),
+        })
+        .collect();
+    conn.transaction(async |conn| {
+        let ids: Vec<Uuid> = results.iter().map(|(c, _)| c.id).collect();
+        let states: Vec<&str> = results
+            .iter()
+            .map(|(_, o)| match o {
+                Outcome::Sent => "sent",
+                Outcome::Failed(_) => "failed",
+                Outcome::Retry(_) => "queued",
+            })
+            .collect();
+        let errors: Vec<String> = results
+            .iter()
+            .map(|(_, o)| match o {
+                Outcome::Sent => String::new(),
+                Outcome::Failed(why) | Outcome::Retry(why) => why.clone(),
+            })
+            .collect();
+        let next: Vec<DateTime<Utc>> = results
+            .iter()
+            .map(|(c, _)| next_attempt(now, c.attempts, policy.retry_base))
+            .collect();
+        // Only messages this worker still holds: one whose lease ran out
+        // belongs to whoever claimed it next.
+        let recorded: Vec<Id> = diesel::sql_query(
+            "UPDATE outbox o SET state = v.state, last_error = v.error, lease_until = NULL, leased_by = NULL, \
+               sent_at = CASE WHEN v.state = 'sent' THEN $2 ELSE o.sent_at END, \
+               next_attempt_at = CASE WHEN v.state = 'queued' THEN v.next ELSE o.next_attempt_at END \
+             FROM unnest($1::uuid[], $4::text[], $5::text[], $6::timestamptz[]) AS v(id, state, error, next) \
+             WHERE o.id = v.id AND o.state = 'sending' AND o.leased_by = $3 \
+             RETURNING o.id",
+        )
+        .bind::<Array<SqlUuid>, _>(&ids)
+        .bind::<Timestamptz, _>(now)
+        .bind::<Text, _>(&policy.worker)
+        .bind::<Array<Text>, _>(&states)
+        .bind::<Array<Text>, _>(&errors)
+        .bind::<Array<Timestamptz>, _>(&next)
+        .load(conn)
+        .await?;
+        let held: std::collections::HashSet<Uuid> = recorded.into_iter().map(|r| r.id).collect();
+        let finals: Vec<(&Claimed, &Outcome)> = results
+            .iter()
+            .filter(|(c, o)| held.contains(&c.id) && !matches!(o, Outcome::Retry(_)))
+            .map(|(c, o)| (*c, o))
+            .collect();
+        if finals.is_empty() {
+            return Ok::<_, Error>(Vec::new());
+        }
+        let sent = |o: &Outcome| matches!(o, Outcome::Sent);
+        let reason = |o: &Outcome| match o {
+            Outcome::Failed(why) => why.clone(),
+            _ => String::new(),
+        };
+        diesel::sql_query(
+            "UPDATE invitations i SET \
+               state = CASE WHEN v.sent THEN 'sent' ELSE 'failed' END, \
+               sent_at = CASE WHEN v.sent THEN $2 ELSE i.sent_at END, \
+               send_count = i.send_count + CASE WHEN v.sent THEN 1 ELSE 0 END, last_error = v.error \
+             FROM unnest($1::uuid[], $3::bool[], $4::text[]) AS v(id, sent, error) \
+             WHERE i.id = v.id AND i.state IN ('queued', 'sent', 'opened', 'failed')",
+        )
+        .bind::<Array<SqlUuid>, _>(finals.iter().filter_map(|(c, _)| c.invitation_id).collect::<Vec<_>>())
+        .bind::<Timestamptz, _>(now)
+        .bind::<Array<diesel::sql_types::Bool>, _>(
+            finals.iter().filter(|(c, _)| c.invitation_id.is_some()).map(|(_, o)| sent(o)).collect::<Vec<_>>(),
+        )
+        .bind::<Array<Text>, _>(
+            finals.iter().filter(|(c, _)| c.invitation_id.is_some()).map(|(_, o)| reason(o)).collect::<Vec<_>>(),
+        )
+        .execute(conn)
+        .await?;
+        let in_batches: Vec<&(&Claimed, &Outcome)> =
+            finals.iter().filter(|(c, _)| c.batch_id.is_some() && c.batch_position.is_some()).collect();
+        if in_batches.is_empty() {
+            return Ok(Vec::new());
+        }
+        let items: Vec<BatchItemResult> = in_batches
+            .iter()
+            .filter_map(|(c, o)| {
+                Some(BatchItemResult {
+                    batch_id: c.batch_id?,
+                    position: c.batch_position?,
+                    outcome: if sent(o) { "sent" } else { "failed" },
+                    reason: reason(o),
+                })
+            })
+            .collect();
+        let batch_ids = finish_batch_items(conn, &items, now).await?;
+        Ok(batch_ids)
+    })
+    .await
+}
+
+/// A recipient's final result in a batch.
+pub struct BatchItemResult {
+    pub batch_id: Uuid,
+    pub position: i32,
+    pub outcome: &'static str,
+    pub reason: String,
+}
+
+/// Makes results final (once: a result already final stays), counts them
+/// off their batches, completes batches with nothing outstanding and tells
+/// their followers. Call inside a transaction; answers the batches touched.
+pub async fn finish_batch_items(
+    conn: &mut AsyncPgConnection,
+    items: &[BatchItemResult],
+    now: DateTime<Utc>,
+) -> Result<Vec<Uuid>> {
+    if items.is_empty() {
+        return Ok(Vec::new());
+    }
+    let batches: Vec<Id> = diesel::sql_query(
+        "WITH done AS ( \
+           UPDATE batch_items b SET outcome = v.outcome, reason = v.reason, finished_at = $1, \
+             finished_seq = nextval('batch_items_finished_seq') \
+           FROM unnest($2::uuid[], $3::int4[], $4::text[], $5::text[]) AS v(batch_id, position, outcome, reason) \
+           WHERE b.batch_id = v.batch_id AND b.position = v.position AND b.outcome IS NULL \
+           RETURNING b.batch_id), \
+         counted AS (SELECT batch_id, count(*)::int4 AS n FROM done GROUP BY batch_id) \
+         UPDATE batches SET outstanding = batches.outstanding - counted.n, \
+           completed_at = CASE WHEN batches.outstanding - counted.n = 0 THEN $1 END \
+         FROM counted WHERE batches.id = counted.batch_id \
+         RETURNING batches.id",
+    )
+    .bind::<Timestamptz, _>(now)
+    .bind::<Array<SqlUuid>, _>(items.iter().map(|i| i.batch_id).collect::<Vec<_>>())
+    .bind::<Array<Int4>, _>(items.iter().map(|i| i.position).collect::<Vec<_>>())
+    .bind::<Array<Text>, _>(items.iter().map(|i| i.outcome).collect::<Vec<_>>())
+    .bind::<Array<Text>, _>(items.iter().map(|i| i.reason.clone()).collect::<Vec<_>>())
+    .load(conn)
+    .await?;
+    let batch_ids: Vec<Uuid> = batches.into_iter().map(|b| b.id).collect();
+    diesel::sql_query("SELECT pg_notify('onramp_batch', id::text) FROM unnest($1::uuid[]) AS id")
+        .bind::<Array<SqlUuid>, _>(&batch_ids)
+        .execute(conn)
+        .await?;
+    Ok(batch_ids)
+}
+
+#[derive(QueryableByName)]
+struct Cancelled {
+    #[diesel(sql_type = diesel::sql_types::Nullable<SqlUuid>)]
+    batch_id: Option<Uuid>,
+    #[diesel(sql_type = diesel::sql_types::Nullable<Int4>)]
+    batch_position: Option<i32>,
+}
+
+/// Withdraws the queued (not yet claimed) messages of an invitation, and
+/// makes their batch results final with `reason`. Call inside a transaction.
+pub async fn cancel_queued(
+    conn: &mut AsyncPgConnection,
+    invitation_id: Uuid,
+    reason: &str,
+    now: DateTime<Utc>,
+) -> Result<()> {
+    let cancelled: Vec<Cancelled> = diesel::sql_query(
+        "UPDATE outbox SET state = 'failed', last_error = $2 \
+         WHERE invitation_id = $1 AND state = 'queued' RETURNING batch_id, batch_position",
+    )
+    .bind::<SqlUuid, _>(invitation_id)
+    .bind::<Text, _>(reason)
+    .load(conn)
+    .await?;
+    let items: Vec<BatchItemResult> = cancelled
+        .into_iter()
+        .filter_map(|c| {
+            Some(BatchItemResult {
+                batch_id: c.batch_id?,
+                position: c.batch_position?,
+                outcome: "failed",
+                reason: reason.to_owned(),
+            })
+        })
+        .collect();
+    finish_batch_items(conn, &items, now).await.map(drop)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retries_back_off_doubling_up_to_an_hour() {
+        let now = Utc::now();
+        let base = TimeDelta::seconds(5);
+        assert_eq!(next_attempt(now, 1, base) - now, TimeDelta::seconds(5));
+        assert_eq!(next_attempt(now, 2, base) - now, TimeDelta::seconds(10));
+        assert_eq!(next_attempt(now, 4, base) - now, TimeDelta::seconds(40));
+        assert_eq!(next_attempt(now, 30, base) - now, TimeDelta::hours(1));
+    }
+}

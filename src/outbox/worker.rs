@@ -1,0 +1,139 @@
+//! An outbox worker: claim a chunk, prepare its emails, send them
+//! concurrently with no database connection held, record the outcomes.
+
+use std::time::Duration;
+
+use chrono::TimeDelta;
+use tokio::{sync::watch, task::JoinSet};
+use tracing::Instrument;
+
+use super::{
+    claim::{Claimed, claim},
+    compose::{Prepared, prepare},
+    notifier::OUTBOX_CHANNEL,
+    record::{Outcome, Policy, record},
+};
+use crate::{mail::SendError, state::AppState};
+
+pub struct Worker {
+    pub state: AppState,
+    pub name: String,
+}
+
+impl Worker {
+    /// Works until `stop` turns true; a chunk in flight is finished and
+    /// recorded first, so nothing is left leased.
+    pub async fn run(self, mut stop: watch::Receiver<bool>) {
+        let mut wake = self.state.notifier.subscribe();
+        let poll = self.state.config.outbox.poll_interval;
+        loop {
+            if *stop.borrow() {
+                return;
+            }
+            let worked = match self.work_once().await {
+                Ok(n) => n,
+                Err(e) => {
+                    tracing::warn!(error = %e, "outbox worker failed; retrying");
+                    0
+                }
+            };
+            if worked == self.state.config.outbox.claim_size {
+                continue; // more is probably waiting
+            }
+            tokio::select! {
+                _ = stop.changed() => {}
+                _ = tokio::time::sleep(poll) => {}
+                _ = async {
+                    loop {
+                        match wake.recv().await {
+                            Ok(n) if n.channel == OUTBOX_CHANNEL => return,
+                            Ok(_) => {}
+                            Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => return,
+                            Err(tokio::sync::broadcast::error::RecvError::Closed) => {
+                                tokio::time::sleep(Duration::from_secs(3600)).await;
+                            }
+                        }
+                    }
+                } => {}
+            }
+        }
+    }
+
+    /// Claims and sends one chunk; answers how many messages it held.
+    async fn work_once(&self) -> crate::error::Result<usize> {
+        let config = &self.state.config.outbox;
+        let now = self.state.clock.now();
+        let lease = TimeDelta::from_std(config.lease).unwrap_or(TimeDelta::seconds(60));
+        let claimed = {
+            let mut conn = self.state.pool.get().await?;
+            claim(
+                &mut conn,
+                &self.name,
+                now,
+                now + lease,
+                i64::try_from(config.claim_size).unwrap_or(32),
+            )
+            .await?
+        };
+        if claimed.is_empty() {
+            return Ok(0);
+        }
+        let span = tracing::info_span!("outbox.chunk", messages = claimed.len(), worker = %self.name);
+        let results = async {
+            let prepared = prepare(&self.state, &claimed).await?;
+            Ok::<_, crate::error::Error>(self.send_all(&claimed, prepared).await)
+        }
+        .instrument(span.clone())
+        .await?;
+        let policy = Policy {
+            worker: self.name.clone(),
+            max_attempts: config.max_attempts,
+            retry_base: TimeDelta::from_std(config.retry_base).unwrap_or(TimeDelta::seconds(5)),
+        };
+        let mut conn = self.state.pool.get().await?;
+        record(&mut conn, &results, &policy, self.state.clock.now())
+            .instrument(span)
+            .await?;
+        Ok(claimed.len())
+    }
+
+    async fn send_all(
+        &self,
+        claimed: &[Claimed],
+        prepared: Vec<(uuid::Uuid, Prepared)>,
+    ) -> Vec<(Claimed, Outcome)> {
+        let mut sends = JoinSet::new();
+        let mut results = Vec::with_capacity(claimed.len());
+        for (id, prepared) in prepared {
+            let Some(message) = claimed.iter().find(|c| c.id == id).cloned() else {
+                continue;
+            };
+            match prepared {
+                Prepared::Skip(why) => results.push((message, Outcome::Failed(why))),
+                Prepared::Ready(email) => {
+                    let mailer = self.state.mailer.clone();
+                    let span =
+                        tracing::info_span!("smtp.send", outbox.id = %message.id, kind = %message.kind);
+                    sends.spawn(
+                        async move {
+                            let outcome = match mailer.send(*email).await {
+                                Ok(()) => Outcome::Sent,
+                                Err(SendError::Permanent(why)) => Outcome::Failed(why),
+                                Err(SendError::Transient(why)) => Outcome::Retry(why),
+                            };
+                            (message, outcome)
+                        }
+                        .instrument(span),
+                    );
+                }
+            }
+        }
+        while let Some(done) = sends.join_next().await {
+            match done {
+                Ok(result) => results.push(result),
+                Err(e) => tracing::error!(error = %e, "a send task failed"),
+            }
+        }
+        results
+    }
+}

@@ -1,0 +1,922 @@
+//! SendInvitations through the real SMTP receiver: per-recipient results,
+//! the outbox's retries and refusals, resend, revoke, expiry, replicas and
+//! WatchBatch.
+
+use std::time::Duration;
+
+use diesel::{QueryableByName, sql_types::Bytea};
+use diesel_async::RunQueryDsl;
+use sha2::Digest;
+use tokio_stream::StreamExt;
+use tonic::{Code, Streaming};
+
+use crate::harness::{Org, TestServer, authed, violations};
+use onramp::pb::{self, batch_event::Event};
+
+pub const DEADLINE: Duration = Duration::from_secs(30);
+
+/// A bulk stream read to its end.
+#[derive(Debug, Default)]
+pub struct Finished {
+    pub summary: pb::BatchSummary,
+    pub preview: Option<pb::RenderedEmail>,
+    pub results: Vec<pb::RecipientResult>,
+    pub completion: pb::BatchCompletion,
+    /// Every message in the order it came.
+    pub order: Vec<&'static str>,
+}
+
+impl Finished {
+    pub fn outcomes(&self) -> Vec<(i32, pb::RecipientOutcome)> {
+        let mut outcomes: Vec<_> = self.results.iter().map(|r| (r.index, r.outcome())).collect();
+        outcomes.sort_by_key(|(i, _)| *i);
+        outcomes
+    }
+}
+
+pub async fn finish(mut stream: Streaming<pb::BatchEvent>) -> Result<Finished, tonic::Status> {
+    let mut finished = Finished::default();
+    let read = async {
+        while let Some(message) = stream.next().await {
+            match message?.event {
+                Some(Event::Summary(s)) => {
+                    finished.order.push("summary");
+                    finished.summary = s;
+                }
+                Some(Event::Preview(p)) => {
+                    finished.order.push("preview");
+                    finished.preview = Some(p);
+                }
+                Some(Event::Result(r)) => {
+                    finished.order.push("result");
+                    finished.results.push(r);
+                }
+                Some(Event::Completion(c)) => {
+                    finished.order.push("completion");
+                    finished.completion = c;
+                }
+                None => {}
+            }
+        }
+        Ok::<_, tonic::Status>(())
+    };
+    tokio::time::timeout(DEADLINE, read)
+        .await
+        .expect("the batch finished within the deadline")?;
+    Ok(finished)
+}
+
+pub fn invite(org: &Org, text: &str) -> pb::SendInvitationsRequest {
+    pb::SendInvitationsRequest {
+        recipients_text: text.into(),
+        service_area_id: org.service_area_id.clone(),
+        role_id: org.role_id.clone(),
+        ..Default::default()
+    }
+}
+
+pub async fn send(
+    server: &TestServer,
+    org: &Org,
+    request: pb::SendInvitationsRequest,
+) -> Result<Finished, tonic::Status> {
+    let stream = server
+        .invitations()
+        .send_invitations(authed(request, &org.key))
+        .await?
+        .into_inner();
+    finish(stream).await
+}
+
+pub fn sha256(token: &str) -> Vec<u8> {
+    sha2::Sha256::digest(token.as_bytes()).to_vec()
+}
+
+#[derive(QueryableByName)]
+struct Hash {
+    #[diesel(sql_type = diesel::sql_types::Nullable<Bytea>)]
+    token_hash: Option<Vec<u8>>,
+}
+
+/// The stored token hash of an invitation.
+pub async fn stored_hash(server: &TestServer, invitation_id: &str) -> Option<Vec<u8>> {
+    let rows: Vec<Hash> = diesel::sql_query("SELECT token_hash FROM invitations WHERE id = $1::uuid")
+        .bind::<diesel::sql_types::Text, _>(invitation_id)
+        .load(&mut server.db().await)
+        .await
+        .unwrap();
+    rows.into_iter().next().and_then(|r| r.token_hash)
+}
+
+async fn get_invitation(server: &TestServer, org: &Org, id: &str) -> pb::Invitation {
+    server
+        .invitations()
+        .get_invitation(authed(
+            pb::GetInvitationRequest {
+                organization_id: String::new(),
+                invitation_id: id.into(),
+            },
+            &org.key,
+        ))
+        .await
+        .expect("get invitation")
+        .into_inner()
+}
+
+async fn get_user(server: &TestServer, org: &Org, id: &str) -> pb::User {
+    server
+        .admin()
+        .get_user(authed(
+            pb::GetUserRequest {
+                organization_id: String::new(),
+                user_id: id.into(),
+            },
+            &org.key,
+        ))
+        .await
+        .expect("get user")
+        .into_inner()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pasted_list_streams_exactly_the_right_results_and_emails_with_working_links() {
+    let server = TestServer::start().await;
+    let org = server.org("Acme").await;
+    // A registered member (set directly: registration is its own service).
+    let member = server
+        .admin()
+        .create_user(authed(
+            pb::CreateUserRequest {
+                email: "member@acme.example".into(),
+                ..Default::default()
+            },
+            &org.key,
+        ))
+        .await
+        .expect("member")
+        .into_inner();
+    diesel::sql_query("UPDATE users SET lifecycle = 'active' WHERE id = $1::uuid")
+        .bind::<diesel::sql_types::Text, _>(&member.id)
+        .execute(&mut server.db().await)
+        .await
+        .unwrap();
+    let earlier = send(&server, &org, invite(&org, "pending@acme.example"))
+        .await
+        .expect("first batch");
+    let pending_invitation = earlier.results[0].invitation_id.clone();
+
+    let text = "ada@acme.example, Grace Hopper <grace@acme.example>\n\
+                not-an-address; ADA@acme.example member@acme.example pending@acme.example";
+    let finished = send(&server, &org, invite(&org, text)).await.expect("send");
+    assert_eq!(finished.order[0], "summary");
+    assert_eq!(finished.order[finished.order.len() - 1], "completion");
+    let s = &finished.summary;
+    assert_eq!((s.total, s.recognized, s.invalid, s.duplicates), (6, 4, 1, 1));
+    assert!(!s.batch_id.is_empty());
+    use pb::RecipientOutcome as O;
+    assert_eq!(
+        finished.outcomes(),
+        [
+            (0, O::Sent),
+            (1, O::Sent),
+            (2, O::InvalidAddress),
+            (3, O::DuplicateInRequest),
+            (4, O::AlreadyMember),
+            (5, O::AlreadyInvited)
+        ]
+    );
+    let by_index = |i: i32| finished.results.iter().find(|r| r.index == i).expect("result");
+    assert_eq!(by_index(2).input, "not-an-address");
+    assert!(by_index(2).reason.contains("no @"), "{}", by_index(2).reason);
+    assert_eq!(by_index(5).invitation_id, pending_invitation);
+    let c = &finished.completion;
+    assert_eq!(
+        (
+            c.sent,
+            c.failed,
+            c.invalid,
+            c.duplicates,
+            c.already_member,
+            c.already_invited
+        ),
+        (2, 0, 1, 1, 1, 1)
+    );
+
+    let mail = server.smtp.wait_for(3, DEADLINE).await;
+    assert_eq!(
+        mail.len(),
+        3,
+        "one email per invitation: {:?}",
+        mail.iter().map(|m| &m.to).collect::<Vec<_>>()
+    );
+    for (index, address) in [(0, "ada@acme.example"), (1, "grace@acme.example")] {
+        let emails = server.smtp.to(address);
+        assert_eq!(emails.len(), 1, "{address}");
+        let email = &emails[0];
+        assert!(email.subject().contains("Acme"), "{}", email.subject());
+        assert!(
+            email
+                .html()
+                .contains("<a href=\"https://onramp.test/register?token="),
+            "{}",
+            email.html()
+        );
+        let token = email.link_param("token").expect("a link with a token");
+        assert!(token.len() >= 43, "at least 256 bits: {token}");
+        let invitation = by_index(index).invitation_id.clone();
+        assert_eq!(
+            stored_hash(&server, &invitation).await,
+            Some(sha256(&token)),
+            "the link's token is the stored one"
+        );
+        assert_eq!(
+            get_invitation(&server, &org, &invitation).await.state(),
+            pb::InvitationState::Sent
+        );
+    }
+    assert!(
+        server.smtp.received()[0]
+            .header("Message-ID")
+            .is_some_and(|id| id.ends_with("@localhost>"))
+    );
+    let grace = get_user(&server, &org, &by_index(1).user_id).await;
+    assert_eq!(
+        (grace.first_name.as_str(), grace.last_name.as_str()),
+        ("Grace", "Hopper")
+    );
+    assert_eq!(grace.status(), pb::UserStatus::Pending);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_smtp_refusal_fails_that_recipient_only() {
+    let server = TestServer::start().await;
+    let org = server.org("Acme").await;
+    server.smtp.set(|b| b.refuse = vec!["gone@acme.example".into()]);
+    let finished = send(
+        &server,
+        &org,
+        invite(&org, "a@acme.example gone@acme.example b@acme.example"),
+    )
+    .await
+    .expect("send");
+    use pb::RecipientOutcome as O;
+    assert_eq!(finished.outcomes(), [(0, O::Sent), (1, O::Failed), (2, O::Sent)]);
+    let failed = finished.results.iter().find(|r| r.index == 1).expect("failed");
+    assert!(
+        failed.reason.contains("550"),
+        "the SMTP reply is the reason: {}",
+        failed.reason
+    );
+    assert_eq!((finished.completion.sent, finished.completion.failed), (2, 1));
+    let invitation = get_invitation(&server, &org, &failed.invitation_id).await;
+    assert_eq!(invitation.state(), pb::InvitationState::Failed);
+    assert!(invitation.last_error.contains("550"));
+    assert_eq!(server.smtp.received().len(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn smtp_down_then_up_delivers_everything_exactly_once() {
+    let server = TestServer::start_with(|c| c.outbox.retry_base = Duration::from_millis(300)).await;
+    let org = server.org("Acme").await;
+    server.smtp.set(|b| b.down = true);
+    let stream = server
+        .invitations()
+        .send_invitations(authed(
+            invite(&org, "a@acme.example, b@acme.example, c@acme.example"),
+            &org.key,
+        ))
+        .await
+        .expect("send")
+        .into_inner();
+    // Wait until every message has failed at least once.
+    let deadline = tokio::time::Instant::now() + DEADLINE;
+    loop {
+        let deliveries = server
+            .invitations()
+            .list_deliveries(authed(pb::ListDeliveriesRequest::default(), &org.key))
+            .await
+            .expect("deliveries")
+            .into_inner()
+            .deliveries;
+        if deliveries.len() == 3
+            && deliveries
+                .iter()
+                .all(|d| d.attempts >= 1 && !d.last_error.is_empty())
+        {
+            assert!(deliveries.iter().all(|d| d.state() != pb::DeliveryState::Sent));
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no failed attempts seen: {deliveries:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    server.smtp.set(|b| b.down = false);
+    let finished = finish(stream).await.expect("batch");
+    assert_eq!(finished.completion.sent, 3);
+    let mail = server.smtp.received();
+    let mut recipients: Vec<String> = mail.iter().flat_map(|m| m.to.clone()).collect();
+    recipients.sort();
+    assert_eq!(
+        recipients,
+        ["a@acme.example", "b@acme.example", "c@acme.example"],
+        "each exactly once"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resend_replaces_the_token_and_restarts_the_expiry() {
+    let server = TestServer::start().await;
+    let org = server.org("Acme").await;
+    let finished = send(&server, &org, invite(&org, "ada@acme.example"))
+        .await
+        .expect("send");
+    let invitation_id = finished.results[0].invitation_id.clone();
+    let first = server.smtp.wait_for(1, DEADLINE).await[0]
+        .link_param("token")
+        .expect("token");
+    let before = get_invitation(&server, &org, &invitation_id).await;
+
+    let resent = server
+        .invitations()
+        .resend_invitation(authed(
+            pb::ResendInvitationRequest {
+                organization_id: String::new(),
+                invitation_id: invitation_id.clone(),
+            },
+            &org.key,
+        ))
+        .await
+        .expect("resend")
+        .into_inner();
+    assert_eq!(resent.state(), pb::InvitationState::Queued);
+    // A worker may already have minted the new token; either way the old one
+    // no longer matches.
+    assert_ne!(
+        stored_hash(&server, &invitation_id).await,
+        Some(sha256(&first)),
+        "the old link stopped working at once"
+    );
+    let second = server.smtp.wait_for(2, DEADLINE).await[1]
+        .link_param("token")
+        .expect("token");
+    assert_ne!(first, second);
+    let deadline = tokio::time::Instant::now() + DEADLINE;
+    let after = loop {
+        let current = get_invitation(&server, &org, &invitation_id).await;
+        if current.send_count == 2 {
+            break current;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the resend was not recorded: {current:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(stored_hash(&server, &invitation_id).await, Some(sha256(&second)));
+    assert_eq!(after.state(), pb::InvitationState::Sent);
+    assert!(after.expire_time.expect("expiry").seconds >= before.expire_time.expect("expiry").seconds);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_expired_link_shows_expired_at_once_and_a_resend_makes_it_pending_again() {
+    let server = TestServer::start().await;
+    let org = server.org("Acme").await;
+    let finished = send(&server, &org, invite(&org, "ada@acme.example"))
+        .await
+        .expect("send");
+    let (invitation_id, user_id) = (
+        finished.results[0].invitation_id.clone(),
+        finished.results[0].user_id.clone(),
+    );
+    assert_eq!(
+        get_user(&server, &org, &user_id).await.status(),
+        pb::UserStatus::Pending
+    );
+
+    server
+        .state
+        .clock
+        .advance(chrono::TimeDelta::days(7) + chrono::TimeDelta::seconds(1));
+    assert_eq!(
+        get_invitation(&server, &org, &invitation_id).await.state(),
+        pb::InvitationState::Expired
+    );
+    assert_eq!(
+        get_user(&server, &org, &user_id).await.status(),
+        pb::UserStatus::Expired
+    );
+    let expired = server
+        .admin()
+        .list_users(authed(
+            pb::ListUsersRequest {
+                status: pb::UserStatus::Expired as i32,
+                ..Default::default()
+            },
+            &org.key,
+        ))
+        .await
+        .expect("list")
+        .into_inner();
+    assert_eq!(expired.total_size, 1);
+    let listed = server
+        .invitations()
+        .list_invitations(authed(
+            pb::ListInvitationsRequest {
+                state: pb::InvitationState::Expired as i32,
+                ..Default::default()
+            },
+            &org.key,
+        ))
+        .await
+        .expect("list invitations")
+        .into_inner();
+    assert_eq!(listed.invitations.len(), 1);
+
+    server
+        .invitations()
+        .resend_invitation(authed(
+            pb::ResendInvitationRequest {
+                organization_id: String::new(),
+                invitation_id,
+            },
+            &org.key,
+        ))
+        .await
+        .expect("resend");
+    assert_eq!(
+        get_user(&server, &org, &user_id).await.status(),
+        pb::UserStatus::Pending
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn revoking_kills_the_link_and_returns_the_person_to_staged() {
+    let server = TestServer::start().await;
+    let org = server.org("Acme").await;
+    let finished = send(&server, &org, invite(&org, "ada@acme.example"))
+        .await
+        .expect("send");
+    let (invitation_id, user_id) = (
+        finished.results[0].invitation_id.clone(),
+        finished.results[0].user_id.clone(),
+    );
+    let revoke = || {
+        authed(
+            pb::RevokeInvitationRequest {
+                organization_id: String::new(),
+                invitation_id: invitation_id.clone(),
+            },
+            &org.key,
+        )
+    };
+    let revoked = server
+        .invitations()
+        .revoke_invitation(revoke())
+        .await
+        .expect("revoke")
+        .into_inner();
+    assert_eq!(revoked.state(), pb::InvitationState::Revoked);
+    assert_eq!(stored_hash(&server, &invitation_id).await, None);
+    assert_eq!(
+        get_user(&server, &org, &user_id).await.status(),
+        pb::UserStatus::Staged
+    );
+    server
+        .invitations()
+        .revoke_invitation(revoke())
+        .await
+        .expect("revoking twice is harmless");
+    let status = server
+        .invitations()
+        .resend_invitation(authed(
+            pb::ResendInvitationRequest {
+                organization_id: String::new(),
+                invitation_id: invitation_id.clone(),
+            },
+            &org.key,
+        ))
+        .await
+        .expect_err("a revoked invitation is not resent");
+    assert_eq!(status.code(), Code::FailedPrecondition);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_servers_on_one_database_send_each_email_exactly_once() {
+    let server = TestServer::start_with(|c| c.outbox.claim_size = 4).await;
+    let replica = server.replica().await;
+    let org = server.org("Acme").await;
+    let text: Vec<String> = (0..120).map(|i| format!("person{i}@acme.example")).collect();
+    let finished = send(&replica, &org, invite(&org, &text.join("\n")))
+        .await
+        .expect("send");
+    assert_eq!(finished.completion.sent, 120);
+    let mail = server.smtp.wait_for(120, DEADLINE).await;
+    let mut recipients: Vec<String> = mail.iter().flat_map(|m| m.to.clone()).collect();
+    recipients.sort();
+    recipients.dedup();
+    assert_eq!(recipients.len(), 120);
+    assert_eq!(mail.len(), 120, "no email was sent twice");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watch_batch_after_a_disconnect_sees_every_result() {
+    let server = TestServer::start().await;
+    let other = server.replica().await;
+    let org = server.org("Acme").await;
+    server.smtp.set(|b| b.delay = Duration::from_millis(150));
+    let mut stream = server
+        .invitations()
+        .send_invitations(authed(
+            invite(
+                &org,
+                "a@acme.example b@acme.example c@acme.example d@acme.example",
+            ),
+            &org.key,
+        ))
+        .await
+        .expect("send")
+        .into_inner();
+    let Some(Ok(pb::BatchEvent {
+        event: Some(Event::Summary(summary)),
+    })) = stream.next().await
+    else {
+        panic!("the summary comes first");
+    };
+    drop(stream);
+    // Followed from the other replica.
+    let watched = other
+        .invitations()
+        .watch_batch(authed(
+            pb::WatchBatchRequest {
+                organization_id: String::new(),
+                batch_id: summary.batch_id.clone(),
+            },
+            &org.key,
+        ))
+        .await
+        .expect("watch")
+        .into_inner();
+    let finished = finish(watched).await.expect("watched");
+    assert_eq!(finished.summary.batch_id, summary.batch_id);
+    assert!(finished.summary.replayed);
+    assert_eq!(finished.results.len(), 4);
+    assert!(
+        finished
+            .results
+            .iter()
+            .all(|r| r.outcome() == pb::RecipientOutcome::Sent)
+    );
+    assert_eq!(finished.completion.sent, 4);
+
+    let status = other
+        .invitations()
+        .watch_batch(authed(
+            pb::WatchBatchRequest {
+                organization_id: String::new(),
+                batch_id: uuid::Uuid::now_v7().to_string(),
+            },
+            &org.key,
+        ))
+        .await
+        .expect_err("no such batch");
+    assert_eq!(status.code(), Code::NotFound);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_same_idempotency_key_replays_the_batch_and_sends_nothing_new() {
+    let server = TestServer::start().await;
+    let org = server.org("Acme").await;
+    let request = pb::SendInvitationsRequest {
+        idempotency_key: "hr-import-2026-11-21".into(),
+        ..invite(&org, "ada@acme.example, grace@acme.example")
+    };
+    let first = send(&server, &org, request.clone()).await.expect("first");
+    let again = send(&server, &org, request).await.expect("again");
+    assert_eq!(again.summary.batch_id, first.summary.batch_id);
+    assert!(again.summary.replayed && !first.summary.replayed);
+    assert_eq!(again.outcomes(), first.outcomes());
+    server.smtp.wait_for(2, DEADLINE).await;
+    let invitations = server
+        .invitations()
+        .list_invitations(authed(pb::ListInvitationsRequest::default(), &org.key))
+        .await
+        .expect("list")
+        .into_inner()
+        .invitations;
+    assert_eq!(invitations.len(), 2);
+    assert_eq!(server.smtp.received().len(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dry_run_previews_one_email_and_writes_nothing() {
+    let server = TestServer::start().await;
+    let org = server.org("Acme").await;
+    let finished = send(
+        &server,
+        &org,
+        pb::SendInvitationsRequest {
+            dry_run: true,
+            ..invite(&org, "Ada Lovelace <ada@acme.example>, nope")
+        },
+    )
+    .await
+    .expect("dry run");
+    assert!(finished.summary.dry_run);
+    assert_eq!(
+        finished.order,
+        ["summary", "preview", "result", "result", "completion"]
+    );
+    let preview = finished.preview.clone().expect("preview");
+    assert_eq!(preview.to, "ada@acme.example");
+    assert!(preview.text_body.contains("Hello Ada"), "{}", preview.text_body);
+    assert!(preview.subject.contains("Acme"));
+    use pb::RecipientOutcome as O;
+    assert_eq!(finished.outcomes(), [(0, O::WouldSend), (1, O::InvalidAddress)]);
+    assert_eq!(finished.completion.would_send, 1);
+    let users = server
+        .admin()
+        .list_users(authed(pb::ListUsersRequest::default(), &org.key))
+        .await
+        .expect("list")
+        .into_inner();
+    assert_eq!(users.total_size, 0);
+    tokio::time::sleep(Duration::from_millis(300)).await; // give a wrongly queued email time to show
+    assert!(server.smtp.received().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_requests_are_refused_before_anything_is_written() {
+    let server = TestServer::start().await;
+    let org = server.org("Acme").await;
+    let refused = |request: pb::SendInvitationsRequest| {
+        let server = &server;
+        let org = &org;
+        async move { send(server, org, request).await.expect_err("refused") }
+    };
+    let status = refused(pb::SendInvitationsRequest::default()).await;
+    assert_eq!(status.code(), Code::InvalidArgument);
+    assert_eq!(violations(&status)[0].0, "recipients_text");
+
+    let status = refused(pb::SendInvitationsRequest {
+        recipients_text: "ada@acme.example".into(),
+        ..Default::default()
+    })
+    .await;
+    let fields: Vec<String> = violations(&status).into_iter().map(|(f, _)| f).collect();
+    assert_eq!(fields, ["service_area_id", "role_id"]);
+
+    let status = refused(pb::SendInvitationsRequest {
+        role_id: uuid::Uuid::now_v7().to_string(),
+        ..invite(&org, "ada@acme.example")
+    })
+    .await;
+    assert_eq!(violations(&status)[0].0, "role_id");
+
+    let many: String = (0..100_001).map(|i| format!("p{i}@x.io\n")).collect();
+    let status = refused(invite(&org, &many)).await;
+    assert_eq!(status.code(), Code::InvalidArgument);
+    assert!(
+        status.message().contains("at most 100000"),
+        "{}",
+        status.message()
+    );
+
+    let status = server
+        .invitations()
+        .send_invitations(authed(
+            invite(&org, "ada@acme.example"),
+            &server.org("Globex").await.key,
+        ))
+        .await
+        .expect_err("another organisation's service area");
+    assert_eq!(status.code(), Code::InvalidArgument);
+    assert!(server.smtp.received().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn imported_users_get_the_welcome_invitation_all_at_once_or_one_by_one() {
+    let server = TestServer::start().await;
+    let org = server.org("Acme").await;
+    let mut ids = Vec::new();
+    for email in ["a@acme.example", "b@acme.example", "c@acme.example"] {
+        let user = server
+            .admin()
+            .create_user(authed(
+                pb::CreateUserRequest {
+                    email: email.into(),
+                    ..Default::default()
+                },
+                &org.key,
+            ))
+            .await
+            .expect("user")
+            .into_inner();
+        ids.push(user.id);
+    }
+    let one = send(
+        &server,
+        &org,
+        pb::SendInvitationsRequest {
+            user_ids: vec![ids[0].clone(), "not-an-id".into()],
+            ..Default::default()
+        },
+    )
+    .await
+    .expect("one");
+    use pb::RecipientOutcome as O;
+    assert_eq!(one.outcomes(), [(0, O::Sent), (1, O::InvalidAddress)]);
+    let rest = send(
+        &server,
+        &org,
+        pb::SendInvitationsRequest {
+            all_staged: true,
+            ..Default::default()
+        },
+    )
+    .await
+    .expect("all staged");
+    assert_eq!(
+        rest.completion.sent, 2,
+        "the one already invited is no longer staged"
+    );
+    server.smtp.wait_for(3, DEADLINE).await;
+    assert_eq!(server.smtp.to("a@acme.example").len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_custom_template_is_validated_previewed_and_used() {
+    let server = TestServer::start().await;
+    let org = server.org("Acme").await;
+    let mut client = server.invitations();
+    let update = |subject: &str, text: &str| pb::UpdateTemplateRequest {
+        template: Some(pb::Template {
+            kind: pb::EmailKind::Invitation as i32,
+            subject: subject.into(),
+            text_body: text.into(),
+            html_body: "<p>Join {{ organization_name }}: <a href=\"{{ link }}\">here</a></p>".into(),
+            ..Default::default()
+        }),
+        update_mask: None,
+        reset_to_default: false,
+    };
+    let status = client
+        .update_template(authed(update("Join us", "No link here"), &org.key))
+        .await
+        .expect_err("no link");
+    assert_eq!(status.code(), Code::InvalidArgument);
+    assert!(
+        violations(&status)
+            .iter()
+            .any(|(f, d)| f == "template.text_body" && d.contains("{{ link }}"))
+    );
+
+    let saved = client
+        .update_template(authed(
+            update("Welcome aboard, {{ first_name }}", "Register: {{ link }}"),
+            &org.key,
+        ))
+        .await
+        .expect("update")
+        .into_inner();
+    assert!(!saved.is_default);
+    let listed = client
+        .list_templates(authed(pb::ListTemplatesRequest::default(), &org.key))
+        .await
+        .expect("list")
+        .into_inner()
+        .templates;
+    assert_eq!(listed.len(), 5);
+    assert_eq!(listed.iter().filter(|t| t.is_default).count(), 4);
+    let rendered = client
+        .render_template(authed(
+            pb::RenderTemplateRequest {
+                kind: pb::EmailKind::Invitation as i32,
+                template: Some(pb::Template {
+                    subject: "Hi".into(),
+                    text_body: "{{ link }}".into(),
+                    html_body: "<p>{{ first_name }} {{ link }}</p>".into(),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            },
+            &org.key,
+        ))
+        .await
+        .expect("render")
+        .into_inner();
+    assert!(
+        rendered
+            .html_body
+            .contains("<p>Ada https://example.com/register?token=SAMPLE</p>"),
+        "{}",
+        rendered.html_body
+    );
+
+    send(&server, &org, invite(&org, "Ada Lovelace <ada@acme.example>"))
+        .await
+        .expect("send");
+    let email = &server.smtp.wait_for(1, DEADLINE).await[0];
+    assert_eq!(email.subject(), "Welcome aboard, Ada");
+    assert!(email.link_param("token").is_some());
+    client
+        .update_template(authed(
+            pb::UpdateTemplateRequest {
+                template: Some(pb::Template {
+                    kind: pb::EmailKind::Invitation as i32,
+                    ..Default::default()
+                }),
+                reset_to_default: true,
+                update_mask: None,
+            },
+            &org.key,
+        ))
+        .await
+        .expect("reset");
+    let back = client
+        .get_template(authed(
+            pb::GetTemplateRequest {
+                kind: pb::EmailKind::Invitation as i32,
+                ..Default::default()
+            },
+            &org.key,
+        ))
+        .await
+        .expect("get")
+        .into_inner();
+    assert!(back.is_default);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deliveries_show_each_email_with_its_attempts() {
+    let server = TestServer::start().await;
+    let org = server.org("Acme").await;
+    let finished = send(&server, &org, invite(&org, "ada@acme.example"))
+        .await
+        .expect("send");
+    let deliveries = server
+        .invitations()
+        .list_deliveries(authed(
+            pb::ListDeliveriesRequest {
+                batch_id: finished.summary.batch_id.clone(),
+                ..Default::default()
+            },
+            &org.key,
+        ))
+        .await
+        .expect("deliveries")
+        .into_inner()
+        .deliveries;
+    assert_eq!(deliveries.len(), 1);
+    let d = &deliveries[0];
+    assert_eq!(
+        (d.state(), d.kind(), d.attempts),
+        (pb::DeliveryState::Sent, pb::EmailKind::Invitation, 1)
+    );
+    assert_eq!(d.email, "ada@acme.example");
+    let received = &server.smtp.wait_for(1, DEADLINE).await[0];
+    assert_eq!(
+        received.header("Message-ID").as_deref(),
+        Some(d.message_id.as_str())
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_stopped_mid_batch_hands_back_its_work_and_a_replica_finishes_it() {
+    let mut server = TestServer::start_with(|c| c.outbox.claim_size = 2).await;
+    let replica = server.replica().await;
+    let org = server.org("Acme").await;
+    server.smtp.set(|b| b.delay = Duration::from_millis(100));
+    let text: Vec<String> = (0..20).map(|i| format!("p{i}@acme.example")).collect();
+    let mut stream = server
+        .invitations()
+        .send_invitations(authed(invite(&org, &text.join(",")), &org.key))
+        .await
+        .expect("send")
+        .into_inner();
+    let Some(Ok(pb::BatchEvent {
+        event: Some(Event::Summary(summary)),
+    })) = stream.next().await
+    else {
+        panic!("the summary comes first");
+    };
+    server.smtp.wait_for(1, DEADLINE).await;
+    server.stop().await;
+    let watched = replica
+        .invitations()
+        .watch_batch(authed(
+            pb::WatchBatchRequest {
+                organization_id: String::new(),
+                batch_id: summary.batch_id,
+            },
+            &org.key,
+        ))
+        .await
+        .expect("watch")
+        .into_inner();
+    let finished = finish(watched).await.expect("finished by the replica");
+    assert_eq!(finished.completion.sent, 20);
+    let mail = server.smtp.received();
+    assert_eq!(mail.len(), 20, "each email once, whichever server sent it");
+}
