@@ -2,7 +2,7 @@
 //! release binary) against a fresh database on the local PostgreSQL and
 //! drives it over gRPC.
 //!
-//!     cargo bench --bench load -- [import] [--rows N] [--out FILE]
+//!     cargo bench --bench load -- [import] [invite] [--rows N] [--out FILE]
 #![allow(
     clippy::expect_used,
     clippy::unwrap_used,
@@ -11,11 +11,13 @@
 )]
 
 mod import;
+mod invite;
 mod report;
 mod server;
 mod setup;
+mod sink;
 
-const USAGE: &str = "usage: cargo bench --bench load -- [import] [--rows N] [--out FILE]";
+const USAGE: &str = "usage: cargo bench --bench load -- [import] [invite] [--rows N] [--out FILE]";
 
 #[tokio::main]
 async fn main() {
@@ -28,7 +30,7 @@ async fn main() {
             "--rows" => rows = args.next().and_then(|v| v.parse().ok()),
             "--out" => out = args.next().unwrap_or(out),
             "--bench" => {}
-            "import" => scenarios.push(arg),
+            "import" | "invite" => scenarios.push(arg),
             other => {
                 eprintln!("unknown argument '{other}'\n{USAGE}");
                 std::process::exit(2);
@@ -36,7 +38,7 @@ async fn main() {
         }
     }
     if scenarios.is_empty() {
-        scenarios.push("import".into());
+        scenarios.extend(["import".into(), "invite".into()]);
     }
     let mut report = report::Report::default();
     for scenario in &scenarios {
@@ -44,6 +46,11 @@ async fn main() {
             "import" => {
                 for n in rows.map_or(vec![10_000, 100_000], |n| vec![n]) {
                     import::run(n, &mut report).await;
+                }
+            }
+            "invite" => {
+                for n in rows.map_or(vec![10_000, 100_000], |n| vec![n]) {
+                    invite::run(n, &mut report).await;
                 }
             }
             _ => unreachable!("checked above"),

@@ -11,7 +11,6 @@ pub fn authed<T>(message: T, key: &str) -> Request<T> {
     request
 }
 
-#[expect(dead_code, reason = "the invitation scenarios use the grant")]
 pub struct Org {
     pub id: String,
     pub service_area_id: String,

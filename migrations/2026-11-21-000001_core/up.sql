@@ -213,7 +213,7 @@ CREATE TABLE outbox (
     created_at timestamptz NOT NULL,
     sent_at timestamptz
 );
-CREATE INDEX outbox_due ON outbox (next_attempt_at) WHERE state IN ('queued', 'sending');
+CREATE INDEX outbox_due ON outbox (next_attempt_at, id) WHERE state IN ('queued', 'sending');
 CREATE INDEX outbox_organization ON outbox (organization_id, id);
 CREATE INDEX outbox_batch ON outbox (batch_id);
 CREATE INDEX outbox_user ON outbox (user_id);

@@ -173,6 +173,16 @@ pub async fn finish_batch_items(
     if items.is_empty() {
         return Ok(Vec::new());
     }
+    // Followers read results by `finished_seq`. Holding the batch rows until
+    // commit makes each batch's numbers commit in the order they were drawn,
+    // so a follower's cursor never passes a number still to commit.
+    let mut locked: Vec<Uuid> = items.iter().map(|i| i.batch_id).collect();
+    locked.sort();
+    locked.dedup();
+    diesel::sql_query("SELECT id FROM batches WHERE id = ANY($1) ORDER BY id FOR UPDATE")
+        .bind::<Array<SqlUuid>, _>(&locked)
+        .load::<Id>(conn)
+        .await?;
     let batches: Vec<Id> = diesel::sql_query(
         "WITH done AS ( \
            UPDATE batch_items b SET outcome = v.outcome, reason = v.reason, finished_at = $1, \

@@ -512,6 +512,13 @@ async fn two_servers_on_one_database_send_each_email_exactly_once() {
         .await
         .expect("send");
     assert_eq!(finished.completion.sent, 120);
+    let mut streamed: Vec<i32> = finished.results.iter().map(|r| r.index).collect();
+    streamed.sort();
+    assert_eq!(
+        streamed,
+        (0..120).collect::<Vec<_>>(),
+        "every result streamed once"
+    );
     let mail = server.smtp.wait_for(120, DEADLINE).await;
     let mut recipients: Vec<String> = mail.iter().flat_map(|m| m.to.clone()).collect();
     recipients.sort();
@@ -917,6 +924,7 @@ async fn a_server_stopped_mid_batch_hands_back_its_work_and_a_replica_finishes_i
         .into_inner();
     let finished = finish(watched).await.expect("finished by the replica");
     assert_eq!(finished.completion.sent, 20);
+    assert_eq!(finished.results.len(), 20, "every result streamed");
     let mail = server.smtp.received();
     assert_eq!(mail.len(), 20, "each email once, whichever server sent it");
 }

@@ -153,157 +153,229 @@ struct Known {
     live_invitation: Option<Uuid>,
 }
 
-/// The users a plan refers to, locked while the transaction lasts when
-/// `lock` is set, so two sends cannot both invite one person.
-async fn known_users(
-    conn: &mut AsyncPgConnection,
-    organization_id: Uuid,
-    emails: &[String],
-    ids: &[Uuid],
-    all_staged: bool,
-    now: DateTime<Utc>,
-    lock: bool,
-) -> Result<Vec<Known>> {
-    let sql = format!(
-        "SELECT u.id, u.email, u.first_name, u.lifecycle, u.deactivated_at IS NOT NULL AS deactivated, \
-           (SELECT i.id FROM invitations i WHERE i.user_id = u.id AND (i.state = 'queued' \
-              OR (i.state IN ('sent', 'opened') AND i.expires_at > $5)) \
-            ORDER BY i.created_at DESC LIMIT 1) AS live_invitation \
-         FROM users u WHERE u.organization_id = $1 AND u.id IN ( \
-           SELECT id FROM users WHERE organization_id = $1 AND lower(email) = ANY($2) \
-           UNION SELECT id FROM users WHERE organization_id = $1 AND id = ANY($3) \
-           UNION SELECT id FROM users WHERE organization_id = $1 AND $4 AND lifecycle = 'staged' \
-             AND deactivated_at IS NULL) \
-         ORDER BY u.id {}",
-        if lock { "FOR UPDATE OF u" } else { "" }
-    );
-    Ok(diesel::sql_query(sql)
-        .bind::<SqlUuid, _>(organization_id)
-        .bind::<Array<Text>, _>(emails)
-        .bind::<Array<SqlUuid>, _>(ids)
-        .bind::<Bool, _>(all_staged)
-        .bind::<Timestamptz, _>(now)
-        .load(conn)
-        .await?)
+const KNOWN_COLUMNS: &str = "u.id, u.email, u.first_name, u.lifecycle, u.deactivated_at IS NOT NULL AS deactivated, \
+    (SELECT i.id FROM invitations i WHERE i.user_id = u.id AND (i.state = 'queued' \
+       OR (i.state IN ('sent', 'opened') AND i.expires_at > $2)) \
+     ORDER BY i.created_at DESC LIMIT 1) AS live_invitation";
+
+/// Recipients decided per query, and written per statement: memory stays
+/// the same however long the list.
+pub const CHUNK: usize = 5_000;
+
+enum Source {
+    Address(parse::Entry),
+    UserId(String, Option<Uuid>),
 }
 
-/// Decides every recipient against the users of the organisation.
-/// `invitable` says whether a user in a lifecycle state may get this kind of
-/// email (invitations go to people not yet active; credentials and reset
-/// links also to active ones).
-pub async fn plan(
-    conn: &mut AsyncPgConnection,
+/// Decides the recipients of a request a chunk at a time. When `lock` is
+/// set, the users a chunk refers to stay locked until the transaction ends,
+/// so two sends cannot both invite one person.
+pub struct Planner<'a> {
     organization_id: Uuid,
-    recipients: &Recipients,
     kind: BatchKind,
     now: DateTime<Utc>,
     lock: bool,
-) -> Result<Vec<Planned>> {
-    let entries = parse::parse(&recipients.text, &recipients.emails);
-    let mut seen_ids = HashSet::new();
-    let id_entries: Vec<(String, Option<Uuid>, bool)> = recipients
-        .user_ids
-        .iter()
-        .map(|raw| {
-            let id = Uuid::parse_str(raw.trim()).ok();
-            let first = id.is_none_or(|id| seen_ids.insert(id));
-            (raw.clone(), id, first)
-        })
-        .collect();
-    let emails: Vec<String> = entries
-        .iter()
-        .filter_map(|e| match &e.parsed {
-            Parsed::Address(a) => Some(a.to_lowercase()),
-            _ => None,
-        })
-        .collect();
-    let ids: Vec<Uuid> = id_entries.iter().filter_map(|(_, id, _)| *id).collect();
-    let known = known_users(
-        conn,
-        organization_id,
-        &emails,
-        &ids,
-        recipients.all_staged,
-        now,
-        lock,
-    )
-    .await?;
-    let by_email: HashMap<String, &Known> = known.iter().map(|k| (k.email.to_lowercase(), k)).collect();
-    let by_id: HashMap<Uuid, &Known> = known.iter().map(|k| (k.id, k)).collect();
+    sources: Box<dyn Iterator<Item = Source> + Send + 'a>,
+    all_staged: bool,
+    staged_after: Option<Uuid>,
+    staged_done: bool,
+    seen_ids: HashSet<Uuid>,
+    planned_users: HashSet<Uuid>,
+}
 
-    let decide_known = |user: &Known| -> Decision {
+impl<'a> Planner<'a> {
+    pub fn new(
+        organization_id: Uuid,
+        recipients: &'a Recipients,
+        kind: BatchKind,
+        now: DateTime<Utc>,
+        lock: bool,
+    ) -> Self {
+        let addresses = parse::Entries::new(&recipients.text, &recipients.emails).map(Source::Address);
+        let ids = recipients
+            .user_ids
+            .iter()
+            .map(|raw| Source::UserId(raw.clone(), Uuid::parse_str(raw.trim()).ok()));
+        Planner {
+            organization_id,
+            kind,
+            now,
+            lock,
+            sources: Box::new(addresses.chain(ids)),
+            all_staged: recipients.all_staged,
+            staged_after: None,
+            staged_done: false,
+            seen_ids: HashSet::new(),
+            planned_users: HashSet::new(),
+        }
+    }
+
+    /// The next chunk of decided recipients, in request order; `None` when
+    /// every recipient is decided.
+    pub async fn next_chunk(&mut self, conn: &mut AsyncPgConnection) -> Result<Option<Vec<Planned>>> {
+        let sources: Vec<Source> = self.sources.by_ref().take(CHUNK).collect();
+        if !sources.is_empty() {
+            return self.plan_sources(conn, sources).await.map(Some);
+        }
+        while self.all_staged && !self.staged_done {
+            let chunk = self.plan_staged(conn).await?;
+            if !chunk.is_empty() {
+                return Ok(Some(chunk));
+            }
+        }
+        Ok(None)
+    }
+
+    fn lock_clause(&self) -> &'static str {
+        if self.lock { "FOR UPDATE OF u" } else { "" }
+    }
+
+    fn decide(&self, user: &Known) -> Decision {
         let member = user.lifecycle == "active" || user.deactivated;
-        match (kind, member, user.live_invitation) {
+        match (self.kind, member, user.live_invitation) {
             (BatchKind::Invitation, true, _) => Decision::AlreadyMember { user_id: user.id },
             (BatchKind::Invitation, false, Some(invitation_id)) => Decision::AlreadyInvited {
                 user_id: user.id,
                 invitation_id,
             },
-            (_, _, _) if user.deactivated => Decision::InvalidAddress("the user is deactivated".into()),
+            _ if user.deactivated => Decision::InvalidAddress("the user is deactivated".into()),
             _ => Decision::Send {
                 user_id: Some(user.id),
             },
         }
-    };
+    }
 
-    let mut plan = Vec::with_capacity(entries.len() + id_entries.len());
-    let mut planned_users: HashSet<Uuid> = HashSet::new();
-    for entry in entries {
-        let (email, decision) = match entry.parsed {
-            Parsed::Invalid(why) => (String::new(), Decision::InvalidAddress(why)),
-            Parsed::Duplicate(address) => (address, Decision::DuplicateInRequest),
-            Parsed::Address(address) => {
-                let decision = match by_email.get(&address.to_lowercase()) {
-                    Some(user) => {
-                        planned_users.insert(user.id);
-                        decide_known(user)
+    async fn plan_sources(
+        &mut self,
+        conn: &mut AsyncPgConnection,
+        sources: Vec<Source>,
+    ) -> Result<Vec<Planned>> {
+        let emails: Vec<String> = sources
+            .iter()
+            .filter_map(|s| match s {
+                Source::Address(parse::Entry {
+                    parsed: Parsed::Address(a),
+                    ..
+                }) => Some(a.to_lowercase()),
+                _ => None,
+            })
+            .collect();
+        let ids: Vec<Uuid> = sources
+            .iter()
+            .filter_map(|s| match s {
+                Source::UserId(_, id) => *id,
+                Source::Address(_) => None,
+            })
+            .collect();
+        let known: Vec<Known> = diesel::sql_query(format!(
+            "SELECT {KNOWN_COLUMNS} FROM users u WHERE u.organization_id = $1 AND u.id IN ( \
+               SELECT id FROM users WHERE organization_id = $1 AND lower(email) = ANY($3) \
+               UNION SELECT id FROM users WHERE organization_id = $1 AND id = ANY($4)) \
+             ORDER BY u.id {}",
+            self.lock_clause()
+        ))
+        .bind::<SqlUuid, _>(self.organization_id)
+        .bind::<Timestamptz, _>(self.now)
+        .bind::<Array<Text>, _>(&emails)
+        .bind::<Array<SqlUuid>, _>(&ids)
+        .load(conn)
+        .await?;
+        let by_email: HashMap<String, &Known> = known.iter().map(|k| (k.email.to_lowercase(), k)).collect();
+        let by_id: HashMap<Uuid, &Known> = known.iter().map(|k| (k.id, k)).collect();
+        let mut plan = Vec::with_capacity(sources.len());
+        for source in sources {
+            plan.push(match source {
+                Source::Address(entry) => {
+                    let (email, decision) = match entry.parsed {
+                        Parsed::Invalid(why) => (String::new(), Decision::InvalidAddress(why)),
+                        Parsed::Duplicate(address) => (address, Decision::DuplicateInRequest),
+                        Parsed::Address(address) => {
+                            let decision = match by_email.get(&address.to_lowercase()) {
+                                Some(user) if self.planned_users.insert(user.id) => self.decide(user),
+                                Some(_) => Decision::DuplicateInRequest,
+                                None if self.kind == BatchKind::Invitation => {
+                                    Decision::Send { user_id: None }
+                                }
+                                None => Decision::InvalidAddress(
+                                    "no user of the organisation has this address".into(),
+                                ),
+                            };
+                            (address, decision)
+                        }
+                    };
+                    Planned {
+                        input: entry.input,
+                        email,
+                        name: entry.name,
+                        decision,
                     }
-                    None if kind == BatchKind::Invitation => Decision::Send { user_id: None },
-                    None => Decision::InvalidAddress("no user of the organisation has this address".into()),
-                };
-                (address, decision)
-            }
-        };
-        plan.push(Planned {
-            input: entry.input,
-            email,
-            name: entry.name,
-            decision,
-        });
+                }
+                Source::UserId(raw, id) => {
+                    let first = id.is_none_or(|id| self.seen_ids.insert(id));
+                    let (email, decision) = match (id.and_then(|id| by_id.get(&id)), first) {
+                        (Some(user), true) if self.planned_users.insert(user.id) => {
+                            (user.email.clone(), self.decide(user))
+                        }
+                        (Some(user), _) => (user.email.clone(), Decision::DuplicateInRequest),
+                        (None, _) if id.is_none() => (
+                            String::new(),
+                            Decision::InvalidAddress(format!("'{}' is not a valid user id", raw.trim())),
+                        ),
+                        (None, _) => (
+                            String::new(),
+                            Decision::InvalidAddress("no user of the organisation has this id".into()),
+                        ),
+                    };
+                    Planned {
+                        input: raw,
+                        email,
+                        name: String::new(),
+                        decision,
+                    }
+                }
+            });
+        }
+        Ok(plan)
     }
-    for (raw, id, first) in id_entries {
-        let (email, decision) = match (id.and_then(|id| by_id.get(&id)), first) {
-            (Some(user), true) if planned_users.insert(user.id) => (user.email.clone(), decide_known(user)),
-            (Some(user), _) => (user.email.clone(), Decision::DuplicateInRequest),
-            (None, _) if id.is_none() => (
-                String::new(),
-                Decision::InvalidAddress(format!("'{raw}' is not a valid user id")),
-            ),
-            (None, _) => (
-                String::new(),
-                Decision::InvalidAddress("no user of the organisation has this id".into()),
-            ),
-        };
-        plan.push(Planned {
-            input: raw,
-            email,
-            name: String::new(),
-            decision,
-        });
-    }
-    if recipients.all_staged {
-        for user in &known {
-            if user.lifecycle == "staged" && !user.deactivated && planned_users.insert(user.id) {
+
+    /// The next page of STAGED users not named explicitly.
+    async fn plan_staged(&mut self, conn: &mut AsyncPgConnection) -> Result<Vec<Planned>> {
+        let page: Vec<Known> = diesel::sql_query(format!(
+            "SELECT {KNOWN_COLUMNS} FROM users u WHERE u.organization_id = $1 AND u.lifecycle = 'staged' \
+               AND u.deactivated_at IS NULL AND ($3::uuid IS NULL OR u.id > $3) \
+             ORDER BY u.id LIMIT $4 {}",
+            self.lock_clause()
+        ))
+        .bind::<SqlUuid, _>(self.organization_id)
+        .bind::<Timestamptz, _>(self.now)
+        .bind::<Nullable<SqlUuid>, _>(self.staged_after)
+        .bind::<diesel::sql_types::BigInt, _>(i64::try_from(CHUNK).unwrap_or(5_000))
+        .load(conn)
+        .await?;
+        self.staged_done = page.len() < CHUNK;
+        self.staged_after = page.last().map(|k| k.id).or(self.staged_after);
+        let mut plan = Vec::new();
+        for user in &page {
+            if self.planned_users.insert(user.id) {
                 plan.push(Planned {
                     input: user.email.clone(),
                     email: user.email.clone(),
                     name: user.first_name.clone(),
-                    decision: decide_known(user),
+                    decision: self.decide(user),
                 });
             }
         }
+        Ok(plan)
     }
-    Ok(plan)
+}
+
+impl std::ops::AddAssign for Summary {
+    fn add_assign(&mut self, other: Summary) {
+        self.total += other.total;
+        self.recognized += other.recognized;
+        self.invalid += other.invalid;
+        self.duplicates += other.duplicates;
+    }
 }
 
 /// A bulk send to write.
@@ -374,18 +446,7 @@ pub async fn create(
         }
     }
     let result = conn
-        .transaction(async |conn| {
-            let plan = plan(
-                conn,
-                batch.organization_id,
-                batch.recipients,
-                batch.kind,
-                now,
-                true,
-            )
-            .await?;
-            write(conn, &batch, &plan, actor, now).await
-        })
+        .transaction(async |conn| write(conn, &batch, actor, now).await)
         .await;
     match (result, &batch.idempotency_key) {
         // The same key, sent twice at once: the other request won.
@@ -401,44 +462,25 @@ pub async fn create(
     }
 }
 
-#[derive(QueryableByName)]
-struct Inserted {
-    #[diesel(sql_type = Text)]
-    email: String,
-    #[diesel(sql_type = SqlUuid)]
-    id: Uuid,
-}
-
+/// Writes the batch chunk by chunk; its counts are set once all are known.
+/// Call inside a transaction: workers see none of it until it commits.
 async fn write(
     conn: &mut AsyncPgConnection,
     batch: &NewBatch<'_>,
-    plan: &[Planned],
     actor: &Actor,
     now: DateTime<Utc>,
 ) -> Result<Created> {
     let org = batch.organization_id;
-    let summary = summarize(plan);
     let batch_id = Uuid::now_v7();
-    let sends = plan
-        .iter()
-        .filter(|p| matches!(p.decision, Decision::Send { .. }))
-        .count();
-    let sends = i32::try_from(sends).unwrap_or(i32::MAX);
     diesel::sql_query(
         "INSERT INTO batches (id, organization_id, kind, actor, idempotency_key, total, recognized, invalid, \
-           duplicates, outstanding, created_at, completed_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, CASE WHEN $10 = 0 THEN $11 END)",
+           duplicates, outstanding, created_at) VALUES ($1, $2, $3, $4, $5, 0, 0, 0, 0, 0, $6)",
     )
     .bind::<SqlUuid, _>(batch_id)
     .bind::<SqlUuid, _>(org)
     .bind::<Text, _>(batch.kind.as_str())
     .bind::<Text, _>(&actor.name)
     .bind::<Nullable<Text>, _>(batch.idempotency_key.as_deref())
-    .bind::<Int4, _>(summary.total)
-    .bind::<Int4, _>(summary.recognized)
-    .bind::<Int4, _>(summary.invalid)
-    .bind::<Int4, _>(summary.duplicates)
-    .bind::<Int4, _>(sends)
     .bind::<Timestamptz, _>(now)
     .execute(conn)
     .await
@@ -449,7 +491,64 @@ async fn write(
         },
         other => other,
     })?;
+    let mut planner = Planner::new(org, batch.recipients, batch.kind, now, true);
+    let mut summary = Summary::default();
+    let mut sends = 0;
+    let mut position = 0;
+    while let Some(chunk) = planner.next_chunk(conn).await? {
+        summary += summarize(&chunk);
+        sends += write_chunk(conn, batch, batch_id, &chunk, position, now).await?;
+        position += i32::try_from(chunk.len()).unwrap_or(i32::MAX);
+    }
+    diesel::sql_query(
+        "UPDATE batches SET total = $2, recognized = $3, invalid = $4, duplicates = $5, outstanding = $6, \
+           completed_at = CASE WHEN $6 = 0 THEN created_at END WHERE id = $1",
+    )
+    .bind::<SqlUuid, _>(batch_id)
+    .bind::<Int4, _>(summary.total)
+    .bind::<Int4, _>(summary.recognized)
+    .bind::<Int4, _>(summary.invalid)
+    .bind::<Int4, _>(summary.duplicates)
+    .bind::<Int4, _>(sends)
+    .execute(conn)
+    .await?;
+    audit::record(
+        conn,
+        actor,
+        org,
+        &format!("{}.send", batch.kind.as_str()),
+        ("batch", batch_id),
+        json!({"total": summary.total, "sending": sends, "invalid": summary.invalid, "duplicates": summary.duplicates}),
+        now,
+    )
+    .await?;
+    // Delivered on commit: wakes the outbox workers of every replica.
+    diesel::sql_query("SELECT pg_notify('onramp_outbox', ''), pg_notify('onramp_batch', $1)")
+        .bind::<Text, _>(batch_id.to_string())
+        .execute(conn)
+        .await?;
+    Ok(Created::New { batch_id, summary })
+}
 
+#[derive(QueryableByName)]
+struct Inserted {
+    #[diesel(sql_type = Text)]
+    email: String,
+    #[diesel(sql_type = SqlUuid)]
+    id: Uuid,
+}
+
+/// Writes one chunk: new people, invitations, outbox messages and every
+/// recipient's result row. Answers how many emails it queued.
+async fn write_chunk(
+    conn: &mut AsyncPgConnection,
+    batch: &NewBatch<'_>,
+    batch_id: Uuid,
+    plan: &[Planned],
+    first_position: i32,
+    now: DateTime<Utc>,
+) -> Result<i32> {
+    let org = batch.organization_id;
     // People to create: invited addresses nobody in the organisation has.
     let new_people: Vec<&Planned> = plan
         .iter()
@@ -530,10 +629,8 @@ async fn write(
         .enumerate()
         .filter(|(_, r)| r.outbox_id.is_some())
         .collect();
-    let positions: Vec<i32> = sending
-        .iter()
-        .map(|(i, _)| i32::try_from(*i).unwrap_or(i32::MAX))
-        .collect();
+    let position = |i: usize| first_position + i32::try_from(i).unwrap_or(i32::MAX);
+    let positions: Vec<i32> = sending.iter().map(|(i, _)| position(*i)).collect();
     let user_ids: Vec<Uuid> = sending.iter().filter_map(|(_, r)| r.user_id).collect();
     let emails: Vec<String> = sending.iter().map(|(i, _)| plan[*i].email.clone()).collect();
     if batch.kind == BatchKind::Invitation && !sending.is_empty() {
@@ -600,7 +697,7 @@ async fn write(
     )
     .bind::<SqlUuid, _>(batch_id)
     .bind::<Timestamptz, _>(now)
-    .bind::<Array<Int4>, _>((0..rows.len()).map(|i| i32::try_from(i).unwrap_or(i32::MAX)).collect::<Vec<_>>())
+    .bind::<Array<Int4>, _>((0..rows.len()).map(position).collect::<Vec<_>>())
     .bind::<Array<Text>, _>(plan.iter().map(|p| p.input.clone()).collect::<Vec<_>>())
     .bind::<Array<Text>, _>(plan.iter().map(|p| p.email.clone()).collect::<Vec<_>>())
     .bind::<Array<Nullable<SqlUuid>>, _>(rows.iter().map(|r| r.user_id).collect::<Vec<_>>())
@@ -610,32 +707,7 @@ async fn write(
     .execute(conn)
     .await?;
 
-    let sent_count = i32::try_from(sending.len()).unwrap_or(i32::MAX);
-    if sent_count != sends {
-        diesel::sql_query(
-            "UPDATE batches SET outstanding = $2, completed_at = CASE WHEN $2 = 0 THEN created_at END WHERE id = $1",
-        )
-        .bind::<SqlUuid, _>(batch_id)
-        .bind::<Int4, _>(sent_count)
-        .execute(conn)
-        .await?;
-    }
-    audit::record(
-        conn,
-        actor,
-        org,
-        &format!("{}.send", batch.kind.as_str()),
-        ("batch", batch_id),
-        json!({"total": summary.total, "sending": sent_count, "invalid": summary.invalid, "duplicates": summary.duplicates}),
-        now,
-    )
-    .await?;
-    // Delivered on commit: wakes the outbox workers of every replica.
-    diesel::sql_query("SELECT pg_notify('onramp_outbox', ''), pg_notify('onramp_batch', $1)")
-        .bind::<Text, _>(batch_id.to_string())
-        .execute(conn)
-        .await?;
-    Ok(Created::New { batch_id, summary })
+    Ok(i32::try_from(sending.len()).unwrap_or(i32::MAX))
 }
 
 #[cfg(test)]

@@ -155,6 +155,9 @@ pub async fn resend(
     now: DateTime<Utc>,
 ) -> Result<Invitation> {
     conn.transaction(async |conn| {
+        find(conn, organization_id, id).await?;
+        // Outbox rows before the invitation: the order workers lock them in.
+        cancel_queued(conn, id, "replaced by a resend", now).await?;
         let invitation = lock(conn, organization_id, id).await?;
         match invitation.state(now) {
             State::Accepted => {
@@ -179,7 +182,6 @@ pub async fn resend(
                 "the user is deactivated; reactivate them before resending".into(),
             ));
         }
-        cancel_queued(conn, id, "replaced by a resend", now).await?;
         let updated = diesel::update(invitations::table.find(id))
             .set((
                 invitations::token_hash.eq(None::<Vec<u8>>),
@@ -244,6 +246,11 @@ pub async fn revoke(
     now: DateTime<Utc>,
 ) -> Result<Invitation> {
     conn.transaction(async |conn| {
+        let found = find(conn, organization_id, id).await?;
+        if found.state != "accepted" {
+            // Outbox rows before the invitation: the order workers lock them in.
+            cancel_queued(conn, id, "the invitation was revoked", now).await?;
+        }
         let invitation = lock(conn, organization_id, id).await?;
         match invitation.state.as_str() {
             "accepted" => {
@@ -254,7 +261,6 @@ pub async fn revoke(
             "revoked" => return Ok(invitation),
             _ => {}
         }
-        cancel_queued(conn, id, "the invitation was revoked", now).await?;
         let updated = diesel::update(invitations::table.find(id))
             .set((
                 invitations::state.eq("revoked"),

@@ -24,72 +24,120 @@ pub enum Parsed {
     Duplicate(String),
 }
 
-/// Splits pasted text into entries, respecting quotes and angle brackets.
-pub fn split(text: &str) -> Vec<(String, String)> {
-    let mut pieces = Vec::new();
-    let mut current = String::new();
-    let (mut quoted, mut angled) = (false, false);
-    for c in text.chars() {
-        match c {
-            '"' => {
-                quoted = !quoted;
-                current.push(c);
-            }
-            '<' if !quoted => {
-                angled = true;
-                current.push(c);
-            }
-            '>' if !quoted => {
-                angled = false;
-                current.push(c);
-                pieces.push(std::mem::take(&mut current));
-            }
-            ',' | ';' | '\n' | '\r' if !quoted && !angled => pieces.push(std::mem::take(&mut current)),
-            c => current.push(c),
-        }
-    }
-    pieces.push(current);
+/// The pieces of pasted text, respecting quotes and angle brackets, as
+/// (input, display name, address) slices of the text: nothing is copied, so
+/// reading a long list costs no memory.
+pub struct Pieces<'a> {
+    text: &'a str,
+    pos: usize,
+    words: Option<std::str::SplitWhitespace<'a>>,
+}
 
-    let mut entries = Vec::new();
-    for piece in pieces {
-        let piece = piece.trim();
-        if piece.is_empty() {
-            continue;
-        }
-        if let (Some(open), true) = (piece.find('<'), piece.ends_with('>')) {
-            let name = piece[..open].trim().trim_matches('"').trim().to_owned();
-            let address = piece[open + 1..piece.len() - 1].trim().to_owned();
-            entries.push((piece.to_owned(), format!("{name}\u{0}{address}")));
-        } else {
-            // Plain addresses separated by spaces.
-            for word in piece.split_whitespace() {
-                entries.push((word.to_owned(), format!("\u{0}{word}")));
-            }
+impl<'a> Pieces<'a> {
+    pub fn new(text: &'a str) -> Self {
+        Pieces {
+            text,
+            pos: 0,
+            words: None,
         }
     }
-    entries
+}
+
+impl<'a> Iterator for Pieces<'a> {
+    type Item = (&'a str, &'a str, &'a str);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            if let Some(word) = self.words.as_mut().and_then(Iterator::next) {
+                return Some((word, "", word));
+            }
+            self.words = None;
+            if self.pos >= self.text.len() {
+                return None;
+            }
+            let rest = &self.text[self.pos..];
+            let (mut quoted, mut angled) = (false, false);
+            let (mut end, mut next) = (rest.len(), self.text.len());
+            for (i, c) in rest.char_indices() {
+                match c {
+                    '"' => quoted = !quoted,
+                    '<' if !quoted => angled = true,
+                    '>' if !quoted => {
+                        (end, next) = (i + 1, self.pos + i + 1);
+                        break;
+                    }
+                    ',' | ';' | '\n' | '\r' if !quoted && !angled => {
+                        (end, next) = (i, self.pos + i + 1);
+                        break;
+                    }
+                    _ => {}
+                }
+            }
+            self.pos = next;
+            let piece = rest[..end].trim();
+            if piece.is_empty() {
+                continue;
+            }
+            if let (Some(open), true) = (piece.find('<'), piece.ends_with('>')) {
+                let name = piece[..open].trim().trim_matches('"').trim();
+                let address = piece[open + 1..piece.len() - 1].trim();
+                return Some((piece, name, address));
+            }
+            // Plain addresses separated by spaces.
+            self.words = Some(piece.split_whitespace());
+        }
+    }
+}
+
+/// Counts the entries of pasted text without keeping them.
+pub fn count(text: &str) -> usize {
+    Pieces::new(text).count()
+}
+
+/// Every entry of pasted text and of a list of addresses, in order, each
+/// address checked and compared with the earlier ones. Earlier addresses are
+/// remembered as 64-bit hashes, so a long list costs 8 bytes an address.
+pub struct Entries<'a> {
+    pieces: Box<dyn Iterator<Item = (&'a str, &'a str, &'a str)> + Send + 'a>,
+    seen: HashSet<u64>,
+}
+
+impl<'a> Entries<'a> {
+    pub fn new(text: &'a str, emails: &'a [String]) -> Self {
+        Entries {
+            pieces: Box::new(Pieces::new(text).chain(emails.iter().flat_map(|e| Pieces::new(e)))),
+            seen: HashSet::new(),
+        }
+    }
+}
+
+fn address_hash(address: &str) -> u64 {
+    let mut hasher = std::hash::DefaultHasher::new();
+    std::hash::Hash::hash(&address.to_lowercase(), &mut hasher);
+    std::hash::Hasher::finish(&hasher)
+}
+
+impl Iterator for Entries<'_> {
+    type Item = Entry;
+
+    fn next(&mut self) -> Option<Entry> {
+        let (input, name, address) = self.pieces.next()?;
+        let parsed = match validate::email(address) {
+            Ok(address) if self.seen.insert(address_hash(&address)) => Parsed::Address(address),
+            Ok(address) => Parsed::Duplicate(address),
+            Err(reason) => Parsed::Invalid(reason),
+        };
+        Some(Entry {
+            input: input.to_owned(),
+            name: name.to_owned(),
+            parsed,
+        })
+    }
 }
 
 /// Reads every entry of pasted text and of a list of addresses, in order.
 pub fn parse(text: &str, emails: &[String]) -> Vec<Entry> {
-    let mut seen = HashSet::new();
-    let raw = split(text)
-        .into_iter()
-        .chain(emails.iter().flat_map(|e| split(e)));
-    raw.map(|(input, packed)| {
-        let (name, address) = packed.split_once('\u{0}').unwrap_or(("", &packed));
-        let parsed = match validate::email(address) {
-            Ok(address) if seen.insert(address.to_lowercase()) => Parsed::Address(address),
-            Ok(address) => Parsed::Duplicate(address),
-            Err(reason) => Parsed::Invalid(reason),
-        };
-        Entry {
-            input,
-            name: name.to_owned(),
-            parsed,
-        }
-    })
-    .collect()
+    Entries::new(text, emails).collect()
 }
 
 #[cfg(test)]

@@ -10,7 +10,8 @@ use crate::{
         catalog::{self, Catalog},
         invitations::{
             batch::{
-                self, BatchKind, Created, Decision, MAX_RECIPIENTS, NewBatch, Planned, Recipients, summarize,
+                self, BatchKind, Created, Decision, MAX_RECIPIENTS, NewBatch, Planned, Planner, Recipients,
+                Summary, summarize,
             },
             parse,
         },
@@ -52,7 +53,7 @@ pub fn recipients_and_key(
             "name at least one recipient (recipients_text, emails, user_ids or all_staged)",
         );
     }
-    let count = parse::split(&recipients.text).len() + recipients.emails.len() + recipients.user_ids.len();
+    let count = parse::count(&recipients.text) + recipients.emails.len() + recipients.user_ids.len();
     if count > MAX_RECIPIENTS {
         v.add(
             "recipients_text",
@@ -144,9 +145,13 @@ pub async fn send(
     }
     let now = state.clock.now();
     if req.dry_run {
-        let plan = batch::plan(&mut conn, org, &recipients, BatchKind::Invitation, now, false).await?;
-        let preview = preview(state, &mut conn, org, Kind::Invitation, &plan).await?;
-        return Ok(Response::new(dry_run(plan, preview)));
+        return Ok(Response::new(dry_run(
+            state.clone(),
+            org,
+            recipients,
+            BatchKind::Invitation,
+            Kind::Invitation,
+        )));
     }
     let domain = message_domain(state);
     let created = batch::create(
@@ -179,11 +184,8 @@ pub async fn preview(
     conn: &mut diesel_async::AsyncPgConnection,
     org: Uuid,
     kind: Kind,
-    plan: &[Planned],
-) -> Result<Option<pb::RenderedEmail>, Status> {
-    let Some(first) = plan.iter().find(|p| matches!(p.decision, Decision::Send { .. })) else {
-        return Ok(None);
-    };
+    first: &Planned,
+) -> Result<pb::RenderedEmail, Status> {
     let organization = organizations::find(conn, org).await?.organization;
     let template = templates::load(conn, org, kind, DEFAULT_LOCALE).await?;
     let mut vars = templates::sample_vars(kind, &organization.name);
@@ -200,21 +202,59 @@ pub async fn preview(
         vars.insert(key, value);
     }
     let rendered = templates::render(&template, &vars);
-    Ok(Some(pb::RenderedEmail {
+    Ok(pb::RenderedEmail {
         to: first.email.clone(),
         subject: rendered.subject,
         text_body: rendered.text,
         html_body: rendered.html,
-    }))
+    })
 }
 
 fn now_plus_secs(state: &AppState, secs: i32) -> chrono::DateTime<chrono::Utc> {
     state.clock.now() + chrono::TimeDelta::seconds(i64::from(secs))
 }
 
-/// The stream of a dry run: what would happen, from the plan alone.
-pub fn dry_run(plan: Vec<Planned>, preview: Option<pb::RenderedEmail>) -> BatchStream {
-    let summary = summarize(&plan);
+/// The stream of a dry run: the same decisions as a real send, nothing
+/// written. The recipients are decided twice, a chunk at a time (once for
+/// the summary, which comes first, once for the results), so memory stays
+/// flat however long the list.
+pub fn dry_run(
+    state: AppState,
+    org: Uuid,
+    recipients: Recipients,
+    kind: BatchKind,
+    email: Kind,
+) -> BatchStream {
+    let (tx, rx) = tokio::sync::mpsc::channel(256);
+    tokio::spawn(async move {
+        if let Err(status) = dry_run_events(&state, org, &recipients, kind, email, &tx).await {
+            let _ = tx.send(Err(status)).await;
+        }
+    });
+    Box::pin(ReceiverStream::new(rx))
+}
+
+async fn dry_run_events(
+    state: &AppState,
+    org: Uuid,
+    recipients: &Recipients,
+    kind: BatchKind,
+    email: Kind,
+    tx: &tokio::sync::mpsc::Sender<Result<pb::BatchEvent, Status>>,
+) -> Result<(), Status> {
+    let now = state.clock.now();
+    let mut conn = state.pool.get().await.map_err(Error::from)?;
+    let mut summary = Summary::default();
+    let mut first = None;
+    let mut planner = Planner::new(org, recipients, kind, now, false);
+    while let Some(chunk) = planner.next_chunk(&mut conn).await? {
+        summary += summarize(&chunk);
+        if first.is_none() {
+            first = chunk
+                .into_iter()
+                .find(|p| matches!(p.decision, Decision::Send { .. }));
+        }
+    }
     let mut events = vec![event(Event::Summary(pb::BatchSummary {
         batch_id: String::new(),
         total: summary.total,
@@ -224,59 +264,71 @@ pub fn dry_run(plan: Vec<Planned>, preview: Option<pb::RenderedEmail>) -> BatchS
         replayed: false,
         dry_run: true,
     }))];
-    if let Some(preview) = preview {
-        events.push(event(Event::Preview(preview)));
+    if let Some(first) = &first {
+        events.push(event(Event::Preview(
+            preview(state, &mut conn, org, email, first).await?,
+        )));
+    }
+    for e in events.drain(..) {
+        if tx.send(Ok(e)).await.is_err() {
+            return Ok(());
+        }
     }
     let mut completion = pb::BatchCompletion::default();
-    for (index, p) in plan.into_iter().enumerate() {
-        let (outcome, user_id, invitation_id) = match &p.decision {
-            Decision::Send { user_id } => {
-                completion.would_send += 1;
-                (pb::RecipientOutcome::WouldSend, *user_id, None)
-            }
-            Decision::InvalidAddress(_) => {
-                completion.invalid += 1;
-                (pb::RecipientOutcome::InvalidAddress, None, None)
-            }
-            Decision::DuplicateInRequest => {
-                completion.duplicates += 1;
-                (pb::RecipientOutcome::DuplicateInRequest, None, None)
-            }
-            Decision::AlreadyMember { user_id } => {
-                completion.already_member += 1;
-                (pb::RecipientOutcome::AlreadyMember, Some(*user_id), None)
-            }
-            Decision::AlreadyInvited {
-                user_id,
-                invitation_id,
-            } => {
-                completion.already_invited += 1;
-                (
-                    pb::RecipientOutcome::AlreadyInvited,
-                    Some(*user_id),
-                    Some(*invitation_id),
-                )
-            }
-        };
-        events.push(event(Event::Result(pb::RecipientResult {
-            index: i32::try_from(index).unwrap_or(i32::MAX),
-            reason: p.decision.reason(),
-            input: p.input,
-            email: p.email,
-            outcome: outcome as i32,
-            user_id: user_id.map(|u| u.to_string()).unwrap_or_default(),
-            invitation_id: invitation_id.map(|i| i.to_string()).unwrap_or_default(),
-            time: None,
-        })));
-    }
-    events.push(event(Event::Completion(completion)));
-    let (tx, rx) = tokio::sync::mpsc::channel(256);
-    tokio::spawn(async move {
-        for e in events {
-            if tx.send(Ok(e)).await.is_err() {
-                return;
+    let mut index = 0;
+    let mut planner = Planner::new(org, recipients, kind, now, false);
+    while let Some(chunk) = planner.next_chunk(&mut conn).await? {
+        for p in chunk {
+            let result = would_be(p, index, &mut completion);
+            index += 1;
+            if tx.send(Ok(result)).await.is_err() {
+                return Ok(());
             }
         }
-    });
-    Box::pin(ReceiverStream::new(rx))
+    }
+    let _ = tx.send(Ok(event(Event::Completion(completion)))).await;
+    Ok(())
+}
+
+/// The result a recipient would get, counted into `completion`.
+fn would_be(p: Planned, index: i32, completion: &mut pb::BatchCompletion) -> pb::BatchEvent {
+    let (outcome, user_id, invitation_id) = match &p.decision {
+        Decision::Send { user_id } => {
+            completion.would_send += 1;
+            (pb::RecipientOutcome::WouldSend, *user_id, None)
+        }
+        Decision::InvalidAddress(_) => {
+            completion.invalid += 1;
+            (pb::RecipientOutcome::InvalidAddress, None, None)
+        }
+        Decision::DuplicateInRequest => {
+            completion.duplicates += 1;
+            (pb::RecipientOutcome::DuplicateInRequest, None, None)
+        }
+        Decision::AlreadyMember { user_id } => {
+            completion.already_member += 1;
+            (pb::RecipientOutcome::AlreadyMember, Some(*user_id), None)
+        }
+        Decision::AlreadyInvited {
+            user_id,
+            invitation_id,
+        } => {
+            completion.already_invited += 1;
+            (
+                pb::RecipientOutcome::AlreadyInvited,
+                Some(*user_id),
+                Some(*invitation_id),
+            )
+        }
+    };
+    event(Event::Result(pb::RecipientResult {
+        index,
+        reason: p.decision.reason(),
+        input: p.input,
+        email: p.email,
+        outcome: outcome as i32,
+        user_id: user_id.map(|u| u.to_string()).unwrap_or_default(),
+        invitation_id: invitation_id.map(|i| i.to_string()).unwrap_or_default(),
+        time: None,
+    }))
 }

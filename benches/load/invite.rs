@@ -1,0 +1,77 @@
+//! Sends invitations end to end: parsed, stored, every email accepted by the
+//! SMTP sink and every result streamed back.
+
+use std::time::Instant;
+
+use onramp::pb::{self, batch_event::Event, invitations_client::InvitationsClient};
+use tokio_stream::StreamExt;
+
+use crate::{
+    report::Report,
+    server::{PLATFORM_KEY, ServerProcess},
+    setup::{authed, organisation},
+    sink::Sink,
+};
+
+pub async fn run(recipients: usize, report: &mut Report) {
+    let sink = Sink::start().await;
+    let server = ServerProcess::start(Some(&sink.url()), &[]).await;
+    let channel = server.channel().await;
+    let org = organisation(&channel, PLATFORM_KEY).await;
+    let text: String = (0..recipients)
+        .map(|i| format!("person{i}@bench.example\n"))
+        .collect();
+    let mut client = InvitationsClient::new(channel).max_decoding_message_size(64 << 20);
+
+    let started = Instant::now();
+    let mut stream = client
+        .send_invitations(authed(
+            pb::SendInvitationsRequest {
+                organization_id: org.id.clone(),
+                recipients_text: text,
+                service_area_id: org.service_area_id.clone(),
+                role_id: org.role_id.clone(),
+                ..Default::default()
+            },
+            PLATFORM_KEY,
+        ))
+        .await
+        .expect("send")
+        .into_inner();
+    let mut first_result = None;
+    let mut results = 0;
+    let mut sent = 0;
+    while let Some(message) = stream.next().await {
+        match message.expect("batch event").event {
+            Some(Event::Result(_)) => {
+                results += 1;
+                first_result.get_or_insert_with(|| started.elapsed().as_secs_f64());
+            }
+            Some(Event::Completion(c)) => sent = c.sent,
+            _ => {}
+        }
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    assert_eq!(results, recipients, "one result per recipient");
+    assert_eq!(sent as usize, recipients, "every invitation sent");
+    assert_eq!(
+        sink.accepted() as usize,
+        recipients,
+        "the sink accepted each email once"
+    );
+    let rate = recipients as f64 / seconds;
+    let peak = server.peak_rss_mib();
+    let first = first_result.unwrap_or_default();
+    println!(
+        "invite {recipients:>7}: {seconds:6.2} s to the last result ({first:.2} s to the first), {rate:7.0} invitations/s, server peak RSS {peak:6.1} MiB"
+    );
+    report.add(
+        &format!("invite_{recipients}"),
+        &[
+            ("seconds", seconds),
+            ("first_result_seconds", first),
+            ("invitations_per_second", rate),
+            ("peak_rss_mib", peak),
+        ],
+    );
+}
