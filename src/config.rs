@@ -22,6 +22,15 @@ const DEFAULT_OUTBOX_POLL_MS: u64 = 1_000;
 const DEFAULT_SMTP_CONNECTIONS: u32 = 16;
 const DEFAULT_SMTP_TIMEOUT_MS: u64 = 30_000;
 
+/// argon2id cost, and how many hashes may run at once.
+#[derive(Clone, Debug)]
+pub struct Argon2Config {
+    pub memory_kib: u32,
+    pub iterations: u32,
+    pub parallelism: u32,
+    pub concurrency: usize,
+}
+
 /// How the outbox workers of this process behave.
 #[derive(Clone, Debug)]
 pub struct OutboxConfig {
@@ -57,6 +66,14 @@ pub struct Config {
     pub smtp_connections: u32,
     pub smtp_timeout: Duration,
     pub outbox: OutboxConfig,
+    pub argon2: Argon2Config,
+    /// Encrypts second-factor secrets; required when any organisation asks
+    /// for a second factor.
+    pub secret_key: Option<String>,
+    /// Where SMS codes are POSTed; unset: they are written to the log.
+    pub sms_webhook_url: Option<String>,
+    /// Calls to public RPCs allowed per client address per minute.
+    pub public_rate_limit: i32,
     pub bootstrap_api_key: Option<String>,
     pub db_pool_size: u32,
     pub db_pool_timeout: Duration,
@@ -191,6 +208,55 @@ impl Config {
             .filter(|n| *n > 0)
             .unwrap_or(DEFAULT_SMTP_CONNECTIONS);
         let smtp_timeout = read.millis("ONRAMP_SMTP_TIMEOUT_MS", DEFAULT_SMTP_TIMEOUT_MS);
+        let cores = std::thread::available_parallelism().map_or(2, usize::from);
+        let argon2 = Argon2Config {
+            memory_kib: read
+                .parsed(
+                    "ONRAMP_ARGON2_MEMORY_KIB",
+                    "19456",
+                    "is not a whole number of KiB",
+                )
+                .filter(|m| *m >= 8)
+                .unwrap_or(19_456),
+            iterations: read
+                .parsed("ONRAMP_ARGON2_ITERATIONS", "2", "is not a whole number")
+                .filter(|t| *t >= 1)
+                .unwrap_or(2),
+            parallelism: read
+                .parsed("ONRAMP_ARGON2_PARALLELISM", "1", "is not a whole number")
+                .filter(|p| *p >= 1)
+                .unwrap_or(1),
+            concurrency: read
+                .parsed(
+                    "ONRAMP_HASH_CONCURRENCY",
+                    &cores.to_string(),
+                    "is not a whole number",
+                )
+                .filter(|c| *c >= 1)
+                .unwrap_or(cores),
+        };
+        let public_rate_limit = read
+            .parsed("ONRAMP_PUBLIC_RATE_LIMIT", "120", "is not a whole number")
+            .filter(|n: &i32| *n > 0)
+            .unwrap_or(120);
+        let secret_key = lookup("ONRAMP_SECRET_KEY");
+        if let Some(Err(why)) = secret_key
+            .as_deref()
+            .map(crate::domain::second_factor::SecretBox::from_key)
+        {
+            read.problem("ONRAMP_SECRET_KEY", "(hidden)", &why);
+        }
+        let sms_webhook_url = lookup("ONRAMP_SMS_WEBHOOK_URL");
+        if sms_webhook_url
+            .as_deref()
+            .is_some_and(|u| !u.starts_with("http://"))
+        {
+            read.problem(
+                "ONRAMP_SMS_WEBHOOK_URL",
+                "(hidden)",
+                "must be an http:// URL (a local relay for HTTPS providers)",
+            );
+        }
         let mail_from = read.string("ONRAMP_MAIL_FROM", DEFAULT_MAIL_FROM);
         if mail_from.parse::<lettre::message::Mailbox>().is_err() {
             read.problem(
@@ -233,6 +299,10 @@ impl Config {
             smtp_connections,
             smtp_timeout,
             outbox,
+            argon2,
+            public_rate_limit,
+            secret_key,
+            sms_webhook_url,
             bootstrap_api_key,
             db_pool_size,
             db_pool_timeout: read.millis("ONRAMP_DB_POOL_TIMEOUT_MS", DEFAULT_DB_POOL_TIMEOUT_MS),

@@ -19,6 +19,10 @@ pub enum Error {
     AlreadyExists { message: String, field: Option<String> },
     #[error("{0}")]
     FailedPrecondition(String),
+    /// A precondition with a machine-readable reason (`google.rpc.ErrorInfo`),
+    /// for clients that must tell, say, an expired link from a used one.
+    #[error("{message}")]
+    Refused { reason: &'static str, message: String },
     #[error("{0}")]
     PermissionDenied(String),
     #[error("{0}")]

@@ -12,6 +12,7 @@ pub mod mail;
 pub mod outbox;
 pub mod passwords;
 pub mod server;
+pub mod sms;
 pub mod state;
 pub mod telemetry;
 pub mod tokens;

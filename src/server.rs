@@ -15,6 +15,7 @@ use crate::{
     clock::Clock,
     config::Config,
     db,
+    domain::{organizations, second_factor::SecretBox},
     grpc::{
         auth::AuthLayer, credentials::CredentialsService, invitations::InvitationsService,
         registration::RegistrationService, user_admin::UserAdminService,
@@ -58,13 +59,31 @@ pub async fn prepare(config: Config, clock: Clock) -> Result<AppState, StartErro
     .await
     .map_err(|e| format!("cannot open the connection pool: {e}"))?;
     let mailer = Mailer::from_config(&config)?;
+    let a = &config.argon2;
+    let hasher = Hasher::new(a.memory_kib, a.iterations, a.parallelism, a.concurrency)?;
+    let secrets = match config.secret_key.as_deref().map(SecretBox::from_key) {
+        Some(Ok(secrets)) => Some(Arc::new(secrets)),
+        Some(Err(why)) => return Err(format!("ONRAMP_SECRET_KEY {why}").into()),
+        None => {
+            let mut conn = pool.get().await?;
+            if organizations::any_require_second_factor(&mut conn).await? {
+                return Err(
+                    "an organisation requires a second factor, and second-factor secrets are \
+                    encrypted with ONRAMP_SECRET_KEY: set it (32 random bytes, base64) and start again"
+                        .into(),
+                );
+            }
+            None
+        }
+    };
     Ok(AppState {
         pool,
         clock,
         config: Arc::new(config),
-        hasher: Hasher::with_defaults(),
+        hasher,
         mailer,
         notifier: Notifier::new(),
+        secrets,
     })
 }
 

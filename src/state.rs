@@ -3,7 +3,8 @@
 use std::sync::Arc;
 
 use crate::{
-    clock::Clock, config::Config, db::Pool, mail::Mailer, outbox::notifier::Notifier, passwords::Hasher,
+    clock::Clock, config::Config, db::Pool, domain::second_factor::SecretBox, mail::Mailer,
+    outbox::notifier::Notifier, passwords::Hasher,
 };
 
 #[derive(Clone)]
@@ -14,4 +15,6 @@ pub struct AppState {
     pub hasher: Hasher,
     pub mailer: Mailer,
     pub notifier: Notifier,
+    /// `None` when `ONRAMP_SECRET_KEY` is unset.
+    pub secrets: Option<Arc<SecretBox>>,
 }

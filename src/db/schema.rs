@@ -257,3 +257,11 @@ diesel::allow_tables_to_appear_in_same_query!(
     terms_acceptances,
     second_factors,
 );
+
+diesel::table! {
+    rate_limits (bucket) {
+        bucket -> Text,
+        window_started_at -> Timestamptz,
+        hits -> Int4,
+    }
+}

@@ -135,6 +135,19 @@ pub async fn all(
         .await?)
 }
 
+/// The name of an entry, if it exists.
+pub async fn name(conn: &mut AsyncPgConnection, catalog: Catalog, id: Option<Uuid>) -> Result<String> {
+    let Some(id) = id else {
+        return Ok(String::new());
+    };
+    let sql = format!(
+        "SELECT id, organization_id, name, description, created_at FROM {} WHERE id = $1",
+        catalog.table()
+    );
+    let found: Vec<Entry> = diesel::sql_query(sql).bind::<SqlUuid, _>(id).load(conn).await?;
+    Ok(found.into_iter().next().map(|e| e.name).unwrap_or_default())
+}
+
 /// Checks that every id names an entry of the organisation; answers the
 /// entries in the order asked.
 pub async fn require_all(

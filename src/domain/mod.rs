@@ -1,6 +1,7 @@
 //! Business rules, free of gRPC: each module takes a connection and plain
 //! values, and answers domain types or `crate::error::Error`.
 
+pub mod accounts;
 pub mod api_keys;
 pub mod audit;
 pub mod caller;
@@ -9,6 +10,10 @@ pub mod import;
 pub mod invitations;
 pub mod organizations;
 pub mod paging;
+pub mod rate_limit;
+pub mod registration;
+pub mod reset;
+pub mod second_factor;
 pub mod templates;
 pub mod user_lifecycle;
 pub mod users;

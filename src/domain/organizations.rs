@@ -121,6 +121,15 @@ pub async fn create(
     .await
 }
 
+/// Whether any organisation asks its people for a second factor.
+pub async fn any_require_second_factor(conn: &mut AsyncPgConnection) -> Result<bool> {
+    Ok(diesel::select(diesel::dsl::exists(
+        organizations::table.filter(organizations::second_factor_required.eq(true)),
+    ))
+    .get_result(conn)
+    .await?)
+}
+
 pub async fn find(conn: &mut AsyncPgConnection, id: Uuid) -> Result<OrganizationWithTerms> {
     let organization = organizations::table
         .find(id)

@@ -41,7 +41,17 @@ pub fn actor<T>(request: &Request<T>) -> Result<Actor, Status> {
     })
 }
 
-/// The answer of an RPC that a later release fills in.
-pub fn not_yet(rpc: &str) -> Status {
-    Status::unimplemented(format!("{rpc} is not available in this version of Onramp yet"))
+/// Refuses a client address that called public RPCs too often this minute.
+pub async fn limit_client(state: &crate::state::AppState, rpc: &str, address: &str) -> Result<(), Status> {
+    let mut conn = state.pool.get().await.map_err(crate::error::Error::from)?;
+    let bucket = format!("{rpc}:{address}");
+    let limit = state.config.public_rate_limit;
+    let window = chrono::TimeDelta::minutes(1);
+    if crate::domain::rate_limit::allow(&mut conn, &bucket, limit, window, state.clock.now()).await? {
+        Ok(())
+    } else {
+        Err(Status::resource_exhausted(
+            "too many requests from this address; wait a minute and try again",
+        ))
+    }
 }

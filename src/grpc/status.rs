@@ -27,6 +27,11 @@ impl From<Error> for Status {
             Error::AlreadyExists { field: None, .. } => Status::already_exists(message),
             Error::NotFound(_) => Status::not_found(message),
             Error::FailedPrecondition(_) => Status::failed_precondition(message),
+            Error::Refused { reason, .. } => {
+                let details =
+                    ErrorDetails::with_error_info(reason, "onramp", std::collections::HashMap::new());
+                Status::with_error_details(Code::FailedPrecondition, message, details)
+            }
             Error::PermissionDenied(_) => Status::permission_denied(message),
             Error::Unauthenticated(_) => Status::unauthenticated(message),
             Error::ResourceExhausted(_) => Status::resource_exhausted(message),

@@ -53,16 +53,36 @@ struct InvitationContext {
 
 /// Prepares the emails of `claimed`; answers one entry per message.
 pub async fn prepare(state: &AppState, claimed: &[Claimed]) -> Result<Vec<(Uuid, Prepared)>> {
-    let invitations: Vec<&Claimed> = claimed.iter().filter(|c| c.kind == "invitation").collect();
+    let of = |kind: &str| claimed.iter().filter(|c| c.kind == kind).collect::<Vec<_>>();
     let mut prepared = Vec::with_capacity(claimed.len());
-    for other in claimed.iter().filter(|c| c.kind != "invitation") {
+    for kind in [
+        "invitation",
+        "credentials",
+        "password_reset",
+        "welcome",
+        "email_code",
+    ] {
+        let messages = of(kind);
+        if messages.is_empty() {
+            continue;
+        }
+        prepared.extend(match kind {
+            "invitation" => prepare_invitations(state, &messages).await?,
+            "credentials" => super::credentials::prepare(state, &messages).await?,
+            "welcome" => super::credentials::prepare_reset_links(state, &messages, Kind::Welcome).await?,
+            "email_code" => super::codes::prepare(state, &messages).await?,
+            _ => super::credentials::prepare_reset_links(state, &messages, Kind::PasswordReset).await?,
+        });
+    }
+    let unknown: Vec<&Claimed> = claimed
+        .iter()
+        .filter(|c| !prepared.iter().any(|(id, _)| *id == c.id))
+        .collect();
+    for other in unknown {
         prepared.push((
             other.id,
-            Prepared::Skip(format!("{} emails are not sent by this version", other.kind)),
+            Prepared::Skip(format!("{} emails are not sent this way", other.kind)),
         ));
-    }
-    if !invitations.is_empty() {
-        prepared.extend(prepare_invitations(state, &invitations).await?);
     }
     Ok(prepared)
 }
@@ -150,7 +170,7 @@ async fn prepare_invitations(state: &AppState, claimed: &[&Claimed]) -> Result<V
 }
 
 /// The templates of each organisation among the messages.
-async fn load_templates(
+pub async fn load_templates(
     conn: &mut AsyncPgConnection,
     claimed: &[&Claimed],
     kind: Kind,
@@ -193,7 +213,7 @@ pub fn person_vars(
 
 /// Builds the MIME message: text and HTML parts, and the stable Message-ID
 /// of the outbox row, so a retried send is recognisably the same email.
-fn email(state: &AppState, message: &Claimed, rendered: &Rendered) -> Prepared {
+pub fn email(state: &AppState, message: &Claimed, rendered: &Rendered) -> Prepared {
     let from: Mailbox = match state.config.mail_from.parse() {
         Ok(from) => from,
         Err(e) => return Prepared::Skip(format!("ONRAMP_MAIL_FROM is not a mailbox: {e}")),

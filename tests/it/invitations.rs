@@ -478,7 +478,16 @@ async fn revoking_kills_the_link_and_returns_the_person_to_staged() {
         .expect("revoke")
         .into_inner();
     assert_eq!(revoked.state(), pb::InvitationState::Revoked);
-    assert_eq!(stored_hash(&server, &invitation_id).await, None);
+    let token = server.smtp.wait_for(1, DEADLINE).await[0]
+        .link_param("token")
+        .expect("token");
+    let status = server
+        .registration()
+        .get_registration(pb::GetRegistrationRequest { token })
+        .await
+        .expect_err("the link stopped working");
+    assert_eq!(status.code(), Code::FailedPrecondition);
+    assert!(status.message().contains("withdrawn"), "{}", status.message());
     assert_eq!(
         get_user(&server, &org, &user_id).await.status(),
         pb::UserStatus::Staged

@@ -8,6 +8,7 @@
 )]
 
 mod auth;
+mod credentials;
 mod harness;
 mod import;
 mod invitations;

@@ -194,25 +194,6 @@ async fn grpc_web_over_http1_answers_with_cors_headers() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn rpcs_of_later_releases_answer_unimplemented_with_a_message() {
-    let server = TestServer::start().await;
-    let org = server.org("Acme").await;
-    let status = server
-        .credentials()
-        .set_password(authed(pb::SetPasswordRequest::default(), &org.key))
-        .await
-        .expect_err("not built yet");
-    assert_eq!(status.code(), tonic::Code::Unimplemented);
-    assert!(status.message().contains("SetPassword"), "{}", status.message());
-    let status = server
-        .registration()
-        .get_registration(pb::GetRegistrationRequest { token: "x".into() })
-        .await
-        .expect_err("not built yet");
-    assert_eq!(status.code(), tonic::Code::Unimplemented);
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn first_run_creates_a_development_organisation_whose_key_works_once() {
     let server = TestServer::start().await;
     let dev = onramp::bootstrap::dev_organization(&server.state)

@@ -651,6 +651,9 @@ async fn write_chunk(
         .bind::<Array<Text>, _>(&emails)
         .execute(conn)
         .await?;
+    }
+    if !sending.is_empty() {
+        // Contacted: invited, or sent credentials or a link.
         diesel::sql_query(
             "UPDATE users SET lifecycle = 'pending', updated_at = $2 WHERE id = ANY($1) AND lifecycle = 'staged'",
         )
@@ -658,8 +661,6 @@ async fn write_chunk(
         .bind::<Timestamptz, _>(now)
         .execute(conn)
         .await?;
-    }
-    if !sending.is_empty() {
         let outbox_ids: Vec<Uuid> = sending.iter().filter_map(|(_, r)| r.outbox_id).collect();
         let message_ids: Vec<String> = outbox_ids
             .iter()

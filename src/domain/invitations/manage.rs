@@ -202,22 +202,14 @@ pub async fn resend(
             ))
             .execute(conn)
             .await?;
-        let outbox_id = Uuid::now_v7();
-        diesel::insert_into(outbox::table)
-            .values((
-                outbox::id.eq(outbox_id),
-                outbox::organization_id.eq(organization_id),
-                outbox::kind.eq("invitation"),
-                outbox::recipient.eq(&invitation.email),
-                outbox::user_id.eq(invitation.user_id),
-                outbox::invitation_id.eq(id),
-                outbox::state.eq("queued"),
-                outbox::next_attempt_at.eq(now),
-                outbox::message_id.eq(format!("<{}@{message_domain}>", outbox_id.simple())),
-                outbox::created_at.eq(now),
-            ))
-            .execute(conn)
-            .await?;
+        let email = crate::outbox::Email {
+            organization_id,
+            kind: "invitation",
+            recipient: &invitation.email,
+            user_id: invitation.user_id,
+            invitation_id: Some(id),
+        };
+        crate::outbox::enqueue(conn, email, message_domain, now).await?;
         audit::record(
             conn,
             actor,
@@ -262,11 +254,8 @@ pub async fn revoke(
             _ => {}
         }
         let updated = diesel::update(invitations::table.find(id))
-            .set((
-                invitations::state.eq("revoked"),
-                invitations::revoked_at.eq(now),
-                invitations::token_hash.eq(None::<Vec<u8>>),
-            ))
+            // The hash stays, so the link can say it was revoked.
+            .set((invitations::state.eq("revoked"), invitations::revoked_at.eq(now)))
             .returning(Invitation::as_returning())
             .get_result(conn)
             .await?;

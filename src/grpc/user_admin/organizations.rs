@@ -33,6 +33,7 @@ pub async fn create(
     let policy = req.policy.unwrap_or_default();
     let (changes, terms) = policy_changes(&policy, None, &mut violations);
     violations.into_result()?;
+    needs_key(state, &changes)?;
     let mut conn = state.pool.get().await.map_err(Error::from)?;
     let changes = PolicyChanges {
         name: None,
@@ -99,6 +100,7 @@ pub async fn update(
     let policy = org.policy.unwrap_or_default();
     let (changes, terms) = policy_changes(&policy, Some(&paths), &mut violations);
     violations.into_result()?;
+    needs_key(state, &changes)?;
     let mut conn = state.pool.get().await.map_err(Error::from)?;
     let updated = organizations::update(
         &mut conn,
@@ -110,6 +112,17 @@ pub async fn update(
     )
     .await?;
     Ok(Response::new(convert::organization(updated)))
+}
+
+/// Second-factor secrets are encrypted with the server's key: a policy that
+/// requires them needs one.
+fn needs_key(state: &AppState, changes: &PolicyChanges) -> Result<(), Error> {
+    if changes.second_factor_required == Some(true) && state.secrets.is_none() {
+        return Err(Error::FailedPrecondition(
+            "a second factor cannot be required until the server has ONRAMP_SECRET_KEY to encrypt its secrets".into(),
+        ));
+    }
+    Ok(())
 }
 
 /// Reads the policy fields named by `paths` (all set ones when `None`),

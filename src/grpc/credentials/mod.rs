@@ -1,15 +1,17 @@
 //! The `Credentials` service.
 
+mod admin;
+mod public;
+
 use tonic::{Request, Response, Status};
 
 use crate::{
-    grpc::{batches::BatchStream, caller, not_yet},
+    grpc::batches::BatchStream,
     pb::{self, credentials_server::Credentials},
     state::AppState,
 };
 
 pub struct CredentialsService {
-    #[expect(dead_code, reason = "used as the service's RPCs are filled in")]
     state: AppState,
 }
 
@@ -27,39 +29,33 @@ impl Credentials for CredentialsService {
     type SendResetLinksStream = BatchStream;
 
     async fn set_password(&self, request: Request<pb::SetPasswordRequest>) -> Rpc<pb::User> {
-        caller(&request)?;
-        Err(not_yet("SetPassword"))
+        admin::set_password(&self.state, request).await
     }
 
     async fn email_credentials(&self, request: Request<pb::EmailCredentialsRequest>) -> Rpc<BatchStream> {
-        caller(&request)?;
-        Err(not_yet("EmailCredentials"))
+        admin::email_credentials(&self.state, request).await
     }
 
     async fn send_reset_links(&self, request: Request<pb::SendResetLinksRequest>) -> Rpc<BatchStream> {
-        caller(&request)?;
-        Err(not_yet("SendResetLinks"))
+        admin::send_reset_links(&self.state, request).await
     }
 
-    async fn request_password_reset(&self, _request: Request<pb::RequestPasswordResetRequest>) -> Rpc<()> {
-        Err(not_yet("RequestPasswordReset"))
+    async fn request_password_reset(&self, request: Request<pb::RequestPasswordResetRequest>) -> Rpc<()> {
+        public::request_reset(&self.state, request).await
     }
 
     async fn complete_password_reset(
         &self,
-        _request: Request<pb::CompletePasswordResetRequest>,
+        request: Request<pb::CompletePasswordResetRequest>,
     ) -> Rpc<pb::CompletePasswordResetResponse> {
-        Err(not_yet("CompletePasswordReset"))
+        public::complete_reset(&self.state, request).await
     }
 
-    async fn change_password(&self, _request: Request<pb::ChangePasswordRequest>) -> Rpc<()> {
-        Err(not_yet("ChangePassword"))
+    async fn change_password(&self, request: Request<pb::ChangePasswordRequest>) -> Rpc<()> {
+        public::change_password(&self.state, request).await
     }
 
-    async fn authenticate(
-        &self,
-        _request: Request<pb::AuthenticateRequest>,
-    ) -> Rpc<pb::AuthenticateResponse> {
-        Err(not_yet("Authenticate"))
+    async fn authenticate(&self, request: Request<pb::AuthenticateRequest>) -> Rpc<pb::AuthenticateResponse> {
+        public::authenticate(&self.state, request).await
     }
 }

@@ -1,0 +1,314 @@
+//! From an invitation link to an active account. The link's token is the
+//! credential: it is looked up by hash, viewing it never spends it, and only
+//! completing does, once.
+
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+use serde_json::json;
+use uuid::Uuid;
+
+use super::{
+    accounts,
+    audit::{self, Actor},
+    invitations::manage::{Invitation, State},
+    organizations::{self, OrganizationWithTerms},
+    second_factor,
+    users::{self, User, UserRow},
+};
+use crate::{
+    db::schema::{invitations, terms_acceptances, users as users_table},
+    error::{Error, Result},
+    state::AppState,
+    tokens::PlainToken,
+};
+
+/// A live invitation with its person and organisation.
+pub struct Invited {
+    pub invitation: Invitation,
+    pub user: UserRow,
+    pub organization: OrganizationWithTerms,
+}
+
+impl Invited {
+    /// The second-factor methods the organisation allows.
+    pub fn methods(&self) -> Vec<String> {
+        let methods = &self.organization.organization.second_factor_methods;
+        if methods.is_empty() {
+            organizations::SECOND_FACTOR_METHODS
+                .iter()
+                .map(|m| (*m).to_owned())
+                .collect()
+        } else {
+            methods.clone()
+        }
+    }
+}
+
+/// The invitation of a link's token, whatever its state.
+async fn by_token(conn: &mut AsyncPgConnection, token: &str) -> Result<Option<Invitation>> {
+    let hash = PlainToken::from_presented(token.trim()).hash();
+    Ok(invitations::table
+        .filter(invitations::token_hash.eq(hash.0))
+        .select(Invitation::as_select())
+        .first(conn)
+        .await
+        .optional()?)
+}
+
+/// Checks that a link still works: each way it can fail has its own reason.
+pub async fn find(conn: &mut AsyncPgConnection, token: &str, now: DateTime<Utc>) -> Result<Invited> {
+    if token.trim().is_empty() {
+        return Err(Error::invalid(
+            "token",
+            "is required: the token from the invitation link",
+        ));
+    }
+    let invitation = by_token(conn, token).await?.ok_or_else(|| {
+        Error::not_found("this invitation link is not valid; it may have been replaced by a newer invitation")
+    })?;
+    match invitation.state(now) {
+        State::Accepted => {
+            return Err(Error::Refused {
+                reason: "INVITATION_USED",
+                message: "this invitation was already used to register; sign in instead".into(),
+            });
+        }
+        State::Revoked => {
+            return Err(Error::Refused {
+                reason: "INVITATION_REVOKED",
+                message: "this invitation was withdrawn by the organisation".into(),
+            });
+        }
+        State::Expired => {
+            return Err(Error::Refused {
+                reason: "INVITATION_EXPIRED",
+                message: "this invitation has expired; you can ask for a new one".into(),
+            });
+        }
+        State::Failed | State::Queued | State::Sent | State::Opened => {}
+    }
+    let user: UserRow = users_table::table
+        .find(invitation.user_id)
+        .select(UserRow::as_select())
+        .first(conn)
+        .await?;
+    if user.deactivated_at.is_some() {
+        return Err(Error::PermissionDenied(
+            "this account is deactivated; ask the organisation's administrator".into(),
+        ));
+    }
+    let organization = organizations::find(conn, invitation.organization_id).await?;
+    Ok(Invited {
+        invitation,
+        user,
+        organization,
+    })
+}
+
+/// Records that the link was viewed. Never spends it: mail scanners open
+/// links too.
+pub async fn mark_opened(
+    conn: &mut AsyncPgConnection,
+    invitation_id: Uuid,
+    now: DateTime<Utc>,
+) -> Result<()> {
+    diesel::update(
+        invitations::table
+            .find(invitation_id)
+            .filter(invitations::state.eq("sent")),
+    )
+    .set((invitations::state.eq("opened"), invitations::opened_at.eq(now)))
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// What a person gives to finish registering, already validated.
+pub struct Completion {
+    pub first_name: String,
+    pub last_name: String,
+    pub mobile: String,
+    pub password: String,
+    /// The second factor chosen, with its proof.
+    pub second_factor: Option<(String, String)>,
+    pub accepted_terms_version: i32,
+}
+
+/// Registers the person of a link. The password is hashed before any
+/// transaction; the invitation is locked and checked again inside it, so of
+/// two completions of one link exactly one succeeds.
+pub async fn complete(state: &AppState, token: &str, form: Completion, client_address: &str) -> Result<User> {
+    let now = state.clock.now();
+    let invited = {
+        let mut conn = state.pool.get().await?;
+        find(&mut conn, token, now).await?
+    };
+    let org = &invited.organization.organization;
+    let current_terms = org.terms_version;
+    if current_terms > 0 && form.accepted_terms_version != current_terms {
+        return Err(Error::invalid(
+            "accepted_terms_version",
+            format!("accept the current terms, version {current_terms}"),
+        ));
+    }
+    let allowed = invited.methods();
+    match &form.second_factor {
+        Some((method, _)) if !allowed.contains(method) => {
+            return Err(Error::invalid(
+                "second_factor_method",
+                format!("the organisation allows {}", allowed.join(", ")),
+            ));
+        }
+        None if org.second_factor_required => {
+            return Err(Error::invalid(
+                "second_factor_method",
+                format!(
+                    "the organisation requires a second factor: one of {}",
+                    allowed.join(", ")
+                ),
+            ));
+        }
+        _ => {}
+    }
+    accounts::check_policy(org, &invited.user, &form.password, "password")?;
+    let hash = state.hasher.hash(form.password.clone()).await?;
+    let actor = Actor {
+        name: format!("user:{}", invited.user.id),
+        client_address: client_address.to_owned(),
+    };
+    let secrets = state.secrets.as_deref();
+    let mut conn = state.pool.get().await?;
+    conn.transaction(async |conn| {
+        let locked: Invitation = invitations::table
+            .find(invited.invitation.id)
+            .select(Invitation::as_select())
+            .for_update()
+            .first(conn)
+            .await?;
+        if locked.state(now) == State::Accepted {
+            return Err(Error::Refused {
+                reason: "INVITATION_USED",
+                message: "this invitation was already used to register; sign in instead".into(),
+            });
+        }
+        if !matches!(
+            locked.state(now),
+            State::Queued | State::Sent | State::Opened | State::Failed
+        ) {
+            return Err(Error::Refused {
+                reason: "INVITATION_EXPIRED",
+                message: "this invitation no longer works; you can ask for a new one".into(),
+            });
+        }
+        let user_id = invited.user.id;
+        if let Some((method, code)) = &form.second_factor {
+            let proven = match method.as_str() {
+                "totp" => {
+                    let sealed = second_factor::enrolled(conn, user_id).await?.and_then(|(_, s)| s);
+                    let secret = sealed.as_deref().and_then(|s| secrets.and_then(|b| b.open(s)));
+                    secret.is_some_and(|s| second_factor::verify_totp(&s, code, now))
+                }
+                other => {
+                    second_factor::check_code(conn, secrets, user_id, &format!("{other}_code"), code, now)
+                        .await?
+                }
+            };
+            if !proven {
+                return Err(Error::invalid(
+                    "second_factor_code",
+                    "the code is wrong or has expired; after five wrong tries, ask for a new one",
+                ));
+            }
+            let sealed = if method == "totp" {
+                second_factor::enrolled(conn, user_id).await?.and_then(|(_, s)| s)
+            } else {
+                None
+            };
+            second_factor::enroll(conn, user_id, method, sealed, now).await?;
+        }
+        diesel::update(invitations::table.find(locked.id))
+            .set((
+                invitations::state.eq("accepted"),
+                invitations::accepted_at.eq(now),
+            ))
+            .execute(conn)
+            .await?;
+        diesel::update(users_table::table.find(user_id))
+            .set((
+                users_table::first_name.eq(&form.first_name),
+                users_table::last_name.eq(&form.last_name),
+                users_table::mobile.eq(&form.mobile),
+            ))
+            .execute(conn)
+            .await?;
+        accounts::store_password(conn, user_id, hash, false, now).await?;
+        accounts::activate(conn, user_id, now).await?;
+        if let (Some(area), Some(role)) = (locked.service_area_id, locked.role_id) {
+            users::insert_grants(conn, user_id, &[(area, role)]).await?;
+        }
+        if current_terms > 0 {
+            accept_terms(conn, &invited.user, current_terms, client_address, now).await?;
+        }
+        audit::record(
+            conn,
+            &actor,
+            org.id,
+            "registration.complete",
+            ("user", user_id),
+            json!({
+                "invitation_id": locked.id.to_string(),
+                "second_factor": form.second_factor.as_ref().map(|(m, _)| m.clone()),
+                "terms_version": current_terms,
+            }),
+            now,
+        )
+        .await?;
+        users::find(conn, org.id, user_id, now).await
+    })
+    .await
+}
+
+/// Records that the user accepted a terms version. Accepting twice changes
+/// nothing.
+pub async fn accept_terms(
+    conn: &mut AsyncPgConnection,
+    user: &UserRow,
+    version: i32,
+    client_address: &str,
+    now: DateTime<Utc>,
+) -> Result<()> {
+    diesel::insert_into(terms_acceptances::table)
+        .values((
+            terms_acceptances::user_id.eq(user.id),
+            terms_acceptances::organization_id.eq(user.organization_id),
+            terms_acceptances::version.eq(version),
+            terms_acceptances::accepted_at.eq(now),
+            terms_acceptances::client_address.eq(client_address),
+        ))
+        .on_conflict_do_nothing()
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// The invitation of a link's token when it has expired and may be renewed:
+/// not revoked, not used, its person not paused.
+pub async fn renewable(
+    conn: &mut AsyncPgConnection,
+    token: &str,
+    now: DateTime<Utc>,
+) -> Result<Option<Invitation>> {
+    let Some(invitation) = by_token(conn, token).await? else {
+        return Ok(None);
+    };
+    if invitation.state(now) != State::Expired {
+        return Ok(None);
+    }
+    let paused: Option<DateTime<Utc>> = users_table::table
+        .find(invitation.user_id)
+        .select(users_table::deactivated_at)
+        .first(conn)
+        .await?;
+    Ok(paused.is_none().then_some(invitation))
+}

@@ -1,0 +1,369 @@
+//! Second factors: TOTP secrets (encrypted at rest with the configured key),
+//! and six-digit codes sent by email or SMS (stored as keyed hashes,
+//! short-lived, limited in attempts).
+
+use chacha20poly1305::{
+    ChaCha20Poly1305, KeyInit,
+    aead::{Aead, AeadCore, OsRng},
+};
+use chrono::{DateTime, TimeDelta, Utc};
+use diesel::prelude::*;
+use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use hmac::{Hmac, Mac};
+use rand::Rng;
+use uuid::Uuid;
+
+use super::users::UserRow;
+use crate::{
+    db::schema::{action_tokens, second_factors},
+    error::{Error, Result},
+    state::AppState,
+};
+
+/// How long an emailed or texted code works.
+pub const CODE_TTL: TimeDelta = TimeDelta::minutes(10);
+/// Wrong tries before a code stops working.
+pub const MAX_CODE_ATTEMPTS: i32 = 5;
+const TOTP_STEP_SECS: i64 = 30;
+const TOTP_SECRET_BYTES: usize = 20;
+
+/// Encrypts second-factor secrets with the key of `ONRAMP_SECRET_KEY`.
+#[derive(Clone)]
+pub struct SecretBox {
+    cipher: ChaCha20Poly1305,
+    key: [u8; 32],
+}
+
+impl SecretBox {
+    /// The key is 32 bytes, given as base64 or as 64 hex digits.
+    pub fn from_key(text: &str) -> std::result::Result<SecretBox, String> {
+        use base64::{Engine, engine::general_purpose::STANDARD};
+        let text = text.trim();
+        let bytes = if text.len() == 64 && text.chars().all(|c| c.is_ascii_hexdigit()) {
+            (0..32)
+                .map(|i| u8::from_str_radix(&text[2 * i..2 * i + 2], 16).unwrap_or(0))
+                .collect::<Vec<u8>>()
+        } else {
+            STANDARD
+                .decode(text)
+                .map_err(|_| "is neither base64 nor 64 hex digits".to_owned())?
+        };
+        let key: [u8; 32] = bytes
+            .try_into()
+            .map_err(|_| "must be 32 bytes (for example: openssl rand -base64 32)".to_owned())?;
+        Ok(SecretBox {
+            cipher: ChaCha20Poly1305::new(&key.into()),
+            key,
+        })
+    }
+
+    /// Nonce and ciphertext.
+    pub fn seal(&self, plain: &[u8]) -> Result<Vec<u8>> {
+        let nonce = ChaCha20Poly1305::generate_nonce(&mut OsRng);
+        let sealed = self
+            .cipher
+            .encrypt(&nonce, plain)
+            .map_err(|_| Error::Internal("encrypting a secret failed".into()))?;
+        Ok(nonce.iter().copied().chain(sealed).collect())
+    }
+
+    pub fn open(&self, sealed: &[u8]) -> Option<Vec<u8>> {
+        if sealed.len() < 12 {
+            return None;
+        }
+        let (nonce, ciphertext) = sealed.split_at(12);
+        self.cipher.decrypt(nonce.into(), ciphertext).ok()
+    }
+
+    /// A keyed hash, for values too guessable to store as a plain hash.
+    fn mac(&self, parts: &[&[u8]]) -> Vec<u8> {
+        let mut mac = hmac_sha256(&self.key);
+        for part in parts {
+            mac.update(part);
+        }
+        mac.finalize().into_bytes().to_vec()
+    }
+}
+
+/// HMAC pads a short key with zeros to the block size; doing it here gives
+/// the fixed-size key `KeyInit::new` takes, so no fallible constructor is
+/// needed. Keys here are at most 32 bytes.
+fn block_key(key: &[u8]) -> [u8; 64] {
+    let mut block = [0u8; 64];
+    let n = key.len().min(64);
+    block[..n].copy_from_slice(&key[..n]);
+    block
+}
+
+fn hmac_sha256(key: &[u8]) -> Hmac<sha2::Sha256> {
+    <Hmac<sha2::Sha256> as hmac::KeyInit>::new(&block_key(key).into())
+}
+
+/// RFC 4648 base32 without padding, as authenticator apps expect.
+pub fn base32(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+    let mut out = String::new();
+    let (mut buffer, mut bits) = (0u32, 0u32);
+    for byte in bytes {
+        buffer = (buffer << 8) | u32::from(*byte);
+        bits += 8;
+        while bits >= 5 {
+            bits -= 5;
+            out.push(char::from(ALPHABET[((buffer >> bits) & 31) as usize]));
+        }
+    }
+    if bits > 0 {
+        out.push(char::from(ALPHABET[((buffer << (5 - bits)) & 31) as usize]));
+    }
+    out
+}
+
+/// The RFC 6238 code (HMAC-SHA1, six digits) for time step `counter`.
+pub fn totp(secret: &[u8], counter: u64) -> u32 {
+    let mut mac = <Hmac<sha1::Sha1> as hmac::KeyInit>::new(&block_key(secret).into());
+    mac.update(&counter.to_be_bytes());
+    let digest = mac.finalize().into_bytes();
+    let offset = usize::from(digest[digest.len() - 1] & 0x0f);
+    let binary = u32::from_be_bytes([
+        digest[offset] & 0x7f,
+        digest[offset + 1],
+        digest[offset + 2],
+        digest[offset + 3],
+    ]);
+    binary % 1_000_000
+}
+
+/// Accepts the code of this time step or of the one either side (clock
+/// drift between phone and server).
+pub fn verify_totp(secret: &[u8], code: &str, now: DateTime<Utc>) -> bool {
+    let Ok(code) = code.trim().parse::<u32>() else {
+        return false;
+    };
+    let step = now.timestamp().div_euclid(TOTP_STEP_SECS);
+    [step - 1, step, step + 1]
+        .into_iter()
+        .filter_map(|s| u64::try_from(s).ok())
+        .any(|s| totp(secret, s) == code)
+}
+
+pub fn new_totp_secret() -> Vec<u8> {
+    let mut secret = vec![0u8; TOTP_SECRET_BYTES];
+    rand::rng().fill(&mut secret[..]);
+    secret
+}
+
+/// The `otpauth://` URI an authenticator app reads from a QR code.
+pub fn otpauth_uri(issuer: &str, account: &str, secret: &[u8]) -> String {
+    let encode = |s: &str| {
+        s.bytes()
+            .map(|b| match b {
+                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' | b'@' => {
+                    char::from(b).to_string()
+                }
+                other => format!("%{other:02X}"),
+            })
+            .collect::<String>()
+    };
+    format!(
+        "otpauth://totp/{}:{}?secret={}&issuer={}&algorithm=SHA1&digits=6&period={TOTP_STEP_SECS}",
+        encode(issuer),
+        encode(account),
+        base32(secret),
+        encode(issuer)
+    )
+}
+
+pub fn new_code() -> String {
+    format!("{:06}", rand::rng().random_range(0..1_000_000u32))
+}
+
+/// The stored form of a code: keyed by the server's secret and salted by
+/// the token's id, so a database dump does not reveal codes.
+pub fn code_hash(secrets: Option<&SecretBox>, token_id: Uuid, code: &str) -> Vec<u8> {
+    match secrets {
+        Some(secrets) => secrets.mac(&[token_id.as_bytes(), code.as_bytes()]),
+        None => {
+            use sha2::Digest;
+            let mut hasher = sha2::Sha256::new();
+            hasher.update(token_id.as_bytes());
+            hasher.update(code.as_bytes());
+            hasher.finalize().to_vec()
+        }
+    }
+}
+
+/// Mints a code for `user` (and the invitation being completed, if any),
+/// replacing older unused ones of the same kind. Call inside a transaction.
+pub async fn issue_code(
+    conn: &mut AsyncPgConnection,
+    secrets: Option<&SecretBox>,
+    user: &UserRow,
+    invitation_id: Option<Uuid>,
+    kind: &str,
+    now: DateTime<Utc>,
+) -> Result<(String, DateTime<Utc>)> {
+    diesel::update(
+        action_tokens::table
+            .filter(action_tokens::user_id.eq(user.id))
+            .filter(action_tokens::kind.eq(kind))
+            .filter(action_tokens::consumed_at.is_null()),
+    )
+    .set(action_tokens::consumed_at.eq(now))
+    .execute(conn)
+    .await?;
+    let id = Uuid::now_v7();
+    let code = new_code();
+    let expires_at = now + CODE_TTL;
+    diesel::insert_into(action_tokens::table)
+        .values((
+            action_tokens::id.eq(id),
+            action_tokens::organization_id.eq(user.organization_id),
+            action_tokens::user_id.eq(user.id),
+            action_tokens::invitation_id.eq(invitation_id),
+            action_tokens::kind.eq(kind),
+            action_tokens::token_hash.eq(code_hash(secrets, id, &code)),
+            action_tokens::created_at.eq(now),
+            action_tokens::expires_at.eq(expires_at),
+        ))
+        .execute(conn)
+        .await?;
+    Ok((code, expires_at))
+}
+
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = action_tokens)]
+struct CodeToken {
+    id: Uuid,
+    token_hash: Option<Vec<u8>>,
+    attempts: i32,
+    expires_at: DateTime<Utc>,
+}
+
+/// Checks a code against the newest live one of `kind`; a right code is
+/// spent, a wrong one counts towards the limit.
+pub async fn check_code(
+    conn: &mut AsyncPgConnection,
+    secrets: Option<&SecretBox>,
+    user_id: Uuid,
+    kind: &str,
+    code: &str,
+    now: DateTime<Utc>,
+) -> Result<bool> {
+    let token = action_tokens::table
+        .filter(action_tokens::user_id.eq(user_id))
+        .filter(action_tokens::kind.eq(kind))
+        .filter(action_tokens::consumed_at.is_null())
+        .order(action_tokens::created_at.desc())
+        .select(CodeToken::as_select())
+        .first(conn)
+        .await
+        .optional()?;
+    let Some(token) = token.filter(|t| t.expires_at > now && t.attempts < MAX_CODE_ATTEMPTS) else {
+        return Ok(false);
+    };
+    if token.token_hash.as_deref() == Some(code_hash(secrets, token.id, code.trim()).as_slice()) {
+        diesel::update(action_tokens::table.find(token.id))
+            .set(action_tokens::consumed_at.eq(now))
+            .execute(conn)
+            .await?;
+        return Ok(true);
+    }
+    diesel::update(action_tokens::table.find(token.id))
+        .set(action_tokens::attempts.eq(action_tokens::attempts + 1))
+        .execute(conn)
+        .await?;
+    Ok(false)
+}
+
+/// The user's second factor: its method and, for TOTP, the sealed secret.
+pub async fn enrolled(
+    conn: &mut AsyncPgConnection,
+    user_id: Uuid,
+) -> Result<Option<(String, Option<Vec<u8>>)>> {
+    Ok(second_factors::table
+        .find(user_id)
+        .select((second_factors::method, second_factors::secret_ciphertext))
+        .first(conn)
+        .await
+        .optional()?)
+}
+
+/// Records the user's second factor, replacing any earlier one.
+pub async fn enroll(
+    conn: &mut AsyncPgConnection,
+    user_id: Uuid,
+    method: &str,
+    sealed_secret: Option<Vec<u8>>,
+    now: DateTime<Utc>,
+) -> Result<()> {
+    diesel::insert_into(second_factors::table)
+        .values((
+            second_factors::user_id.eq(user_id),
+            second_factors::method.eq(method),
+            second_factors::secret_ciphertext.eq(&sealed_secret),
+            second_factors::created_at.eq(now),
+        ))
+        .on_conflict(second_factors::user_id)
+        .do_update()
+        .set((
+            second_factors::method.eq(method),
+            second_factors::secret_ciphertext.eq(&sealed_secret),
+            second_factors::created_at.eq(now),
+        ))
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// Whether `code` proves the user's enrolled second factor now.
+pub async fn verify_sign_in(
+    state: &AppState,
+    conn: &mut AsyncPgConnection,
+    user: &UserRow,
+    code: &str,
+) -> Result<bool> {
+    let now = state.clock.now();
+    let secrets = state.secrets.as_deref();
+    match enrolled(conn, user.id).await? {
+        None => Ok(false),
+        Some((method, sealed)) if method == "totp" => {
+            let secret: Option<Vec<u8>> = sealed.as_deref().and_then(|s| secrets.and_then(|b| b.open(s)));
+            Ok(secret.is_some_and(|secret| verify_totp(&secret, code, now)))
+        }
+        Some((method, _)) => check_code(conn, secrets, user.id, &format!("{method}_code"), code, now).await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn totp_matches_the_rfc_6238_test_vectors() {
+        let secret = b"12345678901234567890";
+        // RFC 6238 appendix B, SHA-1, truncated to six digits.
+        for (time, expected) in [
+            (59u64, 287_082),
+            (1_111_111_109, 81_804),
+            (1_234_567_890, 5_924),
+            (2_000_000_000, 279_037),
+        ] {
+            assert_eq!(totp(secret, time / 30), expected, "t = {time}");
+        }
+        let now = DateTime::from_timestamp(59, 0).unwrap_or_default();
+        assert!(verify_totp(secret, "287082", now));
+        assert!(!verify_totp(secret, "287083", now));
+    }
+
+    #[test]
+    fn base32_and_the_secret_box_round_trip() {
+        assert_eq!(base32(b"foobar"), "MZXW6YTBOI");
+        let secrets = SecretBox::from_key(&"ab".repeat(32));
+        assert!(secrets.is_ok(), "a hex key is accepted");
+        let Ok(secrets) = secrets else { return };
+        let sealed = secrets.seal(b"top secret").unwrap_or_default();
+        assert_eq!(secrets.open(&sealed).as_deref(), Some(&b"top secret"[..]));
+        assert!(!sealed.windows(10).any(|w| w == b"top secret"));
+        assert!(SecretBox::from_key("short").is_err());
+    }
+}

@@ -1,0 +1,300 @@
+//! The public RPCs: RequestPasswordReset, CompletePasswordReset,
+//! ChangePassword and Authenticate. No API key: the token or password in the
+//! request is the credential, and each client address is rate-limited.
+
+use chrono::TimeDelta;
+use diesel::prelude::*;
+use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use serde_json::json;
+use tonic::{Request, Response, Status};
+use uuid::Uuid;
+
+use crate::{
+    db::schema::{second_factors, terms_acceptances},
+    domain::{
+        accounts::{self, Verified},
+        audit::{self, Actor},
+        organizations::Organization,
+        rate_limit, reset, users,
+        users::UserRow,
+        validate,
+    },
+    error::{Error, Violations},
+    grpc::{client_address, convert, invitations::send::message_domain, limit_client},
+    pb,
+    state::AppState,
+};
+
+/// Reset emails one account may be sent per hour.
+const RESETS_PER_ACCOUNT_PER_HOUR: i32 = 3;
+
+fn organization_id(raw: &str) -> Result<Uuid, Error> {
+    validate::id(raw).map_err(|e| Error::invalid("organization_id", e))
+}
+
+fn login(username: &str) -> Result<String, Error> {
+    let login = username.trim();
+    if login.is_empty() {
+        return Err(Error::invalid(
+            "username",
+            "is required: the username or email of the account",
+        ));
+    }
+    Ok(login.to_owned())
+}
+
+pub async fn request_reset(
+    state: &AppState,
+    request: Request<pb::RequestPasswordResetRequest>,
+) -> Result<Response<()>, Status> {
+    let address = client_address(&request);
+    let req = request.into_inner();
+    let org = organization_id(&req.organization_id)?;
+    let login = match (req.email.trim(), req.username.trim()) {
+        ("", "") => return Err(Error::invalid("email", "give the account's email or username").into()),
+        ("", username) => username.to_owned(),
+        (email, _) => email.to_owned(),
+    };
+    limit_client(state, "reset", &address).await?;
+    // The answer leaves before the account is even looked up, so it is the
+    // same, and as quick, whether or not the account exists.
+    let state = state.clone();
+    tokio::spawn(async move {
+        if let Err(e) = queue_reset(&state, org, &login, &address).await {
+            tracing::warn!(error = %e, "queueing a reset email failed");
+        }
+    });
+    Ok(Response::new(()))
+}
+
+async fn queue_reset(state: &AppState, org: Uuid, login: &str, address: &str) -> Result<(), Error> {
+    let now = state.clock.now();
+    let mut conn = state.pool.get().await?;
+    let Some(user) = accounts::find_by_login(&mut conn, org, login).await? else {
+        return Ok(());
+    };
+    if user.deactivated_at.is_some() {
+        return Ok(());
+    }
+    let bucket = format!("reset-account:{}", user.id);
+    if !rate_limit::allow(
+        &mut conn,
+        &bucket,
+        RESETS_PER_ACCOUNT_PER_HOUR,
+        TimeDelta::hours(1),
+        now,
+    )
+    .await?
+    {
+        return Ok(());
+    }
+    let actor = Actor {
+        name: "public".into(),
+        client_address: address.to_owned(),
+    };
+    reset::queue(&mut conn, &user, &message_domain(state), now).await?;
+    audit::record(
+        &mut conn,
+        &actor,
+        org,
+        "credentials.reset_requested",
+        ("user", user.id),
+        json!({}),
+        now,
+    )
+    .await
+}
+
+pub async fn complete_reset(
+    state: &AppState,
+    request: Request<pb::CompletePasswordResetRequest>,
+) -> Result<Response<pb::CompletePasswordResetResponse>, Status> {
+    let address = client_address(&request);
+    let req = request.into_inner();
+    let mut v = Violations::new();
+    if req.token.trim().is_empty() {
+        v.add("token", "is required: the token from the reset link");
+    }
+    if req.new_password.is_empty() {
+        v.add("new_password", "is required");
+    }
+    v.into_result()?;
+    limit_client(state, "complete-reset", &address).await?;
+    let user = reset::complete(state, &req.token, &req.new_password, &address).await?;
+    Ok(Response::new(pb::CompletePasswordResetResponse {
+        username: user.username,
+        user_id: user.id.to_string(),
+    }))
+}
+
+pub async fn change_password(
+    state: &AppState,
+    request: Request<pb::ChangePasswordRequest>,
+) -> Result<Response<()>, Status> {
+    let address = client_address(&request);
+    let req = request.into_inner();
+    let org = organization_id(&req.organization_id)?;
+    let login = login(&req.username)?;
+    if req.new_password.is_empty() {
+        return Err(Error::invalid("new_password", "is required").into());
+    }
+    limit_client(state, "sign-in", &address).await?;
+    let Verified { user, organization } =
+        match accounts::verify(state, org, &login, &req.password, &address).await {
+            // A temporary password that expired cannot be changed either.
+            Err(e) => return Err(e.into()),
+            Ok(verified) => verified,
+        };
+    if req.new_password == req.password {
+        return Err(Error::invalid("new_password", "must differ from the current password").into());
+    }
+    accounts::check_policy(&organization, &user, &req.new_password, "new_password")?;
+    let hash = state.hasher.hash(req.new_password).await?;
+    let now = state.clock.now();
+    let mut conn = state.pool.get().await.map_err(Error::from)?;
+    accounts::store_password(&mut conn, user.id, hash, false, now).await?;
+    accounts::activate(&mut conn, user.id, now).await?;
+    let actor = Actor {
+        name: format!("user:{}", user.id),
+        client_address: address,
+    };
+    audit::record(
+        &mut conn,
+        &actor,
+        org,
+        "credentials.password_changed",
+        ("user", user.id),
+        json!({}),
+        now,
+    )
+    .await?;
+    Ok(Response::new(()))
+}
+
+/// What a signed-in person must still do.
+async fn required_actions(
+    conn: &mut AsyncPgConnection,
+    user: &UserRow,
+    organization: &Organization,
+    code_given: bool,
+) -> Result<(Vec<pb::RequiredAction>, pb::SecondFactorMethod), Error> {
+    let mut actions = Vec::new();
+    if user.must_change_password {
+        actions.push(pb::RequiredAction::ChangePassword);
+    }
+    if organization.terms_version > 0 {
+        let accepted: i64 = terms_acceptances::table
+            .filter(terms_acceptances::user_id.eq(user.id))
+            .filter(terms_acceptances::version.eq(organization.terms_version))
+            .count()
+            .get_result(conn)
+            .await?;
+        if accepted == 0 {
+            actions.push(pb::RequiredAction::AcceptTerms);
+        }
+    }
+    let factor: Option<String> = second_factors::table
+        .find(user.id)
+        .select(second_factors::method)
+        .first(conn)
+        .await
+        .optional()?;
+    let method = factor
+        .as_deref()
+        .map_or(pb::SecondFactorMethod::Unspecified, convert::second_factor_method);
+    match factor {
+        None if organization.second_factor_required => actions.push(pb::RequiredAction::EnrollSecondFactor),
+        Some(_) if !code_given => actions.push(pb::RequiredAction::SecondFactor),
+        _ => {}
+    }
+    Ok((actions, method))
+}
+
+/// Sends the code of an email or SMS second factor, for the next call.
+async fn send_sign_in_code(
+    state: &AppState,
+    conn: &mut AsyncPgConnection,
+    user: &UserRow,
+    method: pb::SecondFactorMethod,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<(), Error> {
+    match method {
+        pb::SecondFactorMethod::Email => {
+            let email = crate::outbox::Email {
+                organization_id: user.organization_id,
+                kind: "email_code",
+                recipient: &user.email,
+                user_id: user.id,
+                invitation_id: None,
+            };
+            crate::outbox::enqueue(conn, email, &message_domain(state), now).await
+        }
+        pb::SecondFactorMethod::Sms => {
+            let secrets = state.secrets.as_deref();
+            let (code, _) =
+                crate::domain::second_factor::issue_code(conn, secrets, user, None, "sms_code", now).await?;
+            let body = format!("{code} is your sign-in code.");
+            crate::sms::send(state.config.sms_webhook_url.as_deref(), &user.mobile, &body)
+                .await
+                .map_err(|why| Error::Unavailable(format!("the code could not be sent by SMS: {why}")))
+        }
+        _ => Ok(()),
+    }
+}
+
+pub async fn authenticate(
+    state: &AppState,
+    request: Request<pb::AuthenticateRequest>,
+) -> Result<Response<pb::AuthenticateResponse>, Status> {
+    let address = client_address(&request);
+    let req = request.into_inner();
+    let org = organization_id(&req.organization_id)?;
+    let login = login(&req.username)?;
+    limit_client(state, "sign-in", &address).await?;
+    let Verified { user, organization } =
+        accounts::verify(state, org, &login, &req.password, &address).await?;
+    let now = state.clock.now();
+    let mut conn = state.pool.get().await.map_err(Error::from)?;
+    let code = req.second_factor_code.trim();
+    if !code.is_empty()
+        && !crate::domain::second_factor::verify_sign_in(state, &mut conn, &user, code).await?
+    {
+        return Err(Error::Unauthenticated("the second-factor code is wrong or has expired".into()).into());
+    }
+    let (actions, method) = required_actions(&mut conn, &user, &organization, !code.is_empty()).await?;
+    if actions.contains(&pb::RequiredAction::SecondFactor) {
+        send_sign_in_code(state, &mut conn, &user, method, now).await?;
+    }
+    diesel::update(crate::db::schema::users::table.find(user.id))
+        .set((
+            crate::db::schema::users::failed_sign_ins.eq(0),
+            crate::db::schema::users::last_sign_in_at.eq(now),
+        ))
+        .execute(&mut conn)
+        .await
+        .map_err(Error::from)?;
+    let actor = Actor {
+        name: format!("user:{}", user.id),
+        client_address: address,
+    };
+    audit::record(
+        &mut conn,
+        &actor,
+        org,
+        "credentials.sign_in",
+        ("user", user.id),
+        json!({"required_actions": actions.iter().map(|a| a.as_str_name()).collect::<Vec<_>>()}),
+        now,
+    )
+    .await?;
+    let user = users::find(&mut conn, org, user.id, now).await?;
+    Ok(Response::new(pb::AuthenticateResponse {
+        user: Some(convert::user(user)),
+        second_factor_method: if actions.contains(&pb::RequiredAction::SecondFactor) {
+            method as i32
+        } else {
+            0
+        },
+        required_actions: actions.into_iter().map(|a| a as i32).collect(),
+    }))
+}

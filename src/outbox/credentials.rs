@@ -1,0 +1,274 @@
+//! Composing the emails that carry a password or a reset link. The
+//! temporary password is generated here, hashed off the connection, and
+//! stored only as its hash; the reset token likewise. A retry mints new ones,
+//! which replace the old.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use diesel::{
+    QueryableByName,
+    sql_types::{Array, Bytea, Text, Timestamptz, Uuid as SqlUuid},
+};
+use diesel_async::{AsyncConnection, RunQueryDsl};
+use rand::Rng;
+use tokio::task::JoinSet;
+use uuid::Uuid;
+
+use super::{
+    claim::Claimed,
+    compose::{Prepared, email, load_templates, person_vars},
+};
+use crate::{
+    domain::templates::{self, Kind},
+    error::{Error, Result},
+    state::AppState,
+    tokens::PlainToken,
+};
+
+/// Letters and digits that cannot be mistaken for one another.
+const PASSWORD_ALPHABET: &[u8] = b"ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnpqrstuvwxyz23456789";
+/// 16 characters of 56: about 93 bits.
+const TEMPORARY_PASSWORD_CHARS: usize = 16;
+
+/// A random temporary password in groups of four, at least `min_length`
+/// long (the organisation's policy).
+pub fn temporary_password(min_length: usize) -> String {
+    let mut rng = rand::rng();
+    let mut password = String::new();
+    let mut chars = 0;
+    while chars < TEMPORARY_PASSWORD_CHARS || password.chars().count() < min_length {
+        if chars > 0 && chars % 4 == 0 {
+            password.push('-');
+        }
+        let i = rng.random_range(0..PASSWORD_ALPHABET.len());
+        password.push(char::from(PASSWORD_ALPHABET[i]));
+        chars += 1;
+    }
+    password
+}
+
+#[derive(QueryableByName)]
+struct Person {
+    #[diesel(sql_type = SqlUuid)]
+    id: Uuid,
+    #[diesel(sql_type = Text)]
+    username: String,
+    #[diesel(sql_type = Text)]
+    first_name: String,
+    #[diesel(sql_type = Text)]
+    last_name: String,
+    #[diesel(sql_type = Text)]
+    organization_name: String,
+    #[diesel(sql_type = diesel::sql_types::Int4)]
+    password_min_length: i32,
+    #[diesel(sql_type = Timestamptz)]
+    expires_at: DateTime<Utc>,
+}
+
+/// Credentials emails: a fresh temporary password each.
+pub async fn prepare(state: &AppState, claimed: &[&Claimed]) -> Result<Vec<(Uuid, Prepared)>> {
+    let now = state.clock.now();
+    let user_ids: Vec<Uuid> = claimed.iter().filter_map(|c| c.user_id).collect();
+    let people: Vec<Person> = {
+        let mut conn = state.pool.get().await?;
+        diesel::sql_query(
+            "SELECT u.id, u.username, u.first_name, u.last_name, o.name AS organization_name, \
+               o.password_min_length, $2 + make_interval(secs => o.temporary_password_ttl_secs) AS expires_at \
+             FROM users u JOIN organizations o ON o.id = u.organization_id \
+             WHERE u.id = ANY($1) AND u.deactivated_at IS NULL",
+        )
+        .bind::<Array<SqlUuid>, _>(&user_ids)
+        .bind::<Timestamptz, _>(now)
+        .load(&mut conn)
+        .await?
+    };
+    // Hashing runs on the blocking pool, bounded by the hasher's semaphore,
+    // with no connection held.
+    let mut hashing = JoinSet::new();
+    for person in &people {
+        let password = temporary_password(usize::try_from(person.password_min_length).unwrap_or(12));
+        let hasher = state.hasher.clone();
+        let id = person.id;
+        hashing.spawn(async move {
+            hasher
+                .hash(password.clone())
+                .await
+                .map(|hash| (id, password, hash))
+        });
+    }
+    let mut minted: HashMap<Uuid, (String, String)> = HashMap::new();
+    while let Some(done) = hashing.join_next().await {
+        let (id, password, hash) = done.map_err(|e| Error::Internal(format!("hashing task: {e}")))??;
+        minted.insert(id, (password, hash));
+    }
+    let ids: Vec<Uuid> = minted.keys().copied().collect();
+    let hashes: Vec<String> = ids
+        .iter()
+        .filter_map(|id| minted.get(id).map(|(_, h)| h.clone()))
+        .collect();
+    let expiries: Vec<DateTime<Utc>> = ids
+        .iter()
+        .map(|id| people.iter().find(|p| p.id == *id).map_or(now, |p| p.expires_at))
+        .collect();
+    let templates = {
+        let mut conn = state.pool.get().await?;
+        conn.transaction(async |conn| {
+            diesel::sql_query(
+                "UPDATE users u SET password_hash = v.hash, must_change_password = true, \
+                   password_expires_at = v.expires_at, failed_sign_ins = 0, locked_until = NULL, updated_at = $4 \
+                 FROM unnest($1::uuid[], $2::text[], $3::timestamptz[]) AS v(id, hash, expires_at) \
+                 WHERE u.id = v.id AND u.deactivated_at IS NULL",
+            )
+            .bind::<Array<SqlUuid>, _>(&ids)
+            .bind::<Array<Text>, _>(&hashes)
+            .bind::<Array<Timestamptz>, _>(&expiries)
+            .bind::<Timestamptz, _>(now)
+            .execute(conn)
+            .await?;
+            load_templates(conn, claimed, Kind::Credentials).await
+        })
+        .await?
+    };
+    Ok(claimed
+        .iter()
+        .map(|message| {
+            let person = message.user_id.and_then(|id| people.iter().find(|p| p.id == id));
+            let secret = message.user_id.and_then(|id| minted.get(&id));
+            let (Some(person), Some((password, _))) = (person, secret) else {
+                return (
+                    message.id,
+                    Prepared::Skip("the user was deleted or paused".into()),
+                );
+            };
+            let mut vars = person_vars(
+                &person.organization_name,
+                &person.first_name,
+                &person.last_name,
+                &message.recipient,
+                &person.username,
+                person.expires_at,
+            );
+            vars.insert("password", password.clone());
+            vars.insert("sign_in_url", state.config.sign_in_url.clone());
+            let template = templates
+                .get(&message.organization_id)
+                .cloned()
+                .unwrap_or_else(|| templates::default_template(Kind::Credentials));
+            (
+                message.id,
+                email(state, message, &templates::render(&template, &vars)),
+            )
+        })
+        .collect())
+}
+
+#[derive(QueryableByName)]
+struct Minted {
+    #[diesel(sql_type = SqlUuid)]
+    user_id: Uuid,
+    #[diesel(sql_type = Timestamptz)]
+    expires_at: DateTime<Utc>,
+    #[diesel(sql_type = Text)]
+    username: String,
+    #[diesel(sql_type = Text)]
+    first_name: String,
+    #[diesel(sql_type = Text)]
+    last_name: String,
+    #[diesel(sql_type = Text)]
+    organization_name: String,
+}
+
+/// Reset and welcome emails: a fresh single-use reset token each. Older
+/// unused tokens of the same people stop working, so only the newest link
+/// does.
+pub async fn prepare_reset_links(
+    state: &AppState,
+    claimed: &[&Claimed],
+    kind: Kind,
+) -> Result<Vec<(Uuid, Prepared)>> {
+    let now = state.clock.now();
+    let tokens: Vec<PlainToken> = claimed.iter().map(|_| PlainToken::generate("")).collect();
+    let user_ids: Vec<Uuid> = claimed.iter().map(|c| c.user_id.unwrap_or_default()).collect();
+    let hashes: Vec<Vec<u8>> = tokens.iter().map(|t| t.hash().0).collect();
+    let mut conn = state.pool.get().await?;
+    let (minted, templates) = conn
+        .transaction(async |conn| {
+            diesel::sql_query(
+                "UPDATE action_tokens SET consumed_at = $2 \
+                 WHERE user_id = ANY($1) AND kind = 'password_reset' AND consumed_at IS NULL",
+            )
+            .bind::<Array<SqlUuid>, _>(&user_ids)
+            .bind::<Timestamptz, _>(now)
+            .execute(conn)
+            .await?;
+            let minted: Vec<Minted> = diesel::sql_query(
+                "WITH minted AS ( \
+                   INSERT INTO action_tokens (id, organization_id, user_id, kind, token_hash, created_at, expires_at) \
+                   SELECT gen_random_uuid(), u.organization_id, u.id, 'password_reset', v.hash, $3, \
+                     $3 + make_interval(secs => o.reset_link_ttl_secs) \
+                   FROM unnest($1::uuid[], $2::bytea[]) AS v(user_id, hash) \
+                   JOIN users u ON u.id = v.user_id AND u.deactivated_at IS NULL \
+                   JOIN organizations o ON o.id = u.organization_id \
+                   RETURNING user_id, expires_at) \
+                 SELECT m.user_id, m.expires_at, u.username, u.first_name, u.last_name, o.name AS organization_name \
+                 FROM minted m JOIN users u ON u.id = m.user_id JOIN organizations o ON o.id = u.organization_id",
+            )
+            .bind::<Array<SqlUuid>, _>(&user_ids)
+            .bind::<Array<Bytea>, _>(&hashes)
+            .bind::<Timestamptz, _>(now)
+            .load(conn)
+            .await?;
+            let templates = load_templates(conn, claimed, kind).await?;
+            Ok::<_, Error>((minted, templates))
+        })
+        .await?;
+    drop(conn);
+    Ok(claimed
+        .iter()
+        .zip(tokens)
+        .map(|(message, token)| {
+            let Some(person) = message
+                .user_id
+                .and_then(|id| minted.iter().find(|m| m.user_id == id))
+            else {
+                return (
+                    message.id,
+                    Prepared::Skip("the user was deleted or paused".into()),
+                );
+            };
+            let mut vars = person_vars(
+                &person.organization_name,
+                &person.first_name,
+                &person.last_name,
+                &message.recipient,
+                &person.username,
+                person.expires_at,
+            );
+            vars.insert("link", state.config.reset_url.replace("{token}", token.expose()));
+            let template = templates
+                .get(&message.organization_id)
+                .cloned()
+                .unwrap_or_else(|| templates::default_template(kind));
+            (
+                message.id,
+                email(state, message, &templates::render(&template, &vars)),
+            )
+        })
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::temporary_password;
+
+    #[test]
+    fn temporary_passwords_are_long_readable_and_distinct() {
+        let a = temporary_password(12);
+        assert_eq!(a.len(), 19, "{a}");
+        assert!(a.split('-').all(|g| g.len() == 4), "{a}");
+        assert!(!a.contains(['0', 'O', 'l', '1', 'I']), "{a}");
+        assert_ne!(a, temporary_password(12));
+        assert!(temporary_password(40).chars().count() >= 40);
+    }
+}
