@@ -172,12 +172,21 @@ pub async fn complete(state: &AppState, token: &str, form: Completion, client_ad
         _ => {}
     }
     accounts::check_policy(org, &invited.user, &form.password, "password")?;
+    if let Some((method, code)) = &form.second_factor {
+        // Checked on its own, before the transaction: a wrong try must count
+        // even though the registration then fails.
+        if !prove(state, &invited.user, method, code).await? {
+            return Err(Error::invalid(
+                "second_factor_code",
+                "the code is wrong or has expired; after five wrong tries, ask for a new one",
+            ));
+        }
+    }
     let hash = state.hasher.hash(form.password.clone()).await?;
     let actor = Actor {
         name: format!("user:{}", invited.user.id),
         client_address: client_address.to_owned(),
     };
-    let secrets = state.secrets.as_deref();
     let mut conn = state.pool.get().await?;
     conn.transaction(async |conn| {
         let locked: Invitation = invitations::table
@@ -202,24 +211,7 @@ pub async fn complete(state: &AppState, token: &str, form: Completion, client_ad
             });
         }
         let user_id = invited.user.id;
-        if let Some((method, code)) = &form.second_factor {
-            let proven = match method.as_str() {
-                "totp" => {
-                    let sealed = second_factor::enrolled(conn, user_id).await?.and_then(|(_, s)| s);
-                    let secret = sealed.as_deref().and_then(|s| secrets.and_then(|b| b.open(s)));
-                    secret.is_some_and(|s| second_factor::verify_totp(&s, code, now))
-                }
-                other => {
-                    second_factor::check_code(conn, secrets, user_id, &format!("{other}_code"), code, now)
-                        .await?
-                }
-            };
-            if !proven {
-                return Err(Error::invalid(
-                    "second_factor_code",
-                    "the code is wrong or has expired; after five wrong tries, ask for a new one",
-                ));
-            }
+        if let Some((method, _)) = &form.second_factor {
             let sealed = if method == "totp" {
                 second_factor::enrolled(conn, user_id).await?.and_then(|(_, s)| s)
             } else {
@@ -267,6 +259,21 @@ pub async fn complete(state: &AppState, token: &str, form: Completion, client_ad
         users::find(conn, org.id, user_id, now).await
     })
     .await
+}
+
+/// Whether `code` proves the second factor being set up.
+async fn prove(state: &AppState, user: &UserRow, method: &str, code: &str) -> Result<bool> {
+    let now = state.clock.now();
+    let secrets = state.secrets.as_deref();
+    let mut conn = state.pool.get().await?;
+    if method == "totp" {
+        let sealed = second_factor::enrolled(&mut conn, user.id)
+            .await?
+            .and_then(|(_, s)| s);
+        let secret = sealed.as_deref().and_then(|s| secrets.and_then(|b| b.open(s)));
+        return Ok(secret.is_some_and(|s| second_factor::verify_totp(&s, code, now)));
+    }
+    second_factor::check_code(&mut conn, secrets, user.id, &format!("{method}_code"), code, now).await
 }
 
 /// Records that the user accepted a terms version. Accepting twice changes
