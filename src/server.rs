@@ -84,6 +84,7 @@ pub async fn prepare(config: Config, clock: Clock) -> Result<AppState, StartErro
         mailer,
         notifier: Notifier::new(),
         secrets,
+        keys: Default::default(),
     })
 }
 

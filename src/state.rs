@@ -2,6 +2,8 @@
 
 use std::sync::Arc;
 
+use crate::grpc::auth::KeyCache;
+
 use crate::{
     clock::Clock, config::Config, db::Pool, domain::second_factor::SecretBox, mail::Mailer,
     outbox::notifier::Notifier, passwords::Hasher,
@@ -17,4 +19,6 @@ pub struct AppState {
     pub notifier: Notifier,
     /// `None` when `ONRAMP_SECRET_KEY` is unset.
     pub secrets: Option<Arc<SecretBox>>,
+    /// API keys resolved lately.
+    pub keys: Arc<KeyCache>,
 }

@@ -2,7 +2,7 @@
 //! release binary) against a fresh database on the local PostgreSQL and
 //! drives it over gRPC.
 //!
-//!     cargo bench --bench load -- [import] [invite] [--rows N] [--out FILE]
+//!     cargo bench --bench load -- [import] [invite] [auth] [--rows N] [--seconds S] [--out FILE]
 #![allow(
     clippy::expect_used,
     clippy::unwrap_used,
@@ -10,19 +10,23 @@
     reason = "a benchmark stops at the first failure"
 )]
 
+mod auth;
 mod import;
 mod invite;
+mod latency;
 mod report;
 mod server;
 mod setup;
 mod sink;
 
-const USAGE: &str = "usage: cargo bench --bench load -- [import] [invite] [--rows N] [--out FILE]";
+const USAGE: &str =
+    "usage: cargo bench --bench load -- [import] [invite] [auth] [--rows N] [--seconds S] [--out FILE]";
 
 #[tokio::main]
 async fn main() {
     let mut scenarios = Vec::new();
     let mut rows: Option<usize> = None;
+    let mut seconds = 10;
     let mut out = String::from("target/bench-results.json");
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -30,7 +34,8 @@ async fn main() {
             "--rows" => rows = args.next().and_then(|v| v.parse().ok()),
             "--out" => out = args.next().unwrap_or(out),
             "--bench" => {}
-            "import" | "invite" => scenarios.push(arg),
+            "import" | "invite" | "auth" => scenarios.push(arg),
+            "--seconds" => seconds = args.next().and_then(|v| v.parse().ok()).unwrap_or(seconds),
             other => {
                 eprintln!("unknown argument '{other}'\n{USAGE}");
                 std::process::exit(2);
@@ -38,7 +43,7 @@ async fn main() {
         }
     }
     if scenarios.is_empty() {
-        scenarios.extend(["import".into(), "invite".into()]);
+        scenarios.extend(["import".into(), "invite".into(), "auth".into()]);
     }
     let mut report = report::Report::default();
     for scenario in &scenarios {
@@ -53,6 +58,7 @@ async fn main() {
                     invite::run(n, &mut report).await;
                 }
             }
+            "auth" => auth::run(seconds, &mut report).await,
             _ => unreachable!("checked above"),
         }
     }

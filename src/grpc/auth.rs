@@ -4,11 +4,13 @@
 //! client bug is not hidden.
 
 use std::{
+    collections::HashMap,
     future::Future,
     net::SocketAddr,
     pin::Pin,
-    sync::Arc,
+    sync::{Arc, Mutex},
     task::{Context, Poll},
+    time::{Duration, Instant},
 };
 
 use http::{HeaderMap, Request, Response};
@@ -33,6 +35,46 @@ const PUBLIC_PREFIXES: &[&str] = &[
     "/onramp.v1.Credentials/ChangePassword",
     "/onramp.v1.Credentials/Authenticate",
 ];
+
+/// How long a resolved key is trusted without asking the database again.
+/// A key revoked on this replica stops at once; on others within this time.
+const CACHE_FOR: Duration = Duration::from_secs(5);
+const CACHE_ENTRIES: usize = 10_000;
+
+/// Recently resolved keys, by the hash of their secret.
+#[derive(Default)]
+pub struct KeyCache {
+    entries: Mutex<HashMap<Vec<u8>, (Caller, Instant)>>,
+}
+
+impl KeyCache {
+    fn get(&self, hash: &[u8]) -> Option<Caller> {
+        let entries = self.entries.lock().ok()?;
+        entries
+            .get(hash)
+            .filter(|(_, at)| at.elapsed() < CACHE_FOR)
+            .map(|(caller, _)| caller.clone())
+    }
+
+    fn put(&self, hash: Vec<u8>, caller: Caller) {
+        if let Ok(mut entries) = self.entries.lock() {
+            if entries.len() >= CACHE_ENTRIES {
+                entries.retain(|_, (_, at)| at.elapsed() < CACHE_FOR);
+                if entries.len() >= CACHE_ENTRIES {
+                    entries.clear();
+                }
+            }
+            entries.insert(hash, (caller, Instant::now()));
+        }
+    }
+
+    /// Forgets every key, after one is revoked.
+    pub fn clear(&self) {
+        if let Ok(mut entries) = self.entries.lock() {
+            entries.clear();
+        }
+    }
+}
 
 #[derive(Clone)]
 pub struct AuthLayer {
@@ -125,10 +167,16 @@ impl AuthLayer {
                 });
             }
         }
+        let hash = PlainToken::from_presented(secret).hash().0;
+        if let Some(caller) = self.state.keys.get(&hash) {
+            return Ok(caller);
+        }
         let mut conn = self.state.pool.get().await.map_err(crate::error::Error::from)?;
-        api_keys::authenticate(&mut conn, secret, self.state.clock.now())
+        let caller = api_keys::authenticate(&mut conn, secret, self.state.clock.now())
             .await?
-            .ok_or_else(|| Status::unauthenticated("the API key is unknown, expired or revoked"))
+            .ok_or_else(|| Status::unauthenticated("the API key is unknown, expired or revoked"))?;
+        self.state.keys.put(hash, caller.clone());
+        Ok(caller)
     }
 }
 

@@ -12,7 +12,6 @@ use argon2::{
     password_hash::SaltString,
 };
 use tokio::sync::Semaphore;
-use tracing::Instrument;
 
 use crate::error::{Error, Result};
 
@@ -21,14 +20,18 @@ pub const DEFAULT_MEMORY_KIB: u32 = 19_456;
 pub const DEFAULT_ITERATIONS: u32 = 2;
 pub const DEFAULT_PARALLELISM: u32 = 1;
 
-/// Hashes and verifies passwords on the blocking pool. The semaphore keeps
-/// the number of hashes in flight at the number of cores, so a burst of
-/// sign-ins queues here instead of starving everything else.
+/// Hashes and verifies passwords on a fixed set of threads, one per hash
+/// allowed at once (the cores, by default). A burst of sign-ins queues here
+/// instead of starving everything else, and each thread reuses its own
+/// 19 MiB of argon2 memory, so memory stays flat however many sign-ins come.
 #[derive(Clone)]
 pub struct Hasher {
     params: Params,
     permits: Arc<Semaphore>,
+    jobs: std::sync::mpsc::Sender<Job>,
 }
+
+type Job = Box<dyn FnOnce() + Send>;
 
 /// The outcome of checking a password against a stored hash.
 #[derive(Debug, PartialEq, Eq)]
@@ -43,21 +46,32 @@ impl Hasher {
     pub fn new(memory_kib: u32, iterations: u32, parallelism: u32, concurrency: usize) -> Result<Self> {
         let params = Params::new(memory_kib, iterations, parallelism, None)
             .map_err(|e| Error::Internal(format!("argon2 parameters: {e}")))?;
+        let concurrency = concurrency.max(1);
+        let (jobs, queue) = std::sync::mpsc::channel::<Job>();
+        let queue = Arc::new(std::sync::Mutex::new(queue));
+        for n in 0..concurrency {
+            let queue = queue.clone();
+            std::thread::Builder::new()
+                .name(format!("argon2-{n}"))
+                .spawn(move || {
+                    loop {
+                        let job = match queue.lock() {
+                            Ok(queue) => queue.recv(),
+                            Err(_) => return,
+                        };
+                        match job {
+                            Ok(job) => job(),
+                            Err(_) => return, // every Hasher was dropped
+                        }
+                    }
+                })
+                .map_err(|e| Error::Internal(format!("starting a hashing thread: {e}")))?;
+        }
         Ok(Self {
             params,
-            permits: Arc::new(Semaphore::new(concurrency.max(1))),
+            permits: Arc::new(Semaphore::new(concurrency)),
+            jobs,
         })
-    }
-
-    /// OWASP parameters, one hash in flight per core.
-    pub fn with_defaults() -> Self {
-        let cores = std::thread::available_parallelism().map_or(2, usize::from);
-        let params = Params::new(DEFAULT_MEMORY_KIB, DEFAULT_ITERATIONS, DEFAULT_PARALLELISM, None)
-            .unwrap_or_default();
-        Self {
-            params,
-            permits: Arc::new(Semaphore::new(cores)),
-        }
     }
 
     fn argon2(params: Params) -> Argon2<'static> {
@@ -72,10 +86,15 @@ impl Hasher {
             .map_err(|_| Error::Unavailable("the server is shutting down".into()))?;
         let params = self.params.clone();
         let span = tracing::info_span!("argon2");
-        tokio::task::spawn_blocking(move || span.in_scope(|| work(params)))
-            .in_current_span()
+        let (done, result) = tokio::sync::oneshot::channel();
+        self.jobs
+            .send(Box::new(move || {
+                let _ = done.send(span.in_scope(|| work(params)));
+            }))
+            .map_err(|_| Error::Unavailable("the hashing threads stopped".into()))?;
+        result
             .await
-            .map_err(|e| Error::Internal(format!("hashing task: {e}")))
+            .map_err(|_| Error::Internal("a hashing thread failed".into()))
     }
 
     /// An argon2id PHC string for `password`.

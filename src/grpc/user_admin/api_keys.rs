@@ -85,5 +85,6 @@ pub async fn revoke(
     let id = validate::id(&request.get_ref().api_key_id).map_err(|e| Error::invalid("api_key_id", e))?;
     let mut conn = state.pool.get().await.map_err(Error::from)?;
     let key = api_keys::revoke(&mut conn, org, id, &actor, state.clock.now()).await?;
+    state.keys.clear();
     Ok(Response::new(convert::api_key(key)))
 }

@@ -1,0 +1,152 @@
+//! Sign-ins at high concurrency against the machine's argon2 limit, with
+//! the latency of a cheap RPC measured at the same time; then GetUser alone
+//! at 64 concurrent clients.
+
+use std::time::{Duration, Instant};
+
+use argon2::{Algorithm, Argon2, Params, PasswordHasher, Version, password_hash::SaltString};
+use onramp::pb::{self, credentials_client::CredentialsClient, user_admin_client::UserAdminClient};
+use tonic::transport::Channel;
+
+use crate::{
+    latency::drive,
+    report::Report,
+    server::{PLATFORM_KEY, ServerProcess},
+    setup::{authed, organisation},
+};
+
+const USERS: usize = 64;
+const CLIENTS: usize = 64;
+const PASSWORD: &str = "plum tractor velvet";
+
+/// argon2id at the server's parameters, hashed in a tight loop on every
+/// core: the most sign-ins a second this machine can check.
+fn argon2_limit(duration: Duration) -> f64 {
+    let cores = std::thread::available_parallelism().map_or(2, usize::from);
+    let started = Instant::now();
+    let threads: Vec<_> = (0..cores)
+        .map(|_| {
+            std::thread::spawn(move || {
+                let params = Params::new(19_456, 2, 1, None).expect("params");
+                let argon2 = Argon2::new(Algorithm::Argon2id, Version::V0x13, params);
+                let salt = SaltString::encode_b64(b"benchmark-salt16").expect("salt");
+                let mut n = 0u32;
+                while started.elapsed() < duration {
+                    let _ = argon2.hash_password(PASSWORD.as_bytes(), &salt);
+                    n += 1;
+                }
+                n
+            })
+        })
+        .collect();
+    let total: u32 = threads.into_iter().map(|t| t.join().unwrap_or(0)).sum();
+    f64::from(total) / started.elapsed().as_secs_f64()
+}
+
+pub async fn run(seconds: u64, report: &mut Report) {
+    let duration = Duration::from_secs(seconds);
+    let limit = argon2_limit(Duration::from_secs(3));
+    println!("argon2id limit (m=19456 KiB, t=2, p=1, tight loop on every core): {limit:.1} hashes/s");
+
+    let server = ServerProcess::start(None, &[("ONRAMP_PUBLIC_RATE_LIMIT", "1000000000")]).await;
+    let channels: Vec<Channel> = {
+        let mut channels = Vec::new();
+        for _ in 0..8 {
+            channels.push(server.channel().await);
+        }
+        channels
+    };
+    let org = organisation(&channels[0], PLATFORM_KEY).await;
+    let mut admin = UserAdminClient::new(channels[0].clone());
+    let mut user_ids = Vec::new();
+    for i in 0..USERS {
+        let user = admin
+            .create_user(authed(
+                pb::CreateUserRequest {
+                    organization_id: org.id.clone(),
+                    email: format!("person{i}@bench.example"),
+                    password: PASSWORD.into(),
+                    ..Default::default()
+                },
+                PLATFORM_KEY,
+            ))
+            .await
+            .expect("user")
+            .into_inner();
+        user_ids.push(user.id);
+    }
+
+    let get_user = {
+        let channels = channels.clone();
+        let org_id = org.id.clone();
+        let user_ids = user_ids.clone();
+        move |client: usize| {
+            let mut admin = UserAdminClient::new(channels[client % channels.len()].clone());
+            let request = authed(
+                pb::GetUserRequest {
+                    organization_id: org_id.clone(),
+                    user_id: user_ids[client % user_ids.len()].clone(),
+                },
+                PLATFORM_KEY,
+            );
+            async move { admin.get_user(request).await.is_ok() }
+        }
+    };
+    let sign_in = {
+        let channels = channels.clone();
+        let org_id = org.id.clone();
+        move |client: usize| {
+            let mut credentials = CredentialsClient::new(channels[client % channels.len()].clone());
+            let request = pb::AuthenticateRequest {
+                organization_id: org_id.clone(),
+                username: format!("person{}@bench.example", client % USERS),
+                password: PASSWORD.into(),
+                second_factor_code: String::new(),
+            };
+            async move { credentials.authenticate(request).await.is_ok() }
+        }
+    };
+
+    // The cheap RPC at a steady, ordinary rate (4 clients, one call each per
+    // 20 ms: about 200 a second) while sign-ins saturate the hashing.
+    let pace = Some(Duration::from_millis(20));
+    let (auth, cheap) = tokio::join!(
+        drive(CLIENTS, duration, None, sign_in),
+        drive(4, duration, pace, get_user.clone())
+    );
+    let share = auth.per_second / limit * 100.0;
+    println!(
+        "server peak RSS after the sign-ins: {:.1} MiB",
+        server.peak_rss_mib()
+    );
+    println!(
+        "{} = {share:.0}% of the argon2 limit",
+        auth.line("Authenticate x64")
+    );
+    println!("{}   (at the same time)", cheap.line("GetUser x4 paced"));
+    let alone = drive(CLIENTS, duration, None, get_user).await;
+    println!("{}", alone.line("GetUser x64   "));
+    let peak = server.peak_rss_mib();
+    println!("server peak RSS {peak:.1} MiB");
+    report.add(
+        "authenticate",
+        &[
+            ("argon2_limit_per_second", limit),
+            ("authenticate_per_second", auth.per_second),
+            ("share_of_limit_percent", share),
+            ("authenticate_p99_ms", auth.p99_ms),
+            ("getuser_during_p99_ms", cheap.p99_ms),
+            ("getuser_during_per_second", cheap.per_second),
+        ],
+    );
+    report.add(
+        "getuser_64",
+        &[
+            ("per_second", alone.per_second),
+            ("p50_ms", alone.p50_ms),
+            ("p99_ms", alone.p99_ms),
+            ("errors", alone.errors as f64),
+            ("peak_rss_mib", peak),
+        ],
+    );
+}
