@@ -86,6 +86,24 @@ impl Extractor for HeaderExtractor<'_> {
     }
 }
 
+/// The W3C `traceparent` of the current span, to carry the trace into work
+/// done later (an email sent by the outbox). `None` when no trace is kept.
+pub fn current_traceparent() -> Option<String> {
+    let context = Span::current().context();
+    let mut carrier = std::collections::HashMap::new();
+    global::get_text_map_propagator(|p| p.inject_context(&context, &mut carrier));
+    carrier.remove("traceparent")
+}
+
+/// Makes `span` a child of the trace `traceparent` names.
+pub fn continue_trace(span: &Span, traceparent: Option<&str>) {
+    if let Some(traceparent) = traceparent {
+        let carrier = std::collections::HashMap::from([("traceparent".to_owned(), traceparent.to_owned())]);
+        let parent = global::get_text_map_propagator(|p| p.extract(&carrier));
+        let _ = span.set_parent(parent);
+    }
+}
+
 /// The span of one RPC, a child of the caller's trace when the request
 /// carries `traceparent`.
 pub fn rpc_span(request: &http::Request<()>) -> Span {

@@ -13,6 +13,38 @@ use crate::{
     sink::Sink,
 };
 
+/// The sink's own acceptance rate: a plain lettre client with the server's
+/// pool size sending 3 KB messages as fast as it can, the ceiling any
+/// sender on this machine meets.
+pub async fn sink_limit(messages: usize, report: &mut Report) {
+    use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor, transport::smtp::PoolConfig};
+    let sink = Sink::start().await;
+    let transport = AsyncSmtpTransport::<Tokio1Executor>::from_url(&sink.url())
+        .expect("url")
+        .pool_config(PoolConfig::new().max_size(16))
+        .build();
+    let body = "x".repeat(3_000);
+    let started = Instant::now();
+    let mut sends = tokio::task::JoinSet::new();
+    for i in 0..messages {
+        let transport = transport.clone();
+        let message = Message::builder()
+            .from("bench <bench@bench.example>".parse().expect("from"))
+            .to(format!("person{i}@bench.example").parse().expect("to"))
+            .subject("reference")
+            .body(body.clone())
+            .expect("message");
+        sends.spawn(async move { transport.send(message).await.is_ok() });
+        if sends.len() >= 128 {
+            let _ = sends.join_next().await;
+        }
+    }
+    while sends.join_next().await.is_some() {}
+    let rate = messages as f64 / started.elapsed().as_secs_f64();
+    println!("SMTP sink with a plain lettre client (16 connections, 3 KB): {rate:7.0} messages/s");
+    report.add("smtp_sink_limit", &[("messages_per_second", rate)]);
+}
+
 pub async fn run(recipients: usize, report: &mut Report) {
     let sink = Sink::start().await;
     let server = ServerProcess::start(Some(&sink.url()), &[]).await;

@@ -182,6 +182,7 @@ diesel::table! {
         message_id -> Text,
         created_at -> Timestamptz,
         sent_at -> Nullable<Timestamptz>,
+        traceparent -> Nullable<Text>,
     }
 }
 

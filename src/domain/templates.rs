@@ -423,4 +423,23 @@ mod tests {
         assert!(described[1].starts_with("template.text_body: must contain {{ link }}"));
         assert!(described[2].starts_with("template.html_body: has a '{{' that is never closed"));
     }
+
+    proptest::proptest! {
+        #[test]
+        fn values_never_break_out_of_the_html(value in "\\PC{0,60}", text in "\\PC{0,80}") {
+            let template = Template {
+                subject: text.clone(),
+                text_body: text.clone(),
+                html_body: "<p>{{ first_name }}</p>".into(),
+                updated_at: None,
+            };
+            let mut vars = Vars::new();
+            vars.insert("first_name", value.clone());
+            let out = render(&template, &vars);
+            let inner = out.html.trim_start_matches("<p>").trim_end_matches("</p>");
+            proptest::prop_assert!(!inner.contains('<') && !inner.contains('>') && !inner.contains('"'));
+            proptest::prop_assert!(!out.subject.contains('\n'));
+            let _ = validate(Kind::Invitation, &template);
+        }
+    }
 }

@@ -36,6 +36,9 @@ pub struct Claimed {
     pub attempts: i32,
     #[diesel(sql_type = Text)]
     pub message_id: String,
+    /// The trace of the request that queued it.
+    #[diesel(sql_type = Nullable<Text>)]
+    pub traceparent: Option<String>,
 }
 
 /// Claims up to `limit` due messages for `worker` until `lease_until`.
@@ -54,7 +57,7 @@ pub async fn claim(
              AND (lease_until IS NULL OR lease_until < $1) \
            ORDER BY next_attempt_at, id LIMIT $4 FOR UPDATE SKIP LOCKED) \
          RETURNING o.id, o.organization_id, o.kind, o.recipient, o.user_id, o.batch_id, o.batch_position, \
-           o.invitation_id, o.action_token_id, o.attempts, o.message_id",
+           o.invitation_id, o.action_token_id, o.attempts, o.message_id, o.traceparent",
     )
     .bind::<Timestamptz, _>(now)
     .bind::<Timestamptz, _>(lease_until)

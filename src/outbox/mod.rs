@@ -48,6 +48,7 @@ pub async fn enqueue(
             outbox::next_attempt_at.eq(now),
             outbox::message_id.eq(format!("<{}@{message_domain}>", id.simple())),
             outbox::created_at.eq(now),
+            outbox::traceparent.eq(crate::telemetry::current_traceparent()),
         ))
         .execute(conn)
         .await?;

@@ -112,8 +112,17 @@ impl Worker {
                 Prepared::Skip(why) => results.push((message, Outcome::Failed(why))),
                 Prepared::Ready(email) => {
                     let mailer = self.state.mailer.clone();
-                    let span =
-                        tracing::info_span!("smtp.send", outbox.id = %message.id, kind = %message.kind);
+                    // In the trace of the request that queued the email, when
+                    // it had one; otherwise under this chunk.
+                    let span = match &message.traceparent {
+                        Some(_) => {
+                            tracing::info_span!(parent: None, "smtp.send", outbox.id = %message.id, kind = %message.kind)
+                        }
+                        None => {
+                            tracing::info_span!("smtp.send", outbox.id = %message.id, kind = %message.kind)
+                        }
+                    };
+                    crate::telemetry::continue_trace(&span, message.traceparent.as_deref());
                     sends.spawn(
                         async move {
                             let outcome = match mailer.send(*email).await {

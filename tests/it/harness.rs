@@ -31,7 +31,7 @@ fn server_url() -> String {
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
 }
 
-fn url_for(database: &str) -> String {
+pub fn url_for(database: &str) -> String {
     let base = server_url();
     let (admin, _) =
         onramp::db::split_database_name(&base).expect("ONRAMP_TEST_DATABASE_URL names a database");

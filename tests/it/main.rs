@@ -15,6 +15,7 @@ mod invitations;
 mod lifecycle;
 mod mailer;
 mod organizations;
+mod processes;
 mod registration;
 mod server;
 mod smtp;

@@ -173,4 +173,27 @@ mod tests {
                 .is_some_and(|m| m.contains("not closed"))
         );
     }
+
+    proptest::proptest! {
+        #[test]
+        fn any_records_round_trip_through_any_chunking(
+            records in proptest::collection::vec(proptest::collection::vec("\\PC{0,12}", 1..5), 1..20),
+            chunk in 1usize..40,
+        ) {
+            let encode = |field: &String| format!("\"{}\"", field.replace('"', "\"\""));
+            let text: String = records
+                .iter()
+                .map(|r| r.iter().map(encode).collect::<Vec<_>>().join(",") + "\r\n")
+                .collect();
+            let got = read_in_chunks(&text, chunk);
+            let fields: Vec<Vec<String>> = got.into_iter().map(|r| r.fields).collect();
+            proptest::prop_assert_eq!(fields, records);
+        }
+
+        #[test]
+        fn any_bytes_read_without_panicking(text in "\\PC{0,300}", chunk in 1usize..50) {
+            let records = read_in_chunks(&text, chunk);
+            proptest::prop_assert!(records.iter().all(|r| r.fields.len() <= MAX_FIELDS));
+        }
+    }
 }

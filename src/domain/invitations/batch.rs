@@ -464,6 +464,7 @@ pub async fn create(
 
 /// Writes the batch chunk by chunk; its counts are set once all are known.
 /// Call inside a transaction: workers see none of it until it commits.
+#[tracing::instrument(name = "db.batch.write", skip_all, fields(batch.kind = batch.kind.as_str()))]
 async fn write(
     conn: &mut AsyncPgConnection,
     batch: &NewBatch<'_>,
@@ -540,6 +541,7 @@ struct Inserted {
 
 /// Writes one chunk: new people, invitations, outbox messages and every
 /// recipient's result row. Answers how many emails it queued.
+#[tracing::instrument(name = "db.batch.chunk", skip_all, fields(recipients = plan.len()))]
 async fn write_chunk(
     conn: &mut AsyncPgConnection,
     batch: &NewBatch<'_>,
@@ -668,8 +670,8 @@ async fn write_chunk(
             .collect();
         diesel::sql_query(
             "INSERT INTO outbox (id, organization_id, kind, recipient, user_id, batch_id, batch_position, \
-               invitation_id, state, next_attempt_at, message_id, created_at) \
-             SELECT v.id, $2, $3, v.email, v.user_id, $4, v.position, v.invitation_id, 'queued', $5, v.message_id, $5 \
+               invitation_id, state, next_attempt_at, message_id, created_at, traceparent) \
+             SELECT v.id, $2, $3, v.email, v.user_id, $4, v.position, v.invitation_id, 'queued', $5, v.message_id, $5, $11 \
              FROM unnest($1::uuid[], $6::text[], $7::uuid[], $8::int4[], $9::uuid[], $10::text[]) \
                AS v(id, email, user_id, position, invitation_id, message_id)",
         )
@@ -683,6 +685,7 @@ async fn write_chunk(
         .bind::<Array<Int4>, _>(&positions)
         .bind::<Array<Nullable<SqlUuid>>, _>(sending.iter().map(|(_, r)| r.invitation_id).collect::<Vec<_>>())
         .bind::<Array<Text>, _>(&message_ids)
+        .bind::<Nullable<Text>, _>(crate::telemetry::current_traceparent())
         .execute(conn)
         .await?;
     }

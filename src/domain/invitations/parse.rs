@@ -195,4 +195,27 @@ mod tests {
             assert!(entries.iter().all(|e| !e.input.is_empty()), "{text}: {entries:?}");
         }
     }
+
+    proptest::proptest! {
+        #[test]
+        fn any_text_parses_without_panicking_and_keeps_every_entry(text in "\\PC{0,200}") {
+            let entries = parse(&text, &[]);
+            proptest::prop_assert!(entries.iter().all(|e| !e.input.trim().is_empty()));
+            proptest::prop_assert_eq!(entries.len(), count(&text));
+        }
+
+        #[test]
+        fn valid_addresses_survive_any_separators(
+            locals in proptest::collection::vec("[a-z][a-z0-9]{0,4}(\\.[a-z0-9]{1,4}){0,2}", 1..20),
+            separator in proptest::sample::select(vec![",", ";", "\n", " ", ", ", "\r\n"]),
+        ) {
+            let addresses: Vec<String> = locals.iter().enumerate().map(|(i, l)| format!("{l}{i}@example.com")).collect();
+            let entries = parse(&addresses.join(separator), &[]);
+            let parsed: Vec<String> = entries.iter().filter_map(|e| match &e.parsed {
+                Parsed::Address(a) => Some(a.clone()),
+                _ => None,
+            }).collect();
+            proptest::prop_assert_eq!(parsed, addresses);
+        }
+    }
 }

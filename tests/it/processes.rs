@@ -1,0 +1,228 @@
+//! Real `onramp` processes against one database: replicas sharing a bulk
+//! send, one killed mid-batch, and a trace exported over OTLP.
+
+use std::{
+    process::{Child, Command, Stdio},
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use opentelemetry_proto::tonic::collector::trace::v1::{
+    ExportTraceServiceRequest, ExportTraceServiceResponse,
+    trace_service_server::{TraceService, TraceServiceServer},
+};
+use tonic::transport::Channel;
+
+use crate::{
+    harness::{PLATFORM_KEY, TestServer, authed, url_for},
+    invitations::{DEADLINE, finish, invite},
+};
+use onramp::pb;
+
+/// An `onramp serve` process on a free port.
+struct Process {
+    child: Child,
+    channel: Channel,
+}
+
+impl Process {
+    async fn start(server: &TestServer, env: &[(&str, String)]) -> Process {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .unwrap()
+            .port();
+        let mut command = Command::new(env!("CARGO_BIN_EXE_onramp"));
+        command
+            .arg("serve")
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("DATABASE_URL", url_for(&server.database))
+            .env("ONRAMP_LISTEN_ADDR", format!("127.0.0.1:{port}"))
+            .env("SMTP_URL", server.smtp.url())
+            .env("ONRAMP_BOOTSTRAP_API_KEY", PLATFORM_KEY)
+            .env("ONRAMP_DEV_BOOTSTRAP", "false")
+            .env("ONRAMP_OUTBOX_POLL_MS", "100")
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        for (key, value) in env {
+            command.env(key, value);
+        }
+        let child = command.spawn().expect("start onramp");
+        let address = format!("http://127.0.0.1:{port}");
+        let deadline = tokio::time::Instant::now() + DEADLINE;
+        let channel = loop {
+            if let Ok(channel) = Channel::from_shared(address.clone()).unwrap().connect().await {
+                let mut health = tonic_health::pb::health_client::HealthClient::new(channel.clone());
+                if health
+                    .check(tonic_health::pb::HealthCheckRequest::default())
+                    .await
+                    .is_ok()
+                {
+                    break channel;
+                }
+            }
+            assert!(tokio::time::Instant::now() < deadline, "onramp did not start");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
+        Process { child, channel }
+    }
+
+    fn invitations(&self) -> pb::invitations_client::InvitationsClient<Channel> {
+        pb::invitations_client::InvitationsClient::new(self.channel.clone())
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replicas_share_a_bulk_send_and_one_killed_mid_batch_loses_nothing() {
+    // The in-process server only answers; the processes do the sending.
+    let server = TestServer::start_with(|c| c.outbox.workers = 0).await;
+    let org = server.org("Acme").await;
+    server.smtp.set(|b| b.delay = Duration::from_millis(30));
+    let env = [
+        ("ONRAMP_OUTBOX_CLAIM", "4".to_owned()),
+        ("ONRAMP_OUTBOX_LEASE_MS", "5000".to_owned()),
+    ];
+    let a = Process::start(&server, &env).await;
+    let mut b = Process::start(&server, &env).await;
+    let c = Process::start(&server, &env).await;
+
+    let text: Vec<String> = (0..90).map(|i| format!("p{i}@acme.example")).collect();
+    let stream = a
+        .invitations()
+        .send_invitations(authed(invite(&org, &text.join("\n")), &org.key))
+        .await
+        .expect("send")
+        .into_inner();
+    server.smtp.wait_for(10, DEADLINE).await;
+    b.child.kill().expect("SIGKILL one replica");
+    let _ = b.child.wait();
+
+    let finished = finish(stream)
+        .await
+        .expect("the batch finishes without the killed replica");
+    assert_eq!(finished.completion.sent, 90);
+    assert_eq!(finished.results.len(), 90);
+    let mail = server.smtp.wait_for(90, DEADLINE).await;
+    let mut recipients: Vec<String> = mail.iter().flat_map(|m| m.to.clone()).collect();
+    recipients.sort();
+    recipients.dedup();
+    assert_eq!(recipients.len(), 90, "every invitation was delivered");
+    // Only what the killed replica held between the SMTP server's acceptance
+    // and its commit can go twice: at most its workers' claims (4 x 4).
+    assert!(mail.len() <= 90 + 16, "{} emails for 90 invitations", mail.len());
+    drop(c);
+}
+
+/// An OTLP trace receiver that keeps every span it is sent.
+#[derive(Clone, Default)]
+struct Receiver {
+    spans: Arc<Mutex<Vec<opentelemetry_proto::tonic::trace::v1::Span>>>,
+}
+
+#[tonic::async_trait]
+impl TraceService for Receiver {
+    async fn export(
+        &self,
+        request: tonic::Request<ExportTraceServiceRequest>,
+    ) -> Result<tonic::Response<ExportTraceServiceResponse>, tonic::Status> {
+        let mut spans = self.spans.lock().unwrap();
+        for resource in request.into_inner().resource_spans {
+            for scope in resource.scope_spans {
+                spans.extend(scope.spans);
+            }
+        }
+        Ok(tonic::Response::new(ExportTraceServiceResponse::default()))
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bulk_invite_is_one_trace_under_the_callers_traceparent() {
+    let receiver = Receiver::default();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let endpoint = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(
+        tonic::transport::Server::builder()
+            .add_service(TraceServiceServer::new(receiver.clone()))
+            .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
+    );
+    let server = TestServer::start_with(|c| c.outbox.workers = 0).await;
+    let org = server.org("Acme").await;
+    let traced = Process::start(
+        &server,
+        &[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint),
+            ("OTEL_BSP_SCHEDULE_DELAY", "100".into()),
+            ("RUST_LOG", "info".into()),
+        ],
+    )
+    .await;
+
+    let trace_id = "4bf92f3577b34da6a3ce929d0e0e4736";
+    let caller_span = "00f067aa0ba902b7";
+    let mut request = authed(invite(&org, "ada@acme.example, grace@acme.example"), &org.key);
+    request.metadata_mut().insert(
+        "traceparent",
+        format!("00-{trace_id}-{caller_span}-01").parse().unwrap(),
+    );
+    let stream = traced
+        .invitations()
+        .send_invitations(request)
+        .await
+        .expect("send")
+        .into_inner();
+    finish(stream).await.expect("batch");
+
+    let hex = |bytes: &[u8]| bytes.iter().map(|b| format!("{b:02x}")).collect::<String>();
+    let deadline = tokio::time::Instant::now() + DEADLINE;
+    loop {
+        let spans: Vec<_> = receiver
+            .spans
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|s| hex(&s.trace_id) == trace_id)
+            .cloned()
+            .collect();
+        let rpc = spans
+            .iter()
+            .find(|s| s.name == "onramp.v1.Invitations/SendInvitations");
+        let sends = spans.iter().filter(|s| s.name == "smtp.send").count();
+        if let (Some(rpc), 2) = (rpc, sends) {
+            assert_eq!(
+                hex(&rpc.parent_span_id),
+                caller_span,
+                "the RPC span is the caller's child"
+            );
+            let write = spans
+                .iter()
+                .find(|s| s.name == "db.batch.write")
+                .expect("a span for the database work");
+            assert_eq!(
+                write.parent_span_id, rpc.span_id,
+                "the database work is the RPC's child"
+            );
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "spans of the trace: {:?}; all: {:?}",
+            spans.iter().map(|s| &s.name).collect::<Vec<_>>(),
+            receiver
+                .spans
+                .lock()
+                .unwrap()
+                .iter()
+                .map(|s| (s.name.clone(), hex(&s.trace_id), hex(&s.parent_span_id)))
+                .collect::<Vec<_>>()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
