@@ -10,6 +10,7 @@
 mod auth;
 mod credentials;
 mod harness;
+mod hostile;
 mod import;
 mod invitations;
 mod lifecycle;
