@@ -7,15 +7,11 @@ use uuid::Uuid;
 
 use super::{
     claim::Claimed,
-    compose::{Prepared, email, load_templates, person_vars},
+    compose::{Prepared, load_templates, person_vars, render},
 };
 use crate::{
     db::schema::{organizations, users},
-    domain::{
-        second_factor,
-        templates::{self, Kind},
-        users::UserRow,
-    },
+    domain::{second_factor, templates::Kind, users::UserRow},
     error::{Error, Result},
     state::AppState,
 };
@@ -77,13 +73,9 @@ pub async fn prepare(state: &AppState, claimed: &[&Claimed]) -> Result<Vec<(Uuid
                 *expires_at,
             );
             vars.insert("code", code.clone());
-            let template = templates
-                .get(&message.organization_id)
-                .cloned()
-                .unwrap_or_else(|| templates::default_template(Kind::EmailCode));
             (
                 message.id,
-                email(state, message, &templates::render(&template, &vars)),
+                render(state, message, &templates, Kind::EmailCode, &vars),
             )
         })
         .collect())

@@ -157,13 +157,9 @@ async fn prepare_invitations(state: &AppState, claimed: &[&Claimed]) -> Result<V
         vars.insert("access_phrase", access);
         vars.insert("service_area", area);
         vars.insert("role", role);
-        let template = templates
-            .get(&message.organization_id)
-            .cloned()
-            .unwrap_or_else(|| templates::default_template(Kind::Invitation));
         prepared.push((
             message.id,
-            email(state, message, &templates::render(&template, &vars)),
+            render(state, message, &templates, Kind::Invitation, &vars),
         ));
     }
     Ok(prepared)
@@ -211,9 +207,25 @@ pub fn person_vars(
     vars
 }
 
+/// Renders the organisation's template of `kind` (or the default) and
+/// builds the email.
+pub fn render(
+    state: &AppState,
+    message: &Claimed,
+    templates: &HashMap<Uuid, templates::Template>,
+    kind: Kind,
+    vars: &Vars,
+) -> Prepared {
+    let template = templates
+        .get(&message.organization_id)
+        .cloned()
+        .unwrap_or_else(|| templates::default_template(kind));
+    email(state, message, &templates::render(&template, vars))
+}
+
 /// Builds the MIME message: text and HTML parts, and the stable Message-ID
 /// of the outbox row, so a retried send is recognisably the same email.
-pub fn email(state: &AppState, message: &Claimed, rendered: &Rendered) -> Prepared {
+fn email(state: &AppState, message: &Claimed, rendered: &Rendered) -> Prepared {
     let from: Mailbox = match state.config.mail_from.parse() {
         Ok(from) => from,
         Err(e) => return Prepared::Skip(format!("ONRAMP_MAIL_FROM is not a mailbox: {e}")),

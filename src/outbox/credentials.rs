@@ -17,10 +17,10 @@ use uuid::Uuid;
 
 use super::{
     claim::Claimed,
-    compose::{Prepared, email, load_templates, person_vars},
+    compose::{Prepared, load_templates, person_vars, render},
 };
 use crate::{
-    domain::templates::{self, Kind},
+    domain::templates::Kind,
     error::{Error, Result},
     state::AppState,
     tokens::PlainToken,
@@ -151,13 +151,9 @@ pub async fn prepare(state: &AppState, claimed: &[&Claimed]) -> Result<Vec<(Uuid
             );
             vars.insert("password", password.clone());
             vars.insert("sign_in_url", state.config.sign_in_url.clone());
-            let template = templates
-                .get(&message.organization_id)
-                .cloned()
-                .unwrap_or_else(|| templates::default_template(Kind::Credentials));
             (
                 message.id,
-                email(state, message, &templates::render(&template, &vars)),
+                render(state, message, &templates, Kind::Credentials, &vars),
             )
         })
         .collect())
@@ -246,14 +242,7 @@ pub async fn prepare_reset_links(
                 person.expires_at,
             );
             vars.insert("link", state.config.reset_url.replace("{token}", token.expose()));
-            let template = templates
-                .get(&message.organization_id)
-                .cloned()
-                .unwrap_or_else(|| templates::default_template(kind));
-            (
-                message.id,
-                email(state, message, &templates::render(&template, &vars)),
-            )
+            (message.id, render(state, message, &templates, kind, &vars))
         })
         .collect())
 }
