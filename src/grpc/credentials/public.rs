@@ -210,14 +210,16 @@ async fn required_actions(
     Ok((actions, method))
 }
 
-/// Sends the code of an email or SMS second factor, for the next call.
-async fn send_sign_in_code(
+/// Sends the code of an email or SMS second factor, for the next call. An
+/// email is queued on `conn`; a text is answered to be sent once the
+/// connection is back in the pool.
+async fn sign_in_code(
     state: &AppState,
     conn: &mut AsyncPgConnection,
     user: &UserRow,
     method: pb::SecondFactorMethod,
     now: chrono::DateTime<chrono::Utc>,
-) -> Result<(), Error> {
+) -> Result<Option<(String, String)>, Error> {
     match method {
         pb::SecondFactorMethod::Email => {
             let email = crate::outbox::Email {
@@ -227,18 +229,19 @@ async fn send_sign_in_code(
                 user_id: user.id,
                 invitation_id: None,
             };
-            crate::outbox::enqueue(conn, email, &message_domain(state), now).await
+            crate::outbox::enqueue(conn, email, &message_domain(state), now).await?;
+            Ok(None)
         }
         pb::SecondFactorMethod::Sms => {
             let secrets = state.secrets.as_deref();
             let (code, _) =
                 crate::domain::second_factor::issue_code(conn, secrets, user, None, "sms_code", now).await?;
-            let body = format!("{code} is your sign-in code.");
-            crate::sms::send(state.config.sms_webhook_url.as_deref(), &user.mobile, &body)
-                .await
-                .map_err(|why| Error::Unavailable(format!("the code could not be sent by SMS: {why}")))
+            Ok(Some((
+                user.mobile.clone(),
+                format!("{code} is your sign-in code."),
+            )))
         }
-        _ => Ok(()),
+        _ => Ok(None),
     }
 }
 
@@ -262,9 +265,11 @@ pub async fn authenticate(
         return Err(Error::Unauthenticated("the second-factor code is wrong or has expired".into()).into());
     }
     let (actions, method) = required_actions(&mut conn, &user, &organization, !code.is_empty()).await?;
-    if actions.contains(&pb::RequiredAction::SecondFactor) {
-        send_sign_in_code(state, &mut conn, &user, method, now).await?;
-    }
+    let text = if actions.contains(&pb::RequiredAction::SecondFactor) {
+        sign_in_code(state, &mut conn, &user, method, now).await?
+    } else {
+        None
+    };
     diesel::update(crate::db::schema::users::table.find(user.id))
         .set((
             crate::db::schema::users::failed_sign_ins.eq(0),
@@ -288,6 +293,12 @@ pub async fn authenticate(
     )
     .await?;
     let user = users::find(&mut conn, org, user.id, now).await?;
+    drop(conn);
+    if let Some((mobile, body)) = text {
+        crate::sms::send(state.config.sms_webhook_url.as_deref(), &mobile, &body)
+            .await
+            .map_err(|why| Error::Unavailable(format!("the code could not be sent by SMS: {why}")))?;
+    }
     Ok(Response::new(pb::AuthenticateResponse {
         user: Some(convert::user(user)),
         second_factor_method: if actions.contains(&pb::RequiredAction::SecondFactor) {
