@@ -13,6 +13,7 @@ use crate::{
     report::Report,
     server::{PLATFORM_KEY, ServerProcess},
     setup::{authed, organisation},
+    sink::Sink,
 };
 
 const USERS: usize = 64;
@@ -43,12 +44,86 @@ fn argon2_limit(duration: Duration) -> f64 {
     f64::from(total) / started.elapsed().as_secs_f64()
 }
 
+/// People for the reset phase: more than it can complete in its time.
+const RESET_PEOPLE: usize = 2_000;
+
+/// Imports people, emails each a welcome with a reset link (the sink keeps
+/// the tokens), then completes the resets from 64 clients.
+async fn resets(
+    channels: &[Channel],
+    org_id: &str,
+    sink: &Sink,
+    duration: Duration,
+) -> crate::latency::Summary {
+    use onramp::pb::{import_users_request::Item, import_users_response};
+    use tokio_stream::StreamExt;
+    let mut admin = UserAdminClient::new(channels[0].clone());
+    let mut rows = String::from("email\n");
+    for i in 0..RESET_PEOPLE {
+        rows.push_str(&format!("reset{i}@bench.example\n"));
+    }
+    let input = tokio_stream::iter([
+        pb::ImportUsersRequest {
+            item: Some(Item::Options(pb::ImportOptions {
+                organization_id: org_id.to_owned(),
+                ..Default::default()
+            })),
+        },
+        pb::ImportUsersRequest {
+            item: Some(Item::CsvChunk(rows)),
+        },
+    ]);
+    let mut imported = admin
+        .import_users(authed(input, PLATFORM_KEY))
+        .await
+        .expect("import")
+        .into_inner();
+    while let Some(message) = imported.next().await {
+        if let Some(import_users_response::Item::Summary(_)) = message.expect("import").item {
+            break;
+        }
+    }
+    let mut credentials = CredentialsClient::new(channels[0].clone());
+    let mut sent = credentials
+        .send_reset_links(authed(
+            pb::SendResetLinksRequest {
+                organization_id: org_id.to_owned(),
+                all_staged: true,
+                ..Default::default()
+            },
+            PLATFORM_KEY,
+        ))
+        .await
+        .expect("reset links")
+        .into_inner();
+    while sent.next().await.is_some() {}
+    let tokens = std::sync::Arc::new(std::sync::Mutex::new(sink.tokens()));
+    let channels = channels.to_vec();
+    drive(CLIENTS, duration, None, move |client: usize| {
+        let token = tokens.lock().ok().and_then(|mut t| t.pop());
+        let mut credentials = CredentialsClient::new(channels[client % channels.len()].clone());
+        async move {
+            let Some(token) = token else {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                return false;
+            };
+            let request = pb::CompletePasswordResetRequest {
+                token,
+                new_password: "a fresh long password".into(),
+            };
+            credentials.complete_password_reset(request).await.is_ok()
+        }
+    })
+    .await
+}
+
 pub async fn run(seconds: u64, report: &mut Report) {
     let duration = Duration::from_secs(seconds);
     let limit = argon2_limit(Duration::from_secs(3));
     println!("argon2id limit (m=19456 KiB, t=2, p=1, tight loop on every core): {limit:.1} hashes/s");
 
-    let server = ServerProcess::start(None, &[("ONRAMP_PUBLIC_RATE_LIMIT", "1000000000")]).await;
+    let sink = Sink::keeping_tokens().await;
+    let server = ServerProcess::start(Some(&sink.url()), &[("ONRAMP_PUBLIC_RATE_LIMIT", "1000000000")]).await;
     let channels: Vec<Channel> = {
         let mut channels = Vec::new();
         for _ in 0..8 {
@@ -126,6 +201,12 @@ pub async fn run(seconds: u64, report: &mut Report) {
     println!("{}   (at the same time)", cheap.line("GetUser x4 paced"));
     let alone = drive(CLIENTS, duration, None, get_user).await;
     println!("{}", alone.line("GetUser x64   "));
+    let resets = resets(&channels, &org.id, &sink, duration).await;
+    println!(
+        "{} = {:.0}% of the argon2 limit",
+        resets.line("CompletePasswordReset x64"),
+        resets.per_second / limit * 100.0
+    );
     let peak = server.peak_rss_mib();
     println!("server peak RSS {peak:.1} MiB");
     report.add(
@@ -137,6 +218,14 @@ pub async fn run(seconds: u64, report: &mut Report) {
             ("authenticate_p99_ms", auth.p99_ms),
             ("getuser_during_p99_ms", cheap.p99_ms),
             ("getuser_during_per_second", cheap.per_second),
+        ],
+    );
+    report.add(
+        "complete_password_reset",
+        &[
+            ("per_second", resets.per_second),
+            ("share_of_limit_percent", resets.per_second / limit * 100.0),
+            ("p99_ms", resets.p99_ms),
         ],
     );
     report.add(

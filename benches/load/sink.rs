@@ -1,7 +1,7 @@
 //! A fast SMTP sink on loopback: accepts every message and counts it.
 
 use std::sync::{
-    Arc,
+    Arc, Mutex,
     atomic::{AtomicU64, Ordering},
 };
 
@@ -14,22 +14,43 @@ use tokio::{
 pub struct Sink {
     pub port: u16,
     accepted: Arc<AtomicU64>,
+    /// The link tokens of the emails accepted, when asked to keep them.
+    tokens: Option<Arc<Mutex<Vec<String>>>>,
 }
 
 impl Sink {
     pub async fn start() -> Sink {
+        Self::launch(None).await
+    }
+
+    /// A sink that keeps the token of each email's link.
+    pub async fn keeping_tokens() -> Sink {
+        Self::launch(Some(Arc::default())).await
+    }
+
+    pub fn tokens(&self) -> Vec<String> {
+        self.tokens
+            .as_ref()
+            .and_then(|t| t.lock().ok().map(|t| t.clone()))
+            .unwrap_or_default()
+    }
+
+    async fn launch(tokens: Option<Arc<Mutex<Vec<String>>>>) -> Sink {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind the sink");
         let port = listener.local_addr().expect("address").port();
         let sink = Sink {
             port,
             accepted: Arc::default(),
+            tokens,
         };
         let counter = sink.accepted.clone();
+        let kept = sink.tokens.clone();
         tokio::spawn(async move {
             while let Ok((stream, _)) = listener.accept().await {
                 let counter = counter.clone();
+                let kept = kept.clone();
                 tokio::spawn(async move {
-                    let _ = session(stream, &counter).await;
+                    let _ = session(stream, &counter, kept.as_deref()).await;
                 });
             }
         });
@@ -45,7 +66,22 @@ impl Sink {
     }
 }
 
-async fn session(stream: TcpStream, accepted: &AtomicU64) -> std::io::Result<()> {
+/// The token of the first link in a message, undoing quoted-printable.
+fn token_of(data: &str) -> Option<String> {
+    let text = data.replace("=\r\n", "").replace("=3D", "=");
+    let start = text.find("token=")? + "token=".len();
+    let token: String = text[start..]
+        .chars()
+        .take_while(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')
+        .collect();
+    (!token.is_empty()).then_some(token)
+}
+
+async fn session(
+    stream: TcpStream,
+    accepted: &AtomicU64,
+    tokens: Option<&Mutex<Vec<String>>>,
+) -> std::io::Result<()> {
     stream.set_nodelay(true)?;
     let (read, mut write) = stream.into_split();
     let mut reader = BufReader::new(read);
@@ -61,6 +97,7 @@ async fn session(stream: TcpStream, accepted: &AtomicU64) -> std::io::Result<()>
             b"250-sink\r\n250-8BITMIME\r\n250 SMTPUTF8\r\n"
         } else if upper == "DATA" {
             write.write_all(b"354 go ahead\r\n").await?;
+            let mut data = String::new();
             loop {
                 line.clear();
                 if reader.read_line(&mut line).await? == 0 {
@@ -68,6 +105,14 @@ async fn session(stream: TcpStream, accepted: &AtomicU64) -> std::io::Result<()>
                 }
                 if line == ".\r\n" {
                     break;
+                }
+                if tokens.is_some() {
+                    data.push_str(&line);
+                }
+            }
+            if let Some(token) = tokens.and_then(|_| token_of(&data)) {
+                if let Some(Ok(mut kept)) = tokens.map(Mutex::lock) {
+                    kept.push(token);
                 }
             }
             accepted.fetch_add(1, Ordering::Relaxed);
