@@ -104,10 +104,9 @@ pub async fn verify(
     let now = state.clock.now();
     let (user, organization) = {
         let mut conn = state.pool.get().await?;
-        let organization = organizations::find(&mut conn, organization_id)
-            .await
-            .map_err(|_| Error::Unauthenticated(WRONG_LOGIN.into()))?
-            .organization;
+        let organization = organizations::find_row(&mut conn, organization_id)
+            .await?
+            .ok_or_else(|| Error::Unauthenticated(WRONG_LOGIN.into()))?;
         (
             find_by_login(&mut conn, organization_id, login).await?,
             organization,

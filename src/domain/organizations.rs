@@ -130,6 +130,16 @@ pub async fn any_require_second_factor(conn: &mut AsyncPgConnection) -> Result<b
     .await?)
 }
 
+/// The organisation alone, without its terms.
+pub async fn find_row(conn: &mut AsyncPgConnection, id: Uuid) -> Result<Option<Organization>> {
+    Ok(organizations::table
+        .find(id)
+        .select(Organization::as_select())
+        .first(conn)
+        .await
+        .optional()?)
+}
+
 pub async fn find(conn: &mut AsyncPgConnection, id: Uuid) -> Result<OrganizationWithTerms> {
     let organization = organizations::table
         .find(id)

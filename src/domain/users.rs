@@ -247,7 +247,8 @@ pub async fn find(
         .ok_or_else(|| Error::Internal("user vanished while loading".into()))
 }
 
-async fn with_grants(
+/// Users with their grants and status, from rows already read.
+pub async fn with_grants(
     conn: &mut AsyncPgConnection,
     rows: Vec<UserRow>,
     now: DateTime<Utc>,

@@ -270,29 +270,31 @@ pub async fn authenticate(
     } else {
         None
     };
-    diesel::update(crate::db::schema::users::table.find(user.id))
-        .set((
-            crate::db::schema::users::failed_sign_ins.eq(0),
-            crate::db::schema::users::last_sign_in_at.eq(now),
-        ))
-        .execute(&mut conn)
-        .await
-        .map_err(Error::from)?;
-    let actor = Actor {
-        name: format!("user:{}", user.id),
-        client_address: address,
-    };
-    audit::record(
-        &mut conn,
-        &actor,
-        org,
-        "credentials.sign_in",
-        ("user", user.id),
-        json!({"required_actions": actions.iter().map(|a| a.as_str_name()).collect::<Vec<_>>()}),
-        now,
+    // The sign-in and its audit event in one round trip.
+    let details = json!({"required_actions": actions.iter().map(|a| a.as_str_name()).collect::<Vec<_>>()});
+    diesel::sql_query(
+        "WITH signed_in AS (UPDATE users SET failed_sign_ins = 0, last_sign_in_at = $2 WHERE id = $1 RETURNING id) \
+         INSERT INTO audit_events (id, organization_id, actor, action, target_type, target_id, client_address, \
+           details, created_at) \
+         SELECT $3, $4, $5, 'credentials.sign_in', 'user', id::text, $6, $7, $2 FROM signed_in",
     )
-    .await?;
-    let user = users::find(&mut conn, org, user.id, now).await?;
+    .bind::<diesel::sql_types::Uuid, _>(user.id)
+    .bind::<diesel::sql_types::Timestamptz, _>(now)
+    .bind::<diesel::sql_types::Uuid, _>(uuid::Uuid::now_v7())
+    .bind::<diesel::sql_types::Uuid, _>(org)
+    .bind::<diesel::sql_types::Text, _>(format!("user:{}", user.id))
+    .bind::<diesel::sql_types::Text, _>(&address)
+    .bind::<diesel::sql_types::Jsonb, _>(details)
+    .execute(&mut conn)
+    .await
+    .map_err(Error::from)?;
+    let mut row = user;
+    row.last_sign_in_at = Some(now);
+    row.failed_sign_ins = 0;
+    let user = users::with_grants(&mut conn, vec![row], now)
+        .await?
+        .pop()
+        .ok_or_else(|| Error::Internal("the signed-in user vanished".into()))?;
     drop(conn);
     if let Some((mobile, body)) = text {
         crate::sms::send(state.config.sms_webhook_url.as_deref(), &mobile, &body)
