@@ -46,27 +46,31 @@ pub fn policy(org: &Organization) -> PasswordPolicy {
     }
 }
 
-/// The account whose username or email is `login`, in any case.
+/// An account with the method of its second factor, if it has one.
+#[derive(QueryableByName)]
+pub struct Account {
+    #[diesel(embed)]
+    pub user: UserRow,
+    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Text>)]
+    pub second_factor: Option<String>,
+}
+
+/// The account whose username or email is `login`, in any case, in one
+/// query with its second factor.
 pub async fn find_by_login(
     conn: &mut AsyncPgConnection,
     organization_id: Uuid,
     login: &str,
-) -> Result<Option<UserRow>> {
-    let login = login.trim().to_lowercase();
-    Ok(users::table
-        .filter(users::organization_id.eq(organization_id))
-        .filter(
-            diesel::dsl::sql::<diesel::sql_types::Bool>("(lower(username) = ")
-                .bind::<diesel::sql_types::Text, _>(login.clone())
-                .sql(" OR lower(email) = ")
-                .bind::<diesel::sql_types::Text, _>(login)
-                .sql(")"),
-        )
-        .order(users::id)
-        .select(UserRow::as_select())
-        .first(conn)
-        .await
-        .optional()?)
+) -> Result<Option<Account>> {
+    let found: Vec<Account> = diesel::sql_query(
+        "SELECT u.*, f.method AS second_factor FROM users u LEFT JOIN second_factors f ON f.user_id = u.id \
+         WHERE u.organization_id = $1 AND (lower(u.username) = $2 OR lower(u.email) = $2) ORDER BY u.id LIMIT 1",
+    )
+    .bind::<diesel::sql_types::Uuid, _>(organization_id)
+    .bind::<diesel::sql_types::Text, _>(login.trim().to_lowercase())
+    .load(conn)
+    .await?;
+    Ok(found.into_iter().next())
 }
 
 /// A hash to check unknown logins against, so they take as long as known
@@ -88,6 +92,8 @@ async fn dummy_hash(state: &AppState) -> Result<String> {
 pub struct Verified {
     pub user: UserRow,
     pub organization: Organization,
+    /// The method of the user's second factor, if enrolled.
+    pub second_factor: Option<String>,
 }
 
 /// Checks a login and password. Wrong usernames and wrong passwords get the
@@ -112,7 +118,7 @@ pub async fn verify(
             organization,
         )
     };
-    let Some(user) = user.filter(|u| u.password_hash.is_some()) else {
+    let Some(Account { user, second_factor }) = user.filter(|a| a.user.password_hash.is_some()) else {
         state
             .hasher
             .verify(password.to_owned(), dummy_hash(state).await?)
@@ -157,7 +163,11 @@ pub async fn verify(
             .execute(&mut conn)
             .await?;
     }
-    Ok(Verified { user, organization })
+    Ok(Verified {
+        user,
+        organization,
+        second_factor,
+    })
 }
 
 async fn record_failure(state: &AppState, user: &UserRow, actor: &Actor, now: DateTime<Utc>) -> Result<()> {

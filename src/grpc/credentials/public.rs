@@ -10,7 +10,7 @@ use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
 use crate::{
-    db::schema::{second_factors, terms_acceptances},
+    db::schema::terms_acceptances,
     domain::{
         accounts::{self, Verified},
         audit::{self, Actor},
@@ -70,7 +70,7 @@ pub async fn request_reset(
 async fn queue_reset(state: &AppState, org: Uuid, login: &str, address: &str) -> Result<(), Error> {
     let now = state.clock.now();
     let mut conn = state.pool.get().await?;
-    let Some(user) = accounts::find_by_login(&mut conn, org, login).await? else {
+    let Some(accounts::Account { user, .. }) = accounts::find_by_login(&mut conn, org, login).await? else {
         return Ok(());
     };
     if user.deactivated_at.is_some() {
@@ -139,12 +139,13 @@ pub async fn change_password(
         return Err(Error::invalid("new_password", "is required").into());
     }
     limit_client(state, "sign-in", &address).await?;
-    let Verified { user, organization } =
-        match accounts::verify(state, org, &login, &req.password, &address).await {
-            // A temporary password that expired cannot be changed either.
-            Err(e) => return Err(e.into()),
-            Ok(verified) => verified,
-        };
+    let Verified {
+        user, organization, ..
+    } = match accounts::verify(state, org, &login, &req.password, &address).await {
+        // A temporary password that expired cannot be changed either.
+        Err(e) => return Err(e.into()),
+        Ok(verified) => verified,
+    };
     if req.new_password == req.password {
         return Err(Error::invalid("new_password", "must differ from the current password").into());
     }
@@ -176,6 +177,7 @@ async fn required_actions(
     conn: &mut AsyncPgConnection,
     user: &UserRow,
     organization: &Organization,
+    factor: Option<String>,
     code_given: bool,
 ) -> Result<(Vec<pb::RequiredAction>, pb::SecondFactorMethod), Error> {
     let mut actions = Vec::new();
@@ -193,12 +195,6 @@ async fn required_actions(
             actions.push(pb::RequiredAction::AcceptTerms);
         }
     }
-    let factor: Option<String> = second_factors::table
-        .find(user.id)
-        .select(second_factors::method)
-        .first(conn)
-        .await
-        .optional()?;
     let method = factor
         .as_deref()
         .map_or(pb::SecondFactorMethod::Unspecified, convert::second_factor_method);
@@ -254,8 +250,11 @@ pub async fn authenticate(
     let org = organization_id(&req.organization_id)?;
     let login = login(&req.username)?;
     limit_client(state, "sign-in", &address).await?;
-    let Verified { user, organization } =
-        accounts::verify(state, org, &login, &req.password, &address).await?;
+    let Verified {
+        user,
+        organization,
+        second_factor,
+    } = accounts::verify(state, org, &login, &req.password, &address).await?;
     let now = state.clock.now();
     let mut conn = state.pool.get().await.map_err(Error::from)?;
     let code = req.second_factor_code.trim();
@@ -264,7 +263,8 @@ pub async fn authenticate(
     {
         return Err(Error::Unauthenticated("the second-factor code is wrong or has expired".into()).into());
     }
-    let (actions, method) = required_actions(&mut conn, &user, &organization, !code.is_empty()).await?;
+    let (actions, method) =
+        required_actions(&mut conn, &user, &organization, second_factor, !code.is_empty()).await?;
     let text = if actions.contains(&pb::RequiredAction::SecondFactor) {
         sign_in_code(state, &mut conn, &user, method, now).await?
     } else {
