@@ -46,6 +46,21 @@ async fn email_credentials(server: &TestServer, org: &Org, user_id: &str) -> cra
     finish(stream).await.expect("batch")
 }
 
+async fn set_password(server: &TestServer, org: &Org, user_id: &str) {
+    server
+        .credentials()
+        .set_password(authed(
+            pb::SetPasswordRequest {
+                user_id: user_id.into(),
+                password: "plum tractor velvet".into(),
+                ..Default::default()
+            },
+            &org.key,
+        ))
+        .await
+        .expect("set a password");
+}
+
 /// The value after `label` on a line of the email's text.
 fn line_value(text: &str, label: &str) -> String {
     text.lines()
@@ -366,18 +381,7 @@ async fn repeated_failures_lock_the_account_for_a_while_and_wrong_usernames_look
     let server = TestServer::start().await;
     let org = server.org("Acme").await;
     let user = staged(&server, &org, "ada@acme.example", "ada.l").await;
-    server
-        .credentials()
-        .set_password(authed(
-            pb::SetPasswordRequest {
-                user_id: user.id.clone(),
-                password: "plum tractor velvet".into(),
-                ..Default::default()
-            },
-            &org.key,
-        ))
-        .await
-        .expect("set");
+    set_password(&server, &org, &user.id).await;
     let wrong_password = sign_in(&server, &org, "ada.l", "wrong password!")
         .await
         .expect_err("wrong");
@@ -449,18 +453,7 @@ async fn an_expired_temporary_password_has_its_own_error_and_a_paused_account_is
         "a wrong password is not an expired one"
     );
 
-    server
-        .credentials()
-        .set_password(authed(
-            pb::SetPasswordRequest {
-                user_id: user.id.clone(),
-                password: "plum tractor velvet".into(),
-                ..Default::default()
-            },
-            &org.key,
-        ))
-        .await
-        .expect("set");
+    set_password(&server, &org, &user.id).await;
     server
         .admin()
         .deactivate_user(authed(
