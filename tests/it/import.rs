@@ -290,3 +290,36 @@ async fn an_import_larger_than_one_batch_commits_every_row_in_order() {
         .into_inner();
     assert_eq!(listed.total_size, 2_500);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_duplicate_in_a_later_batch_is_still_refused() {
+    let server = TestServer::start().await;
+    let org = server.org("Acme").await;
+    let mut text = String::from("email,username\n");
+    for i in 0..2_500 {
+        text.push_str(&format!("user{i}@acme.example,\n"));
+    }
+    // Rows 2,501 and 2,502 repeat rows 1 and 2 (one by email, one by
+    // username), two batches later.
+    text.push_str("USER0@acme.example,\nsomeone@acme.example,user1@acme.example\n");
+    let messages = std::iter::once(options(true, false))
+        .chain(
+            text.as_bytes()
+                .chunks(4096)
+                .map(|c| csv(std::str::from_utf8(c).unwrap())),
+        )
+        .collect();
+    let (results, summary) = import(&server, &org, messages).await.expect("import");
+    assert_eq!((summary.created, summary.errors), (2_500, 2));
+    let late: Vec<(&str, &str)> = results[2_500..]
+        .iter()
+        .map(|r| (r.errors[0].field.as_str(), r.errors[0].description.as_str()))
+        .collect();
+    assert_eq!(
+        late,
+        [
+            ("email", "appears earlier in this import"),
+            ("username", "appears earlier in this import")
+        ]
+    );
+}

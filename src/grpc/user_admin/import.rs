@@ -73,8 +73,13 @@ pub async fn import(
         tx,
         rows: 0,
         pending: Vec::new(),
+        batch_emails: HashMap::new(),
+        batch_usernames: HashMap::new(),
+        emails: Bloom::new(),
+        usernames: Bloom::new(),
         seen_emails: HashMap::new(),
         seen_usernames: HashMap::new(),
+        started: state.clock.now(),
         summary: pb::ImportSummary {
             dry_run: options.dry_run,
             ..Default::default()
@@ -112,10 +117,17 @@ struct Importer {
     tx: mpsc::Sender<Result<pb::ImportUsersResponse, Status>>,
     rows: usize,
     pending: Vec<Pending>,
-    /// Hashes of the addresses and usernames taken by earlier rows, with
-    /// their row: 12 bytes a row, however long the import.
+    /// Keys taken by the rows of the batch being gathered, with their row.
+    batch_emails: HashMap<u64, i32>,
+    batch_usernames: HashMap<u64, i32>,
+    /// Keys taken by earlier batches.
+    emails: Bloom,
+    usernames: Bloom,
+    /// Dry runs only: every key taken, with its row.
     seen_emails: HashMap<u64, i32>,
     seen_usernames: HashMap<u64, i32>,
+    /// When the import began: users it made are no older.
+    started: chrono::DateTime<chrono::Utc>,
     summary: pb::ImportSummary,
     csv: Option<(CsvReader, Option<Header>)>,
     structured: bool,
@@ -126,6 +138,81 @@ struct Importer {
 struct Writing {
     rows: Vec<Pending>,
     outcomes: JoinHandle<Result<Vec<RowOutcome>, Error>>,
+}
+
+/// A Bloom filter of 2^23 bits (1 MiB) with four probes: for a million keys
+/// about 2% false "maybe"s, for 100,000 about five in a million.
+struct Bloom {
+    bits: Vec<u64>,
+}
+
+const BLOOM_BITS: u64 = 1 << 23;
+
+impl Bloom {
+    fn new() -> Bloom {
+        Bloom {
+            bits: vec![0; (BLOOM_BITS / 64) as usize],
+        }
+    }
+
+    fn probes(hash: u64) -> impl Iterator<Item = u64> {
+        let step = hash.rotate_left(32) | 1;
+        (0..4u64).map(move |i| hash.wrapping_add(i.wrapping_mul(step)) % BLOOM_BITS)
+    }
+
+    fn add(&mut self, hash: u64) {
+        for bit in Self::probes(hash) {
+            if let Some(word) = self.bits.get_mut((bit / 64) as usize) {
+                *word |= 1 << (bit % 64);
+            }
+        }
+    }
+
+    fn maybe(&self, hash: u64) -> bool {
+        Self::probes(hash).all(|bit| {
+            self.bits
+                .get((bit / 64) as usize)
+                .is_some_and(|w| w & (1 << (bit % 64)) != 0)
+        })
+    }
+}
+
+enum Taken {
+    Email,
+    Username,
+}
+
+#[derive(diesel::QueryableByName)]
+struct TakenRow {
+    #[diesel(sql_type = diesel::sql_types::Bool)]
+    email: bool,
+}
+
+/// Whether this import already created or updated a user with this email
+/// or username.
+async fn import_took(
+    conn: &mut diesel_async::AsyncPgConnection,
+    org: Uuid,
+    email: &str,
+    username: &str,
+    started: chrono::DateTime<chrono::Utc>,
+) -> Result<Option<Taken>, Error> {
+    use diesel_async::RunQueryDsl;
+    let found: Vec<TakenRow> = diesel::sql_query(
+        "SELECT lower(email) = $2 AS email FROM users WHERE organization_id = $1 \
+         AND (lower(email) = $2 OR lower(username) = $3) AND (created_at >= $4 OR updated_at >= $4) \
+         ORDER BY 1 DESC LIMIT 1",
+    )
+    .bind::<diesel::sql_types::Uuid, _>(org)
+    .bind::<diesel::sql_types::Text, _>(email)
+    .bind::<diesel::sql_types::Text, _>(username)
+    .bind::<diesel::sql_types::Timestamptz, _>(started)
+    .load(conn)
+    .await?;
+    Ok(found
+        .into_iter()
+        .next()
+        .map(|t| if t.email { Taken::Email } else { Taken::Username }))
 }
 
 fn key_hash(key: &str) -> u64 {
@@ -156,7 +243,7 @@ impl Importer {
                 }
             };
             match next {
-                Ok(Some(message)) => self.take(message.item)?,
+                Ok(Some(message)) => self.take(message.item).await?,
                 Ok(None) => break,
                 Err(status) => {
                     tracing::info!(code = ?status.code(), "import stream ended by the client");
@@ -170,7 +257,7 @@ impl Importer {
         if let Some((reader, header)) = &mut self.csv {
             if let Some(record) = reader.finish() {
                 let header_seen = header.is_some();
-                self.take_record(record, header_seen)?;
+                self.take_record(record, header_seen).await?;
             }
         }
         self.flush().await?;
@@ -199,7 +286,7 @@ impl Importer {
         Ok(())
     }
 
-    fn take(&mut self, item: Option<Item>) -> Result<(), Status> {
+    async fn take(&mut self, item: Option<Item>) -> Result<(), Status> {
         match item {
             Some(Item::Row(row)) => {
                 if self.csv.is_some() {
@@ -219,7 +306,7 @@ impl Importer {
                     service_area: row.service_area,
                     role: row.role,
                 };
-                self.add(raw, None)
+                self.add(raw, None).await
             }
             Some(Item::CsvChunk(chunk)) => {
                 if self.structured {
@@ -232,7 +319,7 @@ impl Importer {
                 let (reader, _) = self.csv.get_or_insert_with(|| (CsvReader::new(), None));
                 for record in reader.feed(&chunk) {
                     let header_seen = self.csv.as_ref().is_some_and(|(_, h)| h.is_some());
-                    self.take_record(record, header_seen)?;
+                    self.take_record(record, header_seen).await?;
                 }
                 Ok(())
             }
@@ -243,7 +330,7 @@ impl Importer {
         }
     }
 
-    fn take_record(
+    async fn take_record(
         &mut self,
         record: crate::domain::import::csv::Record,
         header_seen: bool,
@@ -266,10 +353,10 @@ impl Importer {
             .and_then(|(_, h)| h.as_ref())
             .map(|h| h.row(&record.fields))
             .unwrap_or_default();
-        self.add(raw, record.malformed)
+        self.add(raw, record.malformed).await
     }
 
-    fn add(&mut self, raw: RawRow, malformed: Option<String>) -> Result<(), Status> {
+    async fn add(&mut self, raw: RawRow, malformed: Option<String>) -> Result<(), Status> {
         self.rows += 1;
         if self.rows > MAX_IMPORT_ROWS {
             return Err(Status::resource_exhausted(format!(
@@ -284,7 +371,10 @@ impl Importer {
             }]),
             None => validate(&raw, &self.catalogs, &self.default_area, &self.default_role),
         };
-        let row = row.and_then(|valid| self.claim(valid, row_number));
+        let row = match row {
+            Ok(valid) => self.claim(valid, row_number).await?,
+            Err(errors) => Err(errors),
+        };
         self.pending.push(Pending {
             row_number,
             email: raw.email.trim().to_owned(),
@@ -294,28 +384,59 @@ impl Importer {
     }
 
     /// Refuses a row whose address or username an earlier row of this import
-    /// took; otherwise records that this row takes them.
-    fn claim(&mut self, row: ValidRow, row_number: i32) -> Result<ValidRow, Vec<FieldViolation>> {
-        let email = key_hash(&row.email_key());
-        let username = key_hash(&row.username_key());
-        let mut errors = Vec::new();
-        if let Some(first) = self.seen_emails.get(&email) {
-            errors.push(FieldViolation {
-                field: "email".into(),
-                description: format!("appears earlier in this import, on row {first}"),
-            });
-        } else if let Some(first) = self.seen_usernames.get(&username) {
-            errors.push(FieldViolation {
-                field: "username".into(),
-                description: format!("appears earlier in this import, on row {first}"),
-            });
+    /// took; otherwise records that this row takes them. Rows of the batch
+    /// being gathered are compared exactly. Earlier batches are remembered in
+    /// fixed-size Bloom filters, so memory does not grow with the import;
+    /// when a filter says "maybe", the batches in flight are waited for and
+    /// the database answers. A dry run writes nothing, so it remembers every
+    /// key exactly instead.
+    async fn claim(
+        &mut self,
+        row: ValidRow,
+        row_number: i32,
+    ) -> Result<Result<ValidRow, Vec<FieldViolation>>, Status> {
+        let (email_key, username_key) = (row.email_key(), row.username_key());
+        let (email, username) = (key_hash(&email_key), key_hash(&username_key));
+        let duplicate = |field: &str, first: Option<i32>| {
+            let description = match first {
+                Some(row) => format!("appears earlier in this import, on row {row}"),
+                None => "appears earlier in this import".to_owned(),
+            };
+            Ok(Err(vec![FieldViolation {
+                field: field.into(),
+                description,
+            }]))
+        };
+        if let Some(first) = self.batch_emails.get(&email) {
+            return duplicate("email", Some(*first));
         }
-        if !errors.is_empty() {
-            return Err(errors);
+        if let Some(first) = self.batch_usernames.get(&username) {
+            return duplicate("username", Some(*first));
         }
-        self.seen_emails.insert(email, row_number);
-        self.seen_usernames.insert(username, row_number);
-        Ok(row)
+        if self.dry_run {
+            if let Some(first) = self.seen_emails.get(&email) {
+                return duplicate("email", Some(*first));
+            }
+            if let Some(first) = self.seen_usernames.get(&username) {
+                return duplicate("username", Some(*first));
+            }
+            self.seen_emails.insert(email, row_number);
+            self.seen_usernames.insert(username, row_number);
+        } else if self.emails.maybe(email) || self.usernames.maybe(username) {
+            self.drain(0).await?;
+            let mut conn = self.state.pool.get().await.map_err(Error::from)?;
+            let taken = import_took(&mut conn, self.org, &email_key, &username_key, self.started).await?;
+            match taken {
+                Some(Taken::Email) => return duplicate("email", None),
+                Some(Taken::Username) => return duplicate("username", None),
+                None => {}
+            }
+        }
+        self.emails.add(email);
+        self.usernames.add(username);
+        self.batch_emails.insert(email, row_number);
+        self.batch_usernames.insert(username, row_number);
+        Ok(Ok(row))
     }
 
     /// Starts writing the pending rows; waits for older batches while
@@ -325,6 +446,8 @@ impl Importer {
             return Ok(());
         }
         let rows = std::mem::take(&mut self.pending);
+        self.batch_emails.clear();
+        self.batch_usernames.clear();
         let valid: Vec<ValidRow> = rows.iter().filter_map(|p| p.row.as_ref().ok().cloned()).collect();
         let (state, org, upsert, dry_run, actor) = (
             self.state.clone(),
