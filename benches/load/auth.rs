@@ -117,6 +117,60 @@ async fn resets(
     .await
 }
 
+/// Invites people (the sink keeps the tokens of their links), then
+/// completes their registrations from 64 clients.
+async fn registrations(
+    channels: &[Channel],
+    org: &crate::setup::Org,
+    sink: &Sink,
+    duration: Duration,
+) -> crate::latency::Summary {
+    use onramp::pb::{invitations_client::InvitationsClient, registration_client::RegistrationClient};
+    use tokio_stream::StreamExt;
+    let before = sink.tokens().len();
+    let text: String = (0..RESET_PEOPLE)
+        .map(|i| format!("joiner{i}@bench.example\n"))
+        .collect();
+    let mut invitations = InvitationsClient::new(channels[0].clone()).max_decoding_message_size(64 << 20);
+    let mut sent = invitations
+        .send_invitations(authed(
+            pb::SendInvitationsRequest {
+                organization_id: org.id.clone(),
+                recipients_text: text,
+                service_area_id: org.service_area_id.clone(),
+                role_id: org.role_id.clone(),
+                ..Default::default()
+            },
+            PLATFORM_KEY,
+        ))
+        .await
+        .expect("invite")
+        .into_inner();
+    while sent.next().await.is_some() {}
+    let tokens = std::sync::Arc::new(std::sync::Mutex::new(sink.tokens().split_off(before)));
+    let channels = channels.to_vec();
+    drive(CLIENTS, duration, None, move |client: usize| {
+        let token = tokens.lock().ok().and_then(|mut t| t.pop());
+        let mut registration = RegistrationClient::new(channels[client % channels.len()].clone());
+        async move {
+            let Some(token) = token else {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                return false;
+            };
+            let request = pb::CompleteRegistrationRequest {
+                token,
+                first_name: "Ada".into(),
+                last_name: "Lovelace".into(),
+                mobile: "+447700900123".into(),
+                password: "a fresh long password".into(),
+                ..Default::default()
+            };
+            registration.complete_registration(request).await.is_ok()
+        }
+    })
+    .await
+}
+
 pub async fn run(seconds: u64, report: &mut Report) {
     let duration = Duration::from_secs(seconds);
     let limit = argon2_limit(Duration::from_secs(3));
@@ -207,6 +261,12 @@ pub async fn run(seconds: u64, report: &mut Report) {
         resets.line("CompletePasswordReset x64"),
         resets.per_second / limit * 100.0
     );
+    let registered = registrations(&channels, &org, &sink, duration).await;
+    println!(
+        "{} = {:.0}% of the argon2 limit",
+        registered.line("CompleteRegistration x64"),
+        registered.per_second / limit * 100.0
+    );
     let peak = server.peak_rss_mib();
     println!("server peak RSS {peak:.1} MiB");
     report.add(
@@ -226,6 +286,14 @@ pub async fn run(seconds: u64, report: &mut Report) {
             ("per_second", resets.per_second),
             ("share_of_limit_percent", resets.per_second / limit * 100.0),
             ("p99_ms", resets.p99_ms),
+        ],
+    );
+    report.add(
+        "complete_registration",
+        &[
+            ("per_second", registered.per_second),
+            ("share_of_limit_percent", registered.per_second / limit * 100.0),
+            ("p99_ms", registered.p99_ms),
         ],
     );
     report.add(
