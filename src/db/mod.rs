@@ -9,7 +9,7 @@ use diesel::{ConnectionError, sql_types::Text};
 use diesel_async::{
     AsyncConnection, AsyncPgConnection, RunQueryDsl, SimpleAsyncConnection,
     async_connection_wrapper::AsyncConnectionWrapper,
-    pooled_connection::{AsyncDieselConnectionManager, ManagerConfig},
+    pooled_connection::{AsyncDieselConnectionManager, ManagerConfig, PoolableConnection, RecyclingMethod},
 };
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
 
@@ -20,6 +20,12 @@ pub type PoolError = diesel_async::pooled_connection::bb8::RunError;
 
 /// Opens the pool. Each connection gets a `statement_timeout`, so a runaway
 /// query cannot hold a connection for ever.
+///
+/// A connection is checked out after a look at its state, not a test
+/// query: a `SELECT 1` would double the round trips of most requests. A
+/// connection the server closed (a restart, an idle timeout) shows as
+/// closed and is replaced; one that dies unnoticed fails its first query,
+/// which the caller sees as UNAVAILABLE.
 pub async fn connect(
     url: &str,
     size: u32,
@@ -28,6 +34,16 @@ pub async fn connect(
 ) -> Result<Pool, diesel_async::pooled_connection::PoolError> {
     let setup_sql = format!("SET statement_timeout = {}", statement_timeout.as_millis());
     let mut manager_config = ManagerConfig::default();
+    manager_config.recycling_method = RecyclingMethod::CustomFunction(Box::new(|conn| {
+        let broken = PoolableConnection::is_broken(conn);
+        Box::pin(async move {
+            if broken {
+                Err(diesel::result::Error::BrokenTransactionManager)
+            } else {
+                Ok(())
+            }
+        })
+    }));
     manager_config.custom_setup = Box::new(move |url| {
         let setup_sql = setup_sql.clone();
         Box::pin(async move {
