@@ -142,12 +142,24 @@ impl From<DieselError> for Error {
             DieselError::DatabaseError(DatabaseErrorKind::SerializationFailure, _) => {
                 Error::Unavailable("the database was busy with a conflicting change; try again".into())
             }
-            DieselError::DatabaseError(DatabaseErrorKind::ClosedConnection, _) => {
-                Error::Unavailable("the database connection was lost; try again".into())
+            DieselError::DatabaseError(
+                DatabaseErrorKind::ClosedConnection | DatabaseErrorKind::UnableToSendCommand,
+                _,
+            ) => Error::Unavailable("the database connection was lost; try again".into()),
+            // A restart or failover ends sessions with one of these (SQLSTATE
+            // 57P01 to 57P03), which diesel does not classify.
+            DieselError::DatabaseError(DatabaseErrorKind::Unknown, info) if is_shutdown(info.message()) => {
+                Error::Unavailable("the database is restarting; try again".into())
             }
             other => Error::Internal(other.to_string()),
         }
     }
+}
+
+fn is_shutdown(message: &str) -> bool {
+    message.starts_with("terminating connection due to")
+        || message.starts_with("the database system is shutting down")
+        || message.starts_with("the database system is starting up")
 }
 
 impl From<crate::db::PoolError> for Error {

@@ -100,12 +100,13 @@ async fn run(
     loop {
         // The batch is read before its results: once it shows complete, every
         // result is final and the read after it sees them all.
-        let (current, items) = {
-            let mut conn = state.pool.get().await.map_err(Error::from)?;
+        let (current, items) = riding_out_outages(move || async move {
+            let mut conn = state.pool.get().await?;
             let current = follow::batch(&mut conn, batch.organization_id, batch.id).await?;
             let items = follow::items_after(&mut conn, batch.id, cursor, PAGE).await?;
-            (current, items)
-        };
+            Ok((current, items))
+        })
+        .await?;
         let full = items.len() as i64 == PAGE;
         for item in items {
             cursor = item.finished_seq;
@@ -125,6 +126,31 @@ async fn run(
     }
 }
 
+/// How long a follower keeps trying while the database is unavailable
+/// before it ends the stream with UNAVAILABLE (the client can then resume
+/// with `WatchBatch`).
+const OUTAGE: Duration = Duration::from_secs(60);
+
+/// Runs `read`, again after a pause while the database is unavailable (a
+/// restart, a failover), so a stream outlives a short outage unnoticed.
+async fn riding_out_outages<T, F>(mut read: impl FnMut() -> F) -> Result<T, Status>
+where
+    F: Future<Output = Result<T, Error>>,
+{
+    let give_up = tokio::time::Instant::now() + OUTAGE;
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        match read().await {
+            Err(Error::Unavailable(why)) if tokio::time::Instant::now() + backoff < give_up => {
+                tracing::warn!(error = %why, "following a batch: the database is unavailable; retrying");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(2));
+            }
+            other => return other.map_err(Status::from),
+        }
+    }
+}
+
 /// Waits for news of batch `id`, or the poll interval.
 async fn wait_for(wake: &mut broadcast::Receiver<Notification>, id: &str) {
     let news = async {
@@ -141,10 +167,11 @@ async fn wait_for(wake: &mut broadcast::Receiver<Notification>, id: &str) {
 }
 
 async fn completion(state: &AppState, batch: &Batch) -> Result<pb::BatchEvent, Status> {
-    let counts = {
-        let mut conn = state.pool.get().await.map_err(Error::from)?;
-        follow::counts(&mut conn, batch.id).await?
-    };
+    let counts = riding_out_outages(|| async {
+        let mut conn = state.pool.get().await?;
+        follow::counts(&mut conn, batch.id).await
+    })
+    .await?;
     let count = |name: &str| {
         counts
             .iter()

@@ -13,6 +13,8 @@ pub const OUTBOX_CHANNEL: &str = "onramp_outbox";
 /// A batch has new results: payload is its id.
 pub const BATCH_CHANNEL: &str = "onramp_batch";
 
+const FIRST_RETRY: Duration = Duration::from_millis(200);
+
 #[derive(Clone, Debug)]
 pub struct Notification {
     pub channel: String,
@@ -37,18 +39,23 @@ impl Notifier {
     /// Listens until the process ends, reconnecting after failures. Listeners
     /// that miss notifications while it reconnects catch up by polling.
     pub async fn run(self, database_url: String) {
-        let mut backoff = Duration::from_millis(200);
+        let mut backoff = FIRST_RETRY;
         loop {
-            match self.listen(&database_url).await {
-                Ok(()) => backoff = Duration::from_millis(200),
-                Err(e) => tracing::warn!(error = %e, "listening for notifications failed; reconnecting"),
+            if let Err(e) = self.listen(&database_url, &mut backoff).await {
+                tracing::warn!(error = %e, "listening for notifications failed; reconnecting");
             }
             tokio::time::sleep(backoff).await;
-            backoff = (backoff * 2).min(Duration::from_secs(10));
+            backoff = (backoff * 2).min(Duration::from_secs(5));
         }
     }
 
-    async fn listen(&self, database_url: &str) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    /// Listens until the connection fails; `backoff` starts again once it
+    /// is listening, so each outage is retried quickly at first.
+    async fn listen(
+        &self,
+        database_url: &str,
+        backoff: &mut Duration,
+    ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
         let mut conn = AsyncPgConnection::establish(database_url).await?;
         diesel::sql_query(format!("LISTEN {OUTBOX_CHANNEL}"))
             .execute(&mut conn)
@@ -56,6 +63,7 @@ impl Notifier {
         diesel::sql_query(format!("LISTEN {BATCH_CHANNEL}"))
             .execute(&mut conn)
             .await?;
+        *backoff = FIRST_RETRY;
         // Whatever happened while we were not listening.
         let _ = self.sender.send(Notification {
             channel: OUTBOX_CHANNEL.into(),

@@ -64,6 +64,9 @@ impl Worker {
         let config = &self.state.config.outbox;
         let now = self.state.clock.now();
         let lease = TimeDelta::from_std(config.lease).unwrap_or(TimeDelta::seconds(60));
+        // Outcomes must be recorded before the lease runs out, or another
+        // worker sends the same emails again: leave a tenth of it spare.
+        let record_by = tokio::time::Instant::now() + config.lease.mul_f64(0.9);
         let claimed = {
             let mut conn = self.state.pool.get().await?;
             claim(
@@ -90,11 +93,39 @@ impl Worker {
             max_attempts: config.max_attempts,
             retry_base: TimeDelta::from_std(config.retry_base).unwrap_or(TimeDelta::seconds(5)),
         };
-        let mut conn = self.state.pool.get().await?;
-        record(&mut conn, &results, &policy, self.state.clock.now())
+        self.record_outcomes(&results, &policy, record_by)
             .instrument(span)
             .await?;
         Ok(claimed.len())
+    }
+
+    /// Records what the SMTP server said, retrying while the database is
+    /// away (a restart, a failover): the emails have gone, so giving up early
+    /// would send them again once the lease ends. Recording twice is harmless,
+    /// since only messages this worker still holds change.
+    async fn record_outcomes(
+        &self,
+        results: &[(Claimed, Outcome)],
+        policy: &Policy,
+        until: tokio::time::Instant,
+    ) -> crate::error::Result<()> {
+        let mut backoff = Duration::from_millis(100);
+        loop {
+            let attempt = async {
+                let mut conn = self.state.pool.get().await?;
+                record(&mut conn, results, policy, self.state.clock.now()).await
+            }
+            .await;
+            match attempt {
+                Ok(_) => return Ok(()),
+                Err(e) if tokio::time::Instant::now() + backoff < until => {
+                    tracing::warn!(error = %e, "recording send outcomes failed; retrying");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(2));
+                }
+                Err(e) => return Err(e),
+            }
+        }
     }
 
     async fn send_all(

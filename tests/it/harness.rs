@@ -133,6 +133,8 @@ pub struct TestServer {
     pub smtp: SmtpServer,
     pub state: AppState,
     pub database: String,
+    /// Where the server's database is.
+    pub database_url: String,
     owns_database: bool,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     running: Option<tokio::task::JoinHandle<Result<(), tonic::transport::Error>>>,
@@ -159,6 +161,19 @@ impl TestServer {
         Self::launch(database, smtp, configure).await
     }
 
+    /// A server on the database at `url`, on a Postgres server of the
+    /// test's own; the test that made it drops it.
+    pub async fn start_on(url: String, configure: impl FnOnce(&mut Config)) -> TestServer {
+        let smtp = SmtpServer::start().await;
+        let mut server = Self::launch("(private)".into(), smtp, |c| {
+            c.database_url = url;
+            configure(c);
+        })
+        .await;
+        server.owns_database = false;
+        server
+    }
+
     /// A second server process's worth of Onramp on the same database and
     /// SMTP receiver, as another replica would be.
     pub async fn replica(&self) -> TestServer {
@@ -179,6 +194,7 @@ impl TestServer {
         config.dev_bootstrap = false;
         config.outbox.poll_interval = std::time::Duration::from_millis(200);
         configure(&mut config);
+        let database_url = config.database_url.clone();
         let state = server::prepare(config, Clock::system())
             .await
             .expect("prepare the server");
@@ -199,6 +215,7 @@ impl TestServer {
             smtp,
             state,
             database,
+            database_url,
             owns_database: true,
             shutdown: Some(shutdown),
             running: Some(running),
@@ -243,7 +260,7 @@ impl TestServer {
 
     /// A direct connection to this test's database, for checks behind the API.
     pub async fn db(&self) -> AsyncPgConnection {
-        AsyncPgConnection::establish(&url_for(&self.database))
+        AsyncPgConnection::establish(&self.database_url)
             .await
             .expect("connect to the test database")
     }
