@@ -5,7 +5,7 @@
 use std::{future::Future, sync::Arc, time::Duration};
 
 use http::{HeaderName, HeaderValue, Method};
-use tokio::{net::TcpListener, sync::watch};
+use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
 use tonic::transport::Server;
 use tonic_web::GrpcWebLayer;
@@ -85,22 +85,27 @@ pub async fn prepare(config: Config, clock: Clock) -> Result<AppState, StartErro
         notifier: Notifier::new(),
         secrets,
         keys: Default::default(),
+        shutdown: Default::default(),
     })
 }
 
 /// Serves gRPC and works the outbox until `shutdown` completes; then stops
-/// accepting, lets in-flight RPCs finish, and lets each worker finish and
-/// record the chunk it holds.
+/// accepting, ends batch streams (their clients resume on another replica),
+/// lets other in-flight RPCs finish, and lets each worker finish and record
+/// the chunk it holds.
 pub async fn run(
     state: AppState,
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), tonic::transport::Error> {
     let listening = tokio::spawn(state.notifier.clone().run(state.config.database_url.clone()));
-    let (stop, stopped) = watch::channel(false);
-    let mut workers = outbox::start(&state, &stopped);
+    let mut workers = outbox::start(&state, &state.shutdown.subscribe());
+    let stopping = state.shutdown.clone();
+    let shutdown = async move {
+        shutdown.await;
+        stopping.begin();
+    };
     let served = serve(state, listener, shutdown).await;
-    let _ = stop.send(true);
     while workers.join_next().await.is_some() {}
     listening.abort();
     served

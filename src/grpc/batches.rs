@@ -74,9 +74,16 @@ pub fn follow(state: AppState, batch: Batch, replayed: bool) -> BatchStream {
     let (tx, rx) = mpsc::channel(256);
     // Subscribed before the first read, so no result slips between them.
     let wake = state.notifier.subscribe();
+    let mut stopping = state.shutdown.subscribe();
     tokio::spawn(
         async move {
-            if let Err(status) = run(&state, &batch, replayed, &tx, wake).await {
+            let outcome = tokio::select! {
+                outcome = run(&state, &batch, replayed, &tx, wake) => outcome,
+                _ = stopping.wait_for(|stop| *stop) => Err(Status::unavailable(
+                    "this server is shutting down; the batch goes on: follow it with WatchBatch",
+                )),
+            };
+            if let Err(status) = outcome {
                 let _ = tx.send(Err(status)).await;
             }
         }

@@ -11,6 +11,7 @@ use opentelemetry_proto::tonic::collector::trace::v1::{
     ExportTraceServiceRequest, ExportTraceServiceResponse,
     trace_service_server::{TraceService, TraceServiceServer},
 };
+use tokio_stream::StreamExt;
 use tonic::transport::Channel;
 
 use crate::{
@@ -119,6 +120,97 @@ async fn replicas_share_a_bulk_send_and_one_killed_mid_batch_loses_nothing() {
     // and its commit can go twice: at most its workers' claims (4 x 4).
     assert!(mail.len() <= 90 + 16, "{} emails for 90 invitations", mail.len());
     drop(c);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_mid_batch_finishes_what_is_in_flight_and_another_replica_sends_the_rest() {
+    let server = TestServer::start_with(|c| c.outbox.workers = 0).await;
+    let org = server.org("Acme").await;
+    server.smtp.set(|b| b.delay = Duration::from_millis(100));
+    // A lease far longer than the test: anything left leased would show.
+    let env = [
+        ("ONRAMP_OUTBOX_CLAIM", "4".to_owned()),
+        ("ONRAMP_OUTBOX_LEASE_MS", "600000".to_owned()),
+    ];
+    let mut stopping = Process::start(&server, &env).await;
+    let text: Vec<String> = (0..60).map(|i| format!("p{i}@acme.example")).collect();
+    let mut stream = stopping
+        .invitations()
+        .send_invitations(authed(invite(&org, &text.join("\n")), &org.key))
+        .await
+        .expect("send")
+        .into_inner();
+    let Some(Ok(pb::BatchEvent {
+        event: Some(pb::batch_event::Event::Summary(summary)),
+    })) = stream.next().await
+    else {
+        panic!("the summary comes first");
+    };
+    server.smtp.wait_for(5, DEADLINE).await;
+    let terminated = Command::new("kill")
+        .args(["-TERM", &stopping.child.id().to_string()])
+        .status()
+        .expect("send SIGTERM");
+    assert!(terminated.success());
+    let deadline = tokio::time::Instant::now() + DEADLINE;
+    let exit = loop {
+        if let Some(status) = stopping.child.try_wait().expect("wait for the process") {
+            break status;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "onramp did not stop on SIGTERM"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(exit.success(), "a clean exit on SIGTERM: {exit}");
+    // The stream was ended, not cut: its client is told to follow elsewhere.
+    let mut ended = None;
+    while let Some(event) = stream.next().await {
+        if let Err(status) = event {
+            ended = Some(status);
+        }
+    }
+    let ended = ended.expect("the stream ends with a status");
+    assert_eq!(ended.code(), tonic::Code::Unavailable, "{ended:?}");
+    assert!(ended.message().contains("WatchBatch"), "{ended:?}");
+    let sent_before = server.smtp.received().len();
+    assert!(
+        sent_before < 60,
+        "the batch was stopped part way ({sent_before} sent)"
+    );
+
+    let mut db = server.db().await;
+    #[derive(diesel::QueryableByName)]
+    struct Count {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        n: i64,
+    }
+    let leased: Count = diesel_async::RunQueryDsl::get_result(
+        diesel::sql_query("SELECT count(*) AS n FROM outbox WHERE state = 'sending'"),
+        &mut db,
+    )
+    .await
+    .unwrap();
+    assert_eq!(leased.n, 0, "nothing is left leased by the stopped process");
+
+    let other = Process::start(&server, &env).await;
+    let watched = other
+        .invitations()
+        .watch_batch(authed(
+            pb::WatchBatchRequest {
+                organization_id: String::new(),
+                batch_id: summary.batch_id,
+            },
+            &org.key,
+        ))
+        .await
+        .expect("watch")
+        .into_inner();
+    let finished = finish(watched).await.expect("finished by the other replica");
+    assert_eq!(finished.completion.sent, 60);
+    let mail = server.smtp.wait_for(60, DEADLINE).await;
+    assert_eq!(mail.len(), 60, "no email went twice");
 }
 
 /// An OTLP trace receiver that keeps every span it is sent.
