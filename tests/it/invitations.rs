@@ -943,3 +943,38 @@ async fn a_server_stopped_mid_batch_hands_back_its_work_and_a_replica_finishes_i
     let mail = server.smtp.received();
     assert_eq!(mail.len(), 20, "each email once, whichever server sent it");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_smtp_server_still_gets_each_result_streamed_as_it_answers() {
+    let server = TestServer::start_with(|c| {
+        c.outbox.workers = 1;
+        c.outbox.claim_size = 1;
+    })
+    .await;
+    let org = server.org("Acme").await;
+    server.smtp.set(|b| b.delay = Duration::from_secs(1));
+    let mut stream = server
+        .invitations()
+        .send_invitations(authed(
+            invite(&org, "a@acme.example b@acme.example c@acme.example"),
+            &org.key,
+        ))
+        .await
+        .expect("send")
+        .into_inner();
+    let mut accepted_at_each_result = Vec::new();
+    let read = async {
+        while let Some(event) = stream.next().await {
+            if let Some(Event::Result(result)) = event.expect("an event").event {
+                assert_eq!(result.outcome(), pb::RecipientOutcome::Sent);
+                accepted_at_each_result.push(server.smtp.received().len());
+            }
+        }
+    };
+    tokio::time::timeout(DEADLINE, read)
+        .await
+        .expect("the batch finished");
+    // One email a second, one at a time: each result reaches the client
+    // before the SMTP server has accepted the next email.
+    assert_eq!(accepted_at_each_result, vec![1, 2, 3]);
+}
