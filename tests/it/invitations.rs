@@ -66,6 +66,26 @@ pub async fn finish(mut stream: Streaming<pb::BatchEvent>) -> Result<Finished, t
     Ok(finished)
 }
 
+/// Follows batch `batch_id` with `WatchBatch` on `client` to its end.
+pub async fn watch(
+    mut client: pb::invitations_client::InvitationsClient<tonic::transport::Channel>,
+    org: &Org,
+    batch_id: String,
+) -> Finished {
+    let stream = client
+        .watch_batch(authed(
+            pb::WatchBatchRequest {
+                organization_id: String::new(),
+                batch_id,
+            },
+            &org.key,
+        ))
+        .await
+        .expect("watch")
+        .into_inner();
+    finish(stream).await.expect("the watched batch finished")
+}
+
 pub fn invite(org: &Org, text: &str) -> pb::SendInvitationsRequest {
     pb::SendInvitationsRequest {
         recipients_text: text.into(),
@@ -562,19 +582,7 @@ async fn watch_batch_after_a_disconnect_sees_every_result() {
     };
     drop(stream);
     // Followed from the other replica.
-    let watched = other
-        .invitations()
-        .watch_batch(authed(
-            pb::WatchBatchRequest {
-                organization_id: String::new(),
-                batch_id: summary.batch_id.clone(),
-            },
-            &org.key,
-        ))
-        .await
-        .expect("watch")
-        .into_inner();
-    let finished = finish(watched).await.expect("watched");
+    let finished = watch(other.invitations(), &org, summary.batch_id.clone()).await;
     assert_eq!(finished.summary.batch_id, summary.batch_id);
     assert!(finished.summary.replayed);
     assert_eq!(finished.results.len(), 4);
@@ -925,19 +933,7 @@ async fn a_server_stopped_mid_batch_hands_back_its_work_and_a_replica_finishes_i
     };
     server.smtp.wait_for(1, DEADLINE).await;
     server.stop().await;
-    let watched = replica
-        .invitations()
-        .watch_batch(authed(
-            pb::WatchBatchRequest {
-                organization_id: String::new(),
-                batch_id: summary.batch_id,
-            },
-            &org.key,
-        ))
-        .await
-        .expect("watch")
-        .into_inner();
-    let finished = finish(watched).await.expect("finished by the replica");
+    let finished = watch(replica.invitations(), &org, summary.batch_id).await;
     assert_eq!(finished.completion.sent, 20);
     assert_eq!(finished.results.len(), 20, "every result streamed");
     let mail = server.smtp.received();

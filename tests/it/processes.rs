@@ -16,7 +16,7 @@ use tonic::transport::Channel;
 
 use crate::{
     harness::{PLATFORM_KEY, TestServer, authed, url_for},
-    invitations::{DEADLINE, finish, invite},
+    invitations::{DEADLINE, finish, invite, watch},
 };
 use onramp::pb;
 
@@ -195,19 +195,7 @@ async fn sigterm_mid_batch_finishes_what_is_in_flight_and_another_replica_sends_
     assert_eq!(leased.n, 0, "nothing is left leased by the stopped process");
 
     let other = Process::start(&server, &env).await;
-    let watched = other
-        .invitations()
-        .watch_batch(authed(
-            pb::WatchBatchRequest {
-                organization_id: String::new(),
-                batch_id: summary.batch_id,
-            },
-            &org.key,
-        ))
-        .await
-        .expect("watch")
-        .into_inner();
-    let finished = finish(watched).await.expect("finished by the other replica");
+    let finished = watch(other.invitations(), &org, summary.batch_id).await;
     assert_eq!(finished.completion.sent, 60);
     let mail = server.smtp.wait_for(60, DEADLINE).await;
     assert_eq!(mail.len(), 60, "no email went twice");
