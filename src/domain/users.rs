@@ -233,19 +233,49 @@ pub async fn find(
     id: Uuid,
     now: DateTime<Utc>,
 ) -> Result<User> {
-    let row = users::table
+    // One round trip: a row per grant (or one with none), the user repeated.
+    let rows: Vec<(UserRow, Option<GrantColumns>)> = users::table
+        .left_join(
+            access_grants::table
+                .inner_join(service_areas::table)
+                .inner_join(roles::table),
+        )
         .filter(users::organization_id.eq(organization_id))
         .filter(users::id.eq(id))
-        .select(UserRow::as_select())
-        .first(conn)
-        .await
-        .optional()?
-        .ok_or_else(|| Error::not_found(format!("user {id} does not exist in this organisation")))?;
-    let mut users = with_grants(conn, vec![row], now).await?;
-    users
-        .pop()
-        .ok_or_else(|| Error::Internal("user vanished while loading".into()))
+        .select((
+            UserRow::as_select(),
+            (
+                access_grants::service_area_id,
+                access_grants::role_id,
+                service_areas::name,
+                roles::name,
+            )
+                .nullable(),
+        ))
+        .order((service_areas::name, roles::name))
+        .load(conn)
+        .await?;
+    let mut grants = Vec::with_capacity(rows.len());
+    let mut found = None;
+    for (row, grant) in rows {
+        if let Some((service_area_id, role_id, service_area_name, role_name)) = grant {
+            grants.push(Grant {
+                service_area_id,
+                role_id,
+                service_area_name,
+                role_name,
+            });
+        }
+        found.get_or_insert(row);
+    }
+    let row =
+        found.ok_or_else(|| Error::not_found(format!("user {id} does not exist in this organisation")))?;
+    let status = row.status(now);
+    Ok(User { row, grants, status })
 }
+
+/// A grant as read: service area id, role id, their names.
+type GrantColumns = (Uuid, Uuid, String, String);
 
 /// Users with their grants and status, from rows already read.
 pub async fn with_grants(
