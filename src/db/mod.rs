@@ -3,7 +3,7 @@
 
 pub mod schema;
 
-use std::time::Duration;
+use std::{sync::Arc, time::Duration};
 
 use diesel::{ConnectionError, sql_types::Text};
 use diesel_async::{
@@ -12,11 +12,62 @@ use diesel_async::{
     pooled_connection::{AsyncDieselConnectionManager, ManagerConfig, PoolableConnection, RecyclingMethod},
 };
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations");
 
-pub type Pool = diesel_async::pooled_connection::bb8::Pool<AsyncPgConnection>;
+type Connections = diesel_async::pooled_connection::bb8::Pool<AsyncPgConnection>;
 pub type PoolError = diesel_async::pooled_connection::bb8::RunError;
+
+/// The connection pool, handing out connections first come, first served.
+/// bb8 on its own lets a request that has just arrived take a freed
+/// connection ahead of one already waiting, which under load left a few
+/// requests waiting many times longer than the rest; a fair semaphore with
+/// one turn per connection queues them in order instead.
+#[derive(Clone)]
+pub struct Pool {
+    connections: Connections,
+    turns: Arc<Semaphore>,
+    wait: Duration,
+}
+
+/// A pooled connection; it goes back, and the next in line gets its turn,
+/// when dropped.
+pub struct Conn {
+    conn: diesel_async::pooled_connection::bb8::PooledConnection<'static, AsyncPgConnection>,
+    _turn: OwnedSemaphorePermit,
+}
+
+impl Pool {
+    /// A connection, after those who asked earlier; fails after the
+    /// configured wait.
+    pub async fn get(&self) -> Result<Conn, PoolError> {
+        let started = tokio::time::Instant::now();
+        let turn = tokio::time::timeout(self.wait, self.turns.clone().acquire_owned())
+            .await
+            .map_err(|_| PoolError::TimedOut)?
+            .map_err(|_| PoolError::TimedOut)?;
+        let left = self.wait.saturating_sub(started.elapsed());
+        let conn = tokio::time::timeout(left, self.connections.get_owned())
+            .await
+            .map_err(|_| PoolError::TimedOut)??;
+        Ok(Conn { conn, _turn: turn })
+    }
+}
+
+impl std::ops::Deref for Conn {
+    type Target = AsyncPgConnection;
+
+    fn deref(&self) -> &AsyncPgConnection {
+        &self.conn
+    }
+}
+
+impl std::ops::DerefMut for Conn {
+    fn deref_mut(&mut self) -> &mut AsyncPgConnection {
+        &mut self.conn
+    }
+}
 
 /// Opens the pool. Each connection gets a `statement_timeout`, so a runaway
 /// query cannot hold a connection for ever.
@@ -55,11 +106,16 @@ pub async fn connect(
         })
     });
     let manager = AsyncDieselConnectionManager::new_with_config(url, manager_config);
-    Pool::builder()
+    let connections = Connections::builder()
         .max_size(size)
         .connection_timeout(wait)
         .build(manager)
-        .await
+        .await?;
+    Ok(Pool {
+        connections,
+        turns: Arc::new(Semaphore::new(usize::try_from(size).unwrap_or(1))),
+        wait,
+    })
 }
 
 /// Splits `postgres://…/name?opts` into the URL of the maintenance database
