@@ -98,11 +98,15 @@ impl UserRow {
     }
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, QueryableByName)]
 pub struct Grant {
+    #[diesel(sql_type = diesel::sql_types::Uuid)]
     pub service_area_id: Uuid,
+    #[diesel(sql_type = diesel::sql_types::Uuid)]
     pub role_id: Uuid,
+    #[diesel(sql_type = diesel::sql_types::Text)]
     pub service_area_name: String,
+    #[diesel(sql_type = diesel::sql_types::Text)]
     pub role_name: String,
 }
 

@@ -21,6 +21,8 @@ async fn staged(server: &TestServer, org: &Org, email: &str, username: &str) -> 
                 email: email.into(),
                 username: username.into(),
                 first_name: "Ada".into(),
+                service_area_id: org.service_area_id.clone(),
+                role_id: org.role_id.clone(),
                 ..Default::default()
             },
             &org.key,
@@ -165,7 +167,29 @@ async fn emailed_credentials_sign_in_once_then_require_a_change_and_are_never_st
         .await
         .expect("the new password");
     assert!(after.required_actions.is_empty(), "{:?}", after.required_actions);
-    assert_eq!(after.user.expect("user").status(), pb::UserStatus::Active);
+    let signed_in_user = after.user.expect("user");
+    assert_eq!(signed_in_user.status(), pb::UserStatus::Active);
+    assert!(signed_in_user.last_sign_in_time.is_some());
+    let grants: Vec<(&str, &str)> = signed_in_user
+        .access_grants
+        .iter()
+        .map(|g| (g.service_area_name.as_str(), g.role_name.as_str()))
+        .collect();
+    assert_eq!(
+        grants,
+        [("North ward", "Nurse")],
+        "the sign-in answers the grants"
+    );
+    let events = server
+        .audit_events(
+            &org.key,
+            pb::ListAuditEventsRequest {
+                action: "credentials.sign_in".into(),
+                ..Default::default()
+            },
+        )
+        .await;
+    assert_eq!(events.len(), 2, "each successful sign-in is audited");
     let old = sign_in(&server, &org, "ada.l", &password)
         .await
         .expect_err("the old one");

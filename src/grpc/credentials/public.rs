@@ -270,13 +270,16 @@ pub async fn authenticate(
     } else {
         None
     };
-    // The sign-in and its audit event in one round trip.
+    // The sign-in, its audit event and the user's grants in one round trip.
     let details = json!({"required_actions": actions.iter().map(|a| a.as_str_name()).collect::<Vec<_>>()});
-    diesel::sql_query(
-        "WITH signed_in AS (UPDATE users SET failed_sign_ins = 0, last_sign_in_at = $2 WHERE id = $1 RETURNING id) \
-         INSERT INTO audit_events (id, organization_id, actor, action, target_type, target_id, client_address, \
-           details, created_at) \
-         SELECT $3, $4, $5, 'credentials.sign_in', 'user', id::text, $6, $7, $2 FROM signed_in",
+    let grants: Vec<users::Grant> = diesel::sql_query(
+        "WITH signed_in AS (UPDATE users SET failed_sign_ins = 0, last_sign_in_at = $2 WHERE id = $1 RETURNING id), \
+         audit AS (INSERT INTO audit_events (id, organization_id, actor, action, target_type, target_id, \
+           client_address, details, created_at) \
+           SELECT $3, $4, $5, 'credentials.sign_in', 'user', id::text, $6, $7, $2 FROM signed_in) \
+         SELECT g.service_area_id, g.role_id, a.name AS service_area_name, r.name AS role_name \
+         FROM access_grants g JOIN service_areas a ON a.id = g.service_area_id JOIN roles r ON r.id = g.role_id \
+         WHERE g.user_id = $1 ORDER BY a.name, r.name",
     )
     .bind::<diesel::sql_types::Uuid, _>(user.id)
     .bind::<diesel::sql_types::Timestamptz, _>(now)
@@ -285,16 +288,14 @@ pub async fn authenticate(
     .bind::<diesel::sql_types::Text, _>(format!("user:{}", user.id))
     .bind::<diesel::sql_types::Text, _>(&address)
     .bind::<diesel::sql_types::Jsonb, _>(details)
-    .execute(&mut conn)
+    .load(&mut conn)
     .await
     .map_err(Error::from)?;
     let mut row = user;
     row.last_sign_in_at = Some(now);
     row.failed_sign_ins = 0;
-    let user = users::with_grants(&mut conn, vec![row], now)
-        .await?
-        .pop()
-        .ok_or_else(|| Error::Internal("the signed-in user vanished".into()))?;
+    let status = row.status(now);
+    let user = users::User { row, grants, status };
     drop(conn);
     if let Some((mobile, body)) = text {
         crate::sms::send(state.config.sms_webhook_url.as_deref(), &mobile, &body)
