@@ -175,8 +175,10 @@ async fn registrations(
 
 pub async fn run(seconds: u64, report: &mut Report) {
     let duration = Duration::from_secs(seconds);
-    let limit = argon2_limit(Duration::from_secs(3));
-    println!("argon2id limit (m=19456 KiB, t=2, p=1, tight loop on every core): {limit:.1} hashes/s");
+    // Measured before and after the phases, which are compared with the
+    // mean: on a shared machine the limit itself drifts by several percent.
+    let before = argon2_limit(Duration::from_secs(3));
+    println!("argon2id limit (m=19456 KiB, t=2, p=1, tight loop on every core): {before:.1} hashes/s before");
 
     let sink = Sink::keeping_tokens().await;
     let server = ServerProcess::start(Some(&sink.url()), &[("ONRAMP_PUBLIC_RATE_LIMIT", "1000000000")]).await;
@@ -245,36 +247,37 @@ pub async fn run(seconds: u64, report: &mut Report) {
         drive(CLIENTS, duration, None, sign_in),
         drive(4, duration, pace, get_user.clone())
     );
-    let share = auth.per_second / limit * 100.0;
     println!(
         "server peak RSS after the sign-ins: {:.1} MiB",
         server.peak_rss_mib()
     );
-    println!(
-        "{} = {share:.0}% of the argon2 limit",
-        auth.line("Authenticate x64")
-    );
+    println!("{}", auth.line("Authenticate x64"));
     println!("{}   (at the same time)", cheap.line("GetUser x4 paced"));
     let alone = drive(CLIENTS, duration, None, get_user).await;
     println!("{}", alone.line("GetUser x64   "));
     let resets = resets(&channels, &org.id, &sink, duration).await;
-    println!(
-        "{} = {:.0}% of the argon2 limit",
-        resets.line("CompletePasswordReset x64"),
-        resets.per_second / limit * 100.0
-    );
+    println!("{}", resets.line("CompletePasswordReset x64"));
     let registered = registrations(&channels, &org, &sink, duration).await;
-    println!(
-        "{} = {:.0}% of the argon2 limit",
-        registered.line("CompleteRegistration x64"),
-        registered.per_second / limit * 100.0
-    );
+    println!("{}", registered.line("CompleteRegistration x64"));
     let peak = server.peak_rss_mib();
     println!("server peak RSS {peak:.1} MiB");
+    let after = argon2_limit(Duration::from_secs(3));
+    let limit = (before + after) / 2.0;
+    println!("argon2id limit after the phases: {after:.1} hashes/s; mean {limit:.1}");
+    let share = auth.per_second / limit * 100.0;
+    for (name, per_second) in [
+        ("Authenticate", auth.per_second),
+        ("CompletePasswordReset", resets.per_second),
+        ("CompleteRegistration", registered.per_second),
+    ] {
+        println!("{name}: {:.0}% of the argon2 limit", per_second / limit * 100.0);
+    }
     report.add(
         "authenticate",
         &[
             ("argon2_limit_per_second", limit),
+            ("argon2_limit_before_per_second", before),
+            ("argon2_limit_after_per_second", after),
             ("authenticate_per_second", auth.per_second),
             ("share_of_limit_percent", share),
             ("authenticate_p99_ms", auth.p99_ms),
