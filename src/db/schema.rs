@@ -228,6 +228,7 @@ diesel::table! {
         method -> Text,
         secret_ciphertext -> Nullable<Bytea>,
         created_at -> Timestamptz,
+        last_totp_step -> Nullable<Int8>,
     }
 }
 

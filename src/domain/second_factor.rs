@@ -136,14 +136,16 @@ pub fn totp(secret: &[u8], counter: u64) -> u32 {
 /// Accepts the code of this time step or of the one either side (clock
 /// drift between phone and server).
 pub fn verify_totp(secret: &[u8], code: &str, now: DateTime<Utc>) -> bool {
-    let Ok(code) = code.trim().parse::<u32>() else {
-        return false;
-    };
+    totp_step(secret, code, now).is_some()
+}
+
+/// The time step whose code `code` is, among this one and those either side.
+pub fn totp_step(secret: &[u8], code: &str, now: DateTime<Utc>) -> Option<i64> {
+    let code = code.trim().parse::<u32>().ok()?;
     let step = now.timestamp().div_euclid(TOTP_STEP_SECS);
     [step - 1, step, step + 1]
         .into_iter()
-        .filter_map(|s| u64::try_from(s).ok())
-        .any(|s| totp(secret, s) == code)
+        .find(|s| u64::try_from(*s).is_ok_and(|s| totp(secret, s) == code))
 }
 
 pub fn new_totp_secret() -> Vec<u8> {
@@ -309,6 +311,7 @@ pub async fn enroll(
             second_factors::method.eq(method),
             second_factors::secret_ciphertext.eq(&sealed_secret),
             second_factors::created_at.eq(now),
+            second_factors::last_totp_step.eq(None::<i64>),
         ))
         .execute(conn)
         .await?;
@@ -328,7 +331,22 @@ pub async fn verify_sign_in(
         None => Ok(false),
         Some((method, sealed)) if method == "totp" => {
             let secret: Option<Vec<u8>> = sealed.as_deref().and_then(|s| secrets.and_then(|b| b.open(s)));
-            Ok(secret.is_some_and(|secret| verify_totp(&secret, code, now)))
+            let Some(step) = secret.and_then(|secret| totp_step(&secret, code, now)) else {
+                return Ok(false);
+            };
+            // Spends this step and every one before it, in one statement, so
+            // of two sign-ins racing with one code only one gets through.
+            let spent = diesel::update(
+                second_factors::table.find(user.id).filter(
+                    second_factors::last_totp_step
+                        .is_null()
+                        .or(second_factors::last_totp_step.lt(step)),
+                ),
+            )
+            .set(second_factors::last_totp_step.eq(step))
+            .execute(conn)
+            .await?;
+            Ok(spent == 1)
         }
         Some((method, _)) => check_code(conn, secrets, user.id, &format!("{method}_code"), code, now).await,
     }

@@ -240,7 +240,8 @@ async fn the_journey_with_an_authenticator_app() {
         [pb::RequiredAction::SecondFactor]
     );
     assert_eq!(first.second_factor_method(), pb::SecondFactorMethod::Totp);
-    let signed_in = authenticate(&server, &org, &totp(&server, &begun.totp_secret))
+    let code_now = totp(&server, &begun.totp_secret);
+    let signed_in = authenticate(&server, &org, &code_now)
         .await
         .expect("with the code");
     assert!(
@@ -248,6 +249,13 @@ async fn the_journey_with_an_authenticator_app() {
         "{:?}",
         signed_in.required_actions
     );
+    let replayed = authenticate(&server, &org, &code_now)
+        .await
+        .expect_err("an authenticator code is good once");
+    assert_eq!(replayed.code(), Code::Unauthenticated);
+    assert!(replayed.message().contains("used already"), "{replayed:?}");
+    // The next time step brings the next code.
+    server.state.clock.advance(chrono::TimeDelta::seconds(30));
     let wrong = authenticate(&server, &org, "000000")
         .await
         .expect_err("a wrong code");
@@ -290,6 +298,7 @@ async fn the_journey_with_an_authenticator_app() {
         })
         .await
         .expect("accept");
+    server.state.clock.advance(chrono::TimeDelta::seconds(30));
     let settled = authenticate(&server, &org, &totp(&server, &begun.totp_secret))
         .await
         .expect("sign in");

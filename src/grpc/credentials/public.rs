@@ -261,7 +261,10 @@ pub async fn authenticate(
     if !code.is_empty()
         && !crate::domain::second_factor::verify_sign_in(state, &mut conn, &user, code).await?
     {
-        return Err(Error::Unauthenticated("the second-factor code is wrong or has expired".into()).into());
+        return Err(Error::Unauthenticated(
+            "the second-factor code is wrong, has expired or was used already".into(),
+        )
+        .into());
     }
     let (actions, method) =
         required_actions(&mut conn, &user, &organization, second_factor, !code.is_empty()).await?;
