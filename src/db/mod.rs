@@ -1,7 +1,10 @@
 //! Postgres: the connection pool, creating the database on first run, and the
 //! embedded migrations.
 
+mod cached;
 pub mod schema;
+
+pub use cached::Cached;
 
 use std::{sync::Arc, time::Duration};
 

@@ -1,6 +1,7 @@
 //! Fixed-window rate limits kept in PostgreSQL, so every replica counts the
 //! same hits.
 
+use crate::db::Cached;
 use chrono::{DateTime, TimeDelta, Utc};
 use diesel::{
     QueryableByName,
@@ -25,17 +26,19 @@ pub async fn allow(
     window: TimeDelta,
     now: DateTime<Utc>,
 ) -> Result<bool> {
-    let counted: Hits = diesel::sql_query(
-        "INSERT INTO rate_limits (bucket, window_started_at, hits) VALUES ($1, $2, 1) \
+    let counted: Hits = Cached(
+        diesel::sql_query(
+            "INSERT INTO rate_limits (bucket, window_started_at, hits) VALUES ($1, $2, 1) \
          ON CONFLICT (bucket) DO UPDATE SET \
            hits = CASE WHEN rate_limits.window_started_at <= $3 THEN 1 ELSE rate_limits.hits + 1 END, \
            window_started_at = CASE WHEN rate_limits.window_started_at <= $3 THEN $2 \
              ELSE rate_limits.window_started_at END \
          RETURNING hits",
+        )
+        .bind::<Text, _>(bucket)
+        .bind::<Timestamptz, _>(now)
+        .bind::<Timestamptz, _>(now - window),
     )
-    .bind::<Text, _>(bucket)
-    .bind::<Timestamptz, _>(now)
-    .bind::<Timestamptz, _>(now - window)
     .get_result(conn)
     .await?;
     Ok(counted.hits <= limit)

@@ -2,6 +2,7 @@
 //! `FOR UPDATE SKIP LOCKED` and take a lease; a message whose lease ran out
 //! (its worker died) is due again.
 
+use crate::db::Cached;
 use chrono::{DateTime, Utc};
 use diesel::{
     QueryableByName,
@@ -49,7 +50,7 @@ pub async fn claim(
     lease_until: DateTime<Utc>,
     limit: i64,
 ) -> Result<Vec<Claimed>> {
-    Ok(diesel::sql_query(
+    Ok(Cached(diesel::sql_query(
         "UPDATE outbox o SET state = 'sending', lease_until = $2, leased_by = $3, attempts = o.attempts + 1 \
          WHERE o.id IN ( \
            SELECT id FROM outbox \
@@ -62,7 +63,7 @@ pub async fn claim(
     .bind::<Timestamptz, _>(now)
     .bind::<Timestamptz, _>(lease_until)
     .bind::<Text, _>(worker)
-    .bind::<BigInt, _>(limit)
+    .bind::<BigInt, _>(limit))
     .load(conn)
     .await?)
 }

@@ -3,6 +3,7 @@
 //! time: only its hash is stored, so the plaintext exists only in the email.
 //! A retry mints a new one, which replaces the old.
 
+use crate::db::Cached;
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
@@ -96,7 +97,7 @@ async fn prepare_invitations(state: &AppState, claimed: &[&Claimed]) -> Result<V
     let (contexts, templates) = conn
         .transaction(async |conn| {
             // Only invitations that still stand, for people not paused.
-            let contexts: Vec<InvitationContext> = diesel::sql_query(
+            let contexts: Vec<InvitationContext> = Cached(diesel::sql_query(
                 "WITH minted AS ( \
                    UPDATE invitations i SET token_hash = v.hash, \
                      expires_at = $2 + make_interval(secs => o.invitation_ttl_secs) \
@@ -114,7 +115,7 @@ async fn prepare_invitations(state: &AppState, claimed: &[&Claimed]) -> Result<V
             )
             .bind::<Array<SqlUuid>, _>(&invitation_ids)
             .bind::<Timestamptz, _>(now)
-            .bind::<Array<Bytea>, _>(&hashes)
+            .bind::<Array<Bytea>, _>(&hashes))
             .load(conn)
             .await?;
             let templates = load_templates(conn, claimed, Kind::Invitation).await?;

@@ -3,6 +3,7 @@
 //! stored only as its hash; the reset token likewise. A retry mints new ones,
 //! which replace the old.
 
+use crate::db::Cached;
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
@@ -72,14 +73,14 @@ pub async fn prepare(state: &AppState, claimed: &[&Claimed]) -> Result<Vec<(Uuid
     let user_ids: Vec<Uuid> = claimed.iter().filter_map(|c| c.user_id).collect();
     let people: Vec<Person> = {
         let mut conn = state.pool.get().await?;
-        diesel::sql_query(
+        Cached(diesel::sql_query(
             "SELECT u.id, u.username, u.first_name, u.last_name, o.name AS organization_name, \
                o.password_min_length, $2 + make_interval(secs => o.temporary_password_ttl_secs) AS expires_at \
              FROM users u JOIN organizations o ON o.id = u.organization_id \
              WHERE u.id = ANY($1) AND u.deactivated_at IS NULL",
         )
         .bind::<Array<SqlUuid>, _>(&user_ids)
-        .bind::<Timestamptz, _>(now)
+        .bind::<Timestamptz, _>(now))
         .load(&mut conn)
         .await?
     };
@@ -114,7 +115,7 @@ pub async fn prepare(state: &AppState, claimed: &[&Claimed]) -> Result<Vec<(Uuid
     let templates = {
         let mut conn = state.pool.get().await?;
         conn.transaction(async |conn| {
-            diesel::sql_query(
+            Cached(diesel::sql_query(
                 "UPDATE users u SET password_hash = v.hash, must_change_password = true, \
                    password_expires_at = v.expires_at, failed_sign_ins = 0, locked_until = NULL, updated_at = $4 \
                  FROM unnest($1::uuid[], $2::text[], $3::timestamptz[]) AS v(id, hash, expires_at) \
@@ -123,7 +124,7 @@ pub async fn prepare(state: &AppState, claimed: &[&Claimed]) -> Result<Vec<(Uuid
             .bind::<Array<SqlUuid>, _>(&ids)
             .bind::<Array<Text>, _>(&hashes)
             .bind::<Array<Timestamptz>, _>(&expiries)
-            .bind::<Timestamptz, _>(now)
+            .bind::<Timestamptz, _>(now))
             .execute(conn)
             .await?;
             load_templates(conn, claimed, Kind::Credentials).await
@@ -190,15 +191,15 @@ pub async fn prepare_reset_links(
     let mut conn = state.pool.get().await?;
     let (minted, templates) = conn
         .transaction(async |conn| {
-            diesel::sql_query(
+            Cached(diesel::sql_query(
                 "UPDATE action_tokens SET consumed_at = $2 \
                  WHERE user_id = ANY($1) AND kind = 'password_reset' AND consumed_at IS NULL",
             )
             .bind::<Array<SqlUuid>, _>(&user_ids)
-            .bind::<Timestamptz, _>(now)
+            .bind::<Timestamptz, _>(now))
             .execute(conn)
             .await?;
-            let minted: Vec<Minted> = diesel::sql_query(
+            let minted: Vec<Minted> = Cached(diesel::sql_query(
                 "WITH minted AS ( \
                    INSERT INTO action_tokens (id, organization_id, user_id, kind, token_hash, created_at, expires_at) \
                    SELECT gen_random_uuid(), u.organization_id, u.id, 'password_reset', v.hash, $3, \
@@ -212,7 +213,7 @@ pub async fn prepare_reset_links(
             )
             .bind::<Array<SqlUuid>, _>(&user_ids)
             .bind::<Array<Bytea>, _>(&hashes)
-            .bind::<Timestamptz, _>(now)
+            .bind::<Timestamptz, _>(now))
             .load(conn)
             .await?;
             let templates = load_templates(conn, claimed, kind).await?;

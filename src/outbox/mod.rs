@@ -10,6 +10,7 @@ pub mod notifier;
 pub mod record;
 pub mod worker;
 
+use crate::db::Cached;
 use chrono::{DateTime, Utc};
 use diesel::ExpressionMethods;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
@@ -52,7 +53,7 @@ pub async fn enqueue(
         ))
         .execute(conn)
         .await?;
-    diesel::sql_query("SELECT pg_notify('onramp_outbox', '')")
+    Cached(diesel::sql_query("SELECT pg_notify('onramp_outbox', '')"))
         .execute(conn)
         .await?;
     Ok(())

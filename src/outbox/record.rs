@@ -2,6 +2,7 @@
 //! transaction: the outbox rows, their invitations, the batch results and
 //! the batch counts, then a notification to every follower of the batches.
 
+use crate::db::Cached;
 use chrono::{DateTime, TimeDelta, Utc};
 use diesel::{
     QueryableByName,
@@ -84,7 +85,7 @@ pub async fn record(
             .collect();
         // Only messages this worker still holds: one whose lease ran out
         // belongs to whoever claimed it next.
-        let recorded: Vec<Id> = diesel::sql_query(
+        let recorded: Vec<Id> = Cached(diesel::sql_query(
             "UPDATE outbox o SET state = v.state, last_error = v.error, lease_until = NULL, leased_by = NULL, \
                sent_at = CASE WHEN v.state = 'sent' THEN $2 ELSE o.sent_at END, \
                next_attempt_at = CASE WHEN v.state = 'queued' THEN v.next ELSE o.next_attempt_at END \
@@ -97,7 +98,7 @@ pub async fn record(
         .bind::<Text, _>(&policy.worker)
         .bind::<Array<Text>, _>(&states)
         .bind::<Array<Text>, _>(&errors)
-        .bind::<Array<Timestamptz>, _>(&next)
+        .bind::<Array<Timestamptz>, _>(&next))
         .load(conn)
         .await?;
         let held: std::collections::HashSet<Uuid> = recorded.into_iter().map(|r| r.id).collect();
@@ -114,7 +115,7 @@ pub async fn record(
             Outcome::Failed(why) => why.clone(),
             _ => String::new(),
         };
-        diesel::sql_query(
+        Cached(diesel::sql_query(
             "UPDATE invitations i SET \
                state = CASE WHEN v.sent THEN 'sent' ELSE 'failed' END, \
                sent_at = CASE WHEN v.sent THEN $2 ELSE i.sent_at END, \
@@ -129,7 +130,7 @@ pub async fn record(
         )
         .bind::<Array<Text>, _>(
             finals.iter().filter(|(c, _)| c.invitation_id.is_some()).map(|(_, o)| reason(o)).collect::<Vec<_>>(),
-        )
+        ))
         .execute(conn)
         .await?;
         let in_batches: Vec<&(&Claimed, &Outcome)> =
@@ -179,11 +180,13 @@ pub async fn finish_batch_items(
     let mut locked: Vec<Uuid> = items.iter().map(|i| i.batch_id).collect();
     locked.sort();
     locked.dedup();
-    diesel::sql_query("SELECT id FROM batches WHERE id = ANY($1) ORDER BY id FOR UPDATE")
-        .bind::<Array<SqlUuid>, _>(&locked)
-        .load::<Id>(conn)
-        .await?;
-    let batches: Vec<Id> = diesel::sql_query(
+    Cached(
+        diesel::sql_query("SELECT id FROM batches WHERE id = ANY($1) ORDER BY id FOR UPDATE")
+            .bind::<Array<SqlUuid>, _>(&locked),
+    )
+    .load::<Id>(conn)
+    .await?;
+    let batches: Vec<Id> = Cached(diesel::sql_query(
         "WITH done AS ( \
            UPDATE batch_items b SET outcome = v.outcome, reason = v.reason, finished_at = $1, \
              finished_seq = nextval('batch_items_finished_seq') \
@@ -200,14 +203,16 @@ pub async fn finish_batch_items(
     .bind::<Array<SqlUuid>, _>(items.iter().map(|i| i.batch_id).collect::<Vec<_>>())
     .bind::<Array<Int4>, _>(items.iter().map(|i| i.position).collect::<Vec<_>>())
     .bind::<Array<Text>, _>(items.iter().map(|i| i.outcome).collect::<Vec<_>>())
-    .bind::<Array<Text>, _>(items.iter().map(|i| i.reason.clone()).collect::<Vec<_>>())
+    .bind::<Array<Text>, _>(items.iter().map(|i| i.reason.clone()).collect::<Vec<_>>()))
     .load(conn)
     .await?;
     let batch_ids: Vec<Uuid> = batches.into_iter().map(|b| b.id).collect();
-    diesel::sql_query("SELECT pg_notify('onramp_batch', id::text) FROM unnest($1::uuid[]) AS id")
-        .bind::<Array<SqlUuid>, _>(&batch_ids)
-        .execute(conn)
-        .await?;
+    Cached(
+        diesel::sql_query("SELECT pg_notify('onramp_batch', id::text) FROM unnest($1::uuid[]) AS id")
+            .bind::<Array<SqlUuid>, _>(&batch_ids),
+    )
+    .execute(conn)
+    .await?;
     Ok(batch_ids)
 }
 
@@ -227,12 +232,14 @@ pub async fn cancel_queued(
     reason: &str,
     now: DateTime<Utc>,
 ) -> Result<()> {
-    let cancelled: Vec<Cancelled> = diesel::sql_query(
-        "UPDATE outbox SET state = 'failed', last_error = $2 \
+    let cancelled: Vec<Cancelled> = Cached(
+        diesel::sql_query(
+            "UPDATE outbox SET state = 'failed', last_error = $2 \
          WHERE invitation_id = $1 AND state = 'queued' RETURNING batch_id, batch_position",
+        )
+        .bind::<SqlUuid, _>(invitation_id)
+        .bind::<Text, _>(reason),
     )
-    .bind::<SqlUuid, _>(invitation_id)
-    .bind::<Text, _>(reason)
     .load(conn)
     .await?;
     let items: Vec<BatchItemResult> = cancelled

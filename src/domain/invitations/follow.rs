@@ -2,6 +2,7 @@
 //! cursor, and its counts. Results become final in `finished_seq` order, so a
 //! follower on any replica resumes from the last one it saw.
 
+use crate::db::Cached;
 use chrono::{DateTime, Utc};
 use diesel::{
     QueryableByName,
@@ -71,13 +72,13 @@ pub async fn items_after(
     cursor: i64,
     limit: i64,
 ) -> Result<Vec<Item>> {
-    Ok(diesel::sql_query(
+    Ok(Cached(diesel::sql_query(
         "SELECT position, input, email, user_id, invitation_id, outcome, reason, finished_at, finished_seq \
          FROM batch_items WHERE batch_id = $1 AND finished_seq > $2 ORDER BY finished_seq LIMIT $3",
     )
     .bind::<SqlUuid, _>(batch_id)
     .bind::<BigInt, _>(cursor)
-    .bind::<BigInt, _>(limit)
+    .bind::<BigInt, _>(limit))
     .load(conn)
     .await?)
 }
@@ -92,10 +93,10 @@ struct OutcomeCount {
 
 /// How many results of each outcome the batch has.
 pub async fn counts(conn: &mut AsyncPgConnection, batch_id: Uuid) -> Result<Vec<(String, i64)>> {
-    let rows: Vec<OutcomeCount> = diesel::sql_query(
+    let rows: Vec<OutcomeCount> = Cached(diesel::sql_query(
         "SELECT outcome, count(*) AS count FROM batch_items WHERE batch_id = $1 AND outcome IS NOT NULL GROUP BY 1",
     )
-    .bind::<SqlUuid, _>(batch_id)
+    .bind::<SqlUuid, _>(batch_id))
     .load(conn)
     .await?;
     Ok(rows.into_iter().map(|r| (r.outcome, r.count)).collect())

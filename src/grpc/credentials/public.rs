@@ -2,6 +2,7 @@
 //! ChangePassword and Authenticate. No API key: the token or password in the
 //! request is the credential, and each client address is rate-limited.
 
+use crate::db::Cached;
 use chrono::TimeDelta;
 use diesel::prelude::*;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
@@ -275,7 +276,7 @@ pub async fn authenticate(
     };
     // The sign-in, its audit event and the user's grants in one round trip.
     let details = json!({"required_actions": actions.iter().map(|a| a.as_str_name()).collect::<Vec<_>>()});
-    let grants: Vec<users::Grant> = diesel::sql_query(
+    let grants: Vec<users::Grant> = Cached(diesel::sql_query(
         "WITH signed_in AS (UPDATE users SET failed_sign_ins = 0, last_sign_in_at = $2 WHERE id = $1 RETURNING id), \
          audit AS (INSERT INTO audit_events (id, organization_id, actor, action, target_type, target_id, \
            client_address, details, created_at) \
@@ -290,7 +291,7 @@ pub async fn authenticate(
     .bind::<diesel::sql_types::Uuid, _>(org)
     .bind::<diesel::sql_types::Text, _>(format!("user:{}", user.id))
     .bind::<diesel::sql_types::Text, _>(&address)
-    .bind::<diesel::sql_types::Jsonb, _>(details)
+    .bind::<diesel::sql_types::Jsonb, _>(details))
     .load(&mut conn)
     .await
     .map_err(Error::from)?;
