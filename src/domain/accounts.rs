@@ -12,7 +12,7 @@ use uuid::Uuid;
 
 use super::{
     audit::{self, Actor},
-    organizations::{self, Organization},
+    organizations::Organization,
     users::UserRow,
 };
 use crate::{
@@ -74,6 +74,41 @@ pub async fn find_by_login(
     Ok(found.into_iter().next())
 }
 
+diesel::define_sql_function!(fn lower(text: diesel::sql_types::Text) -> diesel::sql_types::Text);
+
+/// The organisation, and in the same query the account whose username or
+/// email is `login` (in any case) with its second factor: sign-ins read both.
+pub async fn find_with_organization(
+    conn: &mut AsyncPgConnection,
+    organization_id: Uuid,
+    login: &str,
+) -> Result<Option<(Organization, Option<Account>)>> {
+    use crate::db::schema::{organizations, second_factors};
+    let login = login.trim().to_lowercase();
+    let found: Option<(Organization, Option<UserRow>, Option<String>)> = organizations::table
+        .left_join(
+            users::table.on(users::organization_id.eq(organizations::id).and(
+                lower(users::username)
+                    .eq(login.clone())
+                    .or(lower(users::email).eq(login)),
+            )),
+        )
+        .left_join(second_factors::table.on(second_factors::user_id.eq(users::id)))
+        .filter(organizations::id.eq(organization_id))
+        .order(users::id)
+        .select((
+            Organization::as_select(),
+            Option::<UserRow>::as_select(),
+            second_factors::method.nullable(),
+        ))
+        .first(conn)
+        .await
+        .optional()?;
+    Ok(found.map(|(organization, user, second_factor)| {
+        (organization, user.map(|user| Account { user, second_factor }))
+    }))
+}
+
 /// A hash to check unknown logins against, so they take as long as known
 /// ones.
 static DUMMY_HASH: OnceCell<String> = OnceCell::const_new();
@@ -109,15 +144,11 @@ pub async fn verify(
     client_address: &str,
 ) -> Result<Verified> {
     let now = state.clock.now();
-    let (user, organization) = {
+    let (organization, user) = {
         let mut conn = state.pool.get().await?;
-        let organization = organizations::find_row(&mut conn, organization_id)
+        find_with_organization(&mut conn, organization_id, login)
             .await?
-            .ok_or_else(|| Error::Unauthenticated(WRONG_LOGIN.into()))?;
-        (
-            find_by_login(&mut conn, organization_id, login).await?,
-            organization,
-        )
+            .ok_or_else(|| Error::Unauthenticated(WRONG_LOGIN.into()))?
     };
     let Some(Account { user, second_factor }) = user.filter(|a| a.user.password_hash.is_some()) else {
         state
