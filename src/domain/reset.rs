@@ -4,18 +4,16 @@
 
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
-use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
-use serde_json::json;
+use diesel::sql_types::{Text, Timestamptz, Uuid as SqlUuid};
+use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use uuid::Uuid;
 
-use super::{
-    accounts,
-    audit::{self, Actor},
-    organizations,
-    users::UserRow,
-};
+use super::{accounts, organizations::Organization, users::UserRow};
 use crate::{
-    db::schema::{action_tokens, users},
+    db::{
+        Cached,
+        schema::{action_tokens, organizations, users},
+    },
     error::{Error, Result},
     outbox,
     state::AppState,
@@ -43,7 +41,6 @@ pub async fn queue(
 #[diesel(table_name = action_tokens)]
 struct Token {
     id: Uuid,
-    user_id: Option<Uuid>,
     expires_at: DateTime<Utc>,
     consumed_at: Option<DateTime<Utc>>,
 }
@@ -58,28 +55,23 @@ pub async fn complete(
 ) -> Result<UserRow> {
     let now = state.clock.now();
     let hash = PlainToken::from_presented(token.trim()).hash();
+    // The token, its account and the organisation's policy in one query.
     let (found, user, organization) = {
         let mut conn = state.pool.get().await?;
-        let found = action_tokens::table
+        action_tokens::table
+            .inner_join(users::table.on(users::id.nullable().eq(action_tokens::user_id)))
+            .inner_join(organizations::table.on(organizations::id.eq(users::organization_id)))
             .filter(action_tokens::token_hash.eq(hash.0))
             .filter(action_tokens::kind.eq("password_reset"))
-            .select(Token::as_select())
-            .first(&mut conn)
+            .select((
+                Token::as_select(),
+                UserRow::as_select(),
+                Organization::as_select(),
+            ))
+            .first::<(Token, UserRow, Organization)>(&mut conn)
             .await
             .optional()?
-            .ok_or_else(|| Error::not_found("this reset link is not valid; ask for a new one"))?;
-        let user_id = found
-            .user_id
-            .ok_or_else(|| Error::not_found("this reset link is not valid"))?;
-        let user: UserRow = users::table
-            .find(user_id)
-            .select(UserRow::as_select())
-            .first(&mut conn)
-            .await?;
-        let organization = organizations::find(&mut conn, user.organization_id)
-            .await?
-            .organization;
-        (found, user, organization)
+            .ok_or_else(|| Error::not_found("this reset link is not valid; ask for a new one"))?
     };
     if found.consumed_at.is_some() {
         return Err(Error::FailedPrecondition(
@@ -98,38 +90,36 @@ pub async fn complete(
     }
     accounts::check_policy(&organization, &user, new_password, "new_password")?;
     let new_hash = state.hasher.hash(new_password.to_owned()).await?;
-    let actor = Actor {
-        name: format!("user:{}", user.id),
-        client_address: client_address.to_owned(),
-    };
+    // Spending the token, the new password, activation and the audit event
+    // in one statement: all or nothing, in one round trip.
     let mut conn = state.pool.get().await?;
-    conn.transaction(async |conn| {
-        let spent = diesel::update(
-            action_tokens::table
-                .find(found.id)
-                .filter(action_tokens::consumed_at.is_null()),
+    let updated: Option<UserRow> = Cached(
+        diesel::sql_query(
+            "WITH spent AS (UPDATE action_tokens SET consumed_at = $1 WHERE id = $2 AND consumed_at IS NULL \
+           RETURNING id), \
+         updated AS (UPDATE users SET password_hash = $3, must_change_password = false, \
+             password_expires_at = NULL, failed_sign_ins = 0, locked_until = NULL, updated_at = $1, \
+             activated_at = CASE WHEN lifecycle = 'active' THEN activated_at ELSE $1 END, \
+             invitation_expires_at = CASE WHEN lifecycle = 'active' THEN invitation_expires_at END, \
+             lifecycle = 'active' \
+           WHERE id = $4 AND EXISTS (SELECT 1 FROM spent) RETURNING *), \
+         audit AS (INSERT INTO audit_events (id, organization_id, actor, action, target_type, target_id, \
+             client_address, details, created_at) \
+           SELECT $5, organization_id, 'user:' || id::text, 'credentials.password_reset', 'user', id::text, \
+             $6, '{}'::jsonb, $1 FROM updated) \
+         SELECT * FROM updated",
         )
-        .set(action_tokens::consumed_at.eq(now))
-        .execute(conn)
-        .await?;
-        if spent == 0 {
-            return Err(Error::FailedPrecondition(
-                "this reset link was already used; ask for a new one".into(),
-            ));
-        }
-        let updated = accounts::store_password(conn, user.id, new_hash, false, now).await?;
-        accounts::activate(conn, user.id, now).await?;
-        audit::record(
-            conn,
-            &actor,
-            user.organization_id,
-            "credentials.password_reset",
-            ("user", user.id),
-            json!({}),
-            now,
-        )
-        .await?;
-        Ok(updated)
-    })
+        .bind::<Timestamptz, _>(now)
+        .bind::<SqlUuid, _>(found.id)
+        .bind::<Text, _>(new_hash)
+        .bind::<SqlUuid, _>(user.id)
+        .bind::<SqlUuid, _>(Uuid::now_v7())
+        .bind::<Text, _>(client_address),
+    )
+    .get_result(&mut conn)
     .await
+    .optional()?;
+    updated.ok_or_else(|| {
+        Error::FailedPrecondition("this reset link was already used; ask for a new one".into())
+    })
 }

@@ -329,6 +329,17 @@ async fn a_reset_link_works_once_and_tells_the_username() {
         .expect("complete")
         .into_inner();
     assert_eq!(done.username, "ada.l");
+    let events = server
+        .audit_events(
+            &org.key,
+            pb::ListAuditEventsRequest {
+                action: "credentials.password_reset".into(),
+                ..Default::default()
+            },
+        )
+        .await;
+    assert_eq!(events.len(), 1, "the reset is audited");
+    assert!(events[0].actor.starts_with("user:"), "{:?}", events[0]);
     let again = server
         .credentials()
         .complete_password_reset(complete("another fine password"))
