@@ -3,21 +3,27 @@
 //! completing does, once.
 
 use chrono::{DateTime, Utc};
-use diesel::prelude::*;
+use diesel::{
+    prelude::*,
+    sql_types::{Jsonb, Nullable, Text, Timestamptz, Uuid as SqlUuid},
+};
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use serde_json::json;
 use uuid::Uuid;
 
 use super::{
     accounts,
-    audit::{self, Actor},
+    audit::Actor,
     invitations::manage::{Invitation, State},
     organizations::{self, OrganizationWithTerms},
     second_factor,
     users::{self, User, UserRow},
 };
 use crate::{
-    db::schema::{invitations, terms_acceptances, users as users_table},
+    db::{
+        Cached,
+        schema::{invitations, terms_acceptances, users as users_table},
+    },
     error::{Error, Result},
     state::AppState,
     tokens::PlainToken,
@@ -226,36 +232,55 @@ pub async fn complete(state: &AppState, token: &str, form: Completion, client_ad
             ))
             .execute(conn)
             .await?;
-        diesel::update(users_table::table.find(user_id))
-            .set((
-                users_table::first_name.eq(&form.first_name),
-                users_table::last_name.eq(&form.last_name),
-                users_table::mobile.eq(&form.mobile),
-            ))
-            .execute(conn)
-            .await?;
-        accounts::store_password(conn, user_id, hash, false, now).await?;
-        accounts::activate(conn, user_id, now).await?;
-        if let (Some(area), Some(role)) = (locked.service_area_id, locked.role_id) {
-            users::insert_grants(conn, user_id, &[(area, role)]).await?;
-        }
         if current_terms > 0 {
             accept_terms(conn, &invited.user, current_terms, client_address, now).await?;
         }
-        audit::record(
-            conn,
-            &actor,
-            org.id,
-            "registration.complete",
-            ("user", user_id),
-            json!({
-                "invitation_id": locked.id.to_string(),
-                "second_factor": form.second_factor.as_ref().map(|(m, _)| m.clone()),
-                "terms_version": current_terms,
-            }),
-            now,
+        let details = json!({
+            "invitation_id": locked.id.to_string(),
+            "second_factor": form.second_factor.as_ref().map(|(m, _)| m.clone()),
+            "terms_version": current_terms,
+        });
+        // The profile, the password, activation, the invited access and the
+        // audit event in one statement.
+        let (area, role) = (locked.service_area_id, locked.role_id);
+        let finished = Cached(
+            diesel::sql_query(
+                "WITH updated AS (UPDATE users SET first_name = $2, last_name = $3, mobile = $4, \
+                 password_hash = $5, must_change_password = false, password_expires_at = NULL, \
+                 failed_sign_ins = 0, locked_until = NULL, updated_at = $6, \
+                 activated_at = CASE WHEN lifecycle = 'active' THEN activated_at ELSE $6 END, \
+                 invitation_expires_at = CASE WHEN lifecycle = 'active' THEN invitation_expires_at END, \
+                 lifecycle = 'active' \
+               WHERE id = $1 RETURNING id, organization_id), \
+             granted AS (INSERT INTO access_grants (user_id, service_area_id, role_id) \
+               SELECT id, $7, $8 FROM updated WHERE $7::uuid IS NOT NULL AND $8::uuid IS NOT NULL \
+               ON CONFLICT DO NOTHING), \
+             audit AS (INSERT INTO audit_events (id, organization_id, actor, action, target_type, target_id, \
+                 client_address, details, created_at) \
+               SELECT $9, organization_id, $10, 'registration.complete', 'user', id::text, $11, $12, $6 \
+               FROM updated) \
+             SELECT id FROM updated",
+            )
+            .bind::<SqlUuid, _>(user_id)
+            .bind::<Text, _>(&form.first_name)
+            .bind::<Text, _>(&form.last_name)
+            .bind::<Text, _>(&form.mobile)
+            .bind::<Text, _>(hash)
+            .bind::<Timestamptz, _>(now)
+            .bind::<Nullable<SqlUuid>, _>(area.filter(|_| role.is_some()))
+            .bind::<Nullable<SqlUuid>, _>(role.filter(|_| area.is_some()))
+            .bind::<SqlUuid, _>(Uuid::now_v7())
+            .bind::<Text, _>(&actor.name)
+            .bind::<Text, _>(&actor.client_address)
+            .bind::<Jsonb, _>(details),
         )
+        .execute(conn)
         .await?;
+        if finished != 1 {
+            return Err(Error::Internal(
+                "the invited user vanished while registering".into(),
+            ));
+        }
         users::find(conn, org.id, user_id, now).await
     })
     .await

@@ -180,15 +180,7 @@ async fn emailed_credentials_sign_in_once_then_require_a_change_and_are_never_st
         [("North ward", "Nurse")],
         "the sign-in answers the grants"
     );
-    let events = server
-        .audit_events(
-            &org.key,
-            pb::ListAuditEventsRequest {
-                action: "credentials.sign_in".into(),
-                ..Default::default()
-            },
-        )
-        .await;
+    let events = server.audited(&org.key, "credentials.sign_in").await;
     assert_eq!(events.len(), 2, "each successful sign-in is audited");
     let old = sign_in(&server, &org, "ada.l", &password)
         .await
@@ -329,15 +321,7 @@ async fn a_reset_link_works_once_and_tells_the_username() {
         .expect("complete")
         .into_inner();
     assert_eq!(done.username, "ada.l");
-    let events = server
-        .audit_events(
-            &org.key,
-            pb::ListAuditEventsRequest {
-                action: "credentials.password_reset".into(),
-                ..Default::default()
-            },
-        )
-        .await;
+    let events = server.audited(&org.key, "credentials.password_reset").await;
     assert_eq!(events.len(), 1, "the reset is audited");
     assert!(events[0].actor.starts_with("user:"), "{:?}", events[0]);
     let again = server
@@ -443,15 +427,7 @@ async fn repeated_failures_lock_the_account_for_a_while_and_wrong_usernames_look
     sign_in(&server, &org, "ada.l", "plum tractor velvet")
         .await
         .expect("released after a minute");
-    let events = server
-        .audit_events(
-            &org.key,
-            pb::ListAuditEventsRequest {
-                action: "credentials.sign_in_failed".into(),
-                ..Default::default()
-            },
-        )
-        .await;
+    let events = server.audited(&org.key, "credentials.sign_in_failed").await;
     assert_eq!(events.len(), 5);
     assert!(
         events

@@ -258,6 +258,18 @@ impl TestServer {
             .audit_events
     }
 
+    /// The audit events with action `action`, newest first.
+    pub async fn audited(&self, key: &str, action: &str) -> Vec<pb::AuditEvent> {
+        self.audit_events(
+            key,
+            pb::ListAuditEventsRequest {
+                action: action.into(),
+                ..Default::default()
+            },
+        )
+        .await
+    }
+
     /// A direct connection to this test's database, for checks behind the API.
     pub async fn db(&self) -> AsyncPgConnection {
         AsyncPgConnection::establish(&self.database_url)

@@ -214,15 +214,7 @@ async fn a_dry_run_reports_every_outcome_and_writes_nothing() {
     );
     assert!(summary.dry_run);
     assert!(users(&server, &org).await.is_empty());
-    let audit = server
-        .audit_events(
-            &org.key,
-            pb::ListAuditEventsRequest {
-                action: "user.create".into(),
-                ..Default::default()
-            },
-        )
-        .await;
+    let audit = server.audited(&org.key, "user.create").await;
     assert!(audit.is_empty());
 }
 

@@ -298,15 +298,7 @@ async fn delete_removes_the_user_but_the_audit_log_remembers() {
         .await
         .expect_err("gone");
     assert_eq!(status.code(), Code::NotFound);
-    let events = server
-        .audit_events(
-            &org.key,
-            pb::ListAuditEventsRequest {
-                action: "user.delete".into(),
-                ..Default::default()
-            },
-        )
-        .await;
+    let events = server.audited(&org.key, "user.delete").await;
     assert_eq!(events.len(), 1);
     assert_eq!(
         events[0].details.get("email").map(String::as_str),

@@ -233,6 +233,13 @@ async fn the_journey_with_an_authenticator_app() {
     );
     assert_eq!(user.access_grants.len(), 1);
     assert_eq!(user.access_grants[0].role_name, "Nurse");
+    let events = server.audited(&org.key, "registration.complete").await;
+    assert_eq!(events.len(), 1, "the registration is audited");
+    assert_eq!(events[0].target_id, user.id);
+    assert_eq!(
+        events[0].details.get("second_factor").map(String::as_str),
+        Some("totp")
+    );
 
     let first = authenticate(&server, &org, "").await.expect("password");
     assert_eq!(
