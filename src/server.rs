@@ -15,7 +15,7 @@ use crate::{
     clock::Clock,
     config::Config,
     db,
-    domain::{organizations, second_factor::SecretBox},
+    domain::{client_limits, organizations, second_factor::SecretBox},
     grpc::{
         auth::AuthLayer, credentials::CredentialsService, invitations::InvitationsService,
         registration::RegistrationService, user_admin::UserAdminService,
@@ -86,6 +86,7 @@ pub async fn prepare(config: Config, clock: Clock) -> Result<AppState, StartErro
         secrets,
         keys: Default::default(),
         shutdown: Default::default(),
+        client_limits: Default::default(),
     })
 }
 
@@ -99,6 +100,7 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), tonic::transport::Error> {
     let listening = tokio::spawn(state.notifier.clone().run(state.config.database_url.clone()));
+    let counting = tokio::spawn(client_limits::run(state.clone()));
     let mut workers = outbox::start(&state, &state.shutdown.subscribe());
     let stopping = state.shutdown.clone();
     let shutdown = async move {
@@ -108,6 +110,7 @@ pub async fn run(
     let served = serve(state, listener, shutdown).await;
     while workers.join_next().await.is_some() {}
     listening.abort();
+    counting.abort();
     served
 }
 

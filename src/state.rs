@@ -22,6 +22,8 @@ pub struct AppState {
     /// API keys resolved lately.
     pub keys: Arc<KeyCache>,
     pub shutdown: Shutdown,
+    /// Calls to public RPCs per client address.
+    pub client_limits: Arc<crate::domain::client_limits::ClientLimits>,
 }
 
 /// Turns true once the process is asked to stop: workers finish the chunk

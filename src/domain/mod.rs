@@ -6,6 +6,7 @@ pub mod api_keys;
 pub mod audit;
 pub mod caller;
 pub mod catalog;
+pub mod client_limits;
 pub mod import;
 pub mod invitations;
 pub mod organizations;

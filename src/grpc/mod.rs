@@ -42,12 +42,14 @@ pub fn actor<T>(request: &Request<T>) -> Result<Actor, Status> {
 }
 
 /// Refuses a client address that called public RPCs too often this minute.
-pub async fn limit_client(state: &crate::state::AppState, rpc: &str, address: &str) -> Result<(), Status> {
-    let mut conn = state.pool.get().await.map_err(crate::error::Error::from)?;
+pub fn limit_client(state: &crate::state::AppState, rpc: &str, address: &str) -> Result<(), Status> {
+    use crate::domain::client_limits::WINDOW;
     let bucket = format!("{rpc}:{address}");
     let limit = state.config.public_rate_limit;
-    let window = chrono::TimeDelta::minutes(1);
-    if crate::domain::rate_limit::allow(&mut conn, &bucket, limit, window, state.clock.now()).await? {
+    if state
+        .client_limits
+        .allow(&bucket, limit, WINDOW, state.clock.now())
+    {
         Ok(())
     } else {
         Err(Status::resource_exhausted(

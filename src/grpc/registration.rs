@@ -63,7 +63,7 @@ impl Registration for RegistrationService {
         request: Request<pb::GetRegistrationRequest>,
     ) -> Rpc<pb::RegistrationInfo> {
         let state = &self.state;
-        limit_client(state, "registration", &client_address(&request)).await?;
+        limit_client(state, "registration", &client_address(&request))?;
         let now = state.clock.now();
         let mut conn = state.pool.get().await.map_err(Error::from)?;
         let invited = registration::find(&mut conn, &request.get_ref().token, now).await?;
@@ -124,7 +124,7 @@ impl Registration for RegistrationService {
         request: Request<pb::BeginSecondFactorRequest>,
     ) -> Rpc<pb::BeginSecondFactorResponse> {
         let state = &self.state;
-        limit_client(state, "registration", &client_address(&request)).await?;
+        limit_client(state, "registration", &client_address(&request))?;
         let req = request.into_inner();
         let now = state.clock.now();
         let mut conn = state.pool.get().await.map_err(Error::from)?;
@@ -214,7 +214,7 @@ impl Registration for RegistrationService {
     ) -> Rpc<pb::User> {
         let state = &self.state;
         let address = client_address(&request);
-        limit_client(state, "registration", &address).await?;
+        limit_client(state, "registration", &address)?;
         let req = request.into_inner();
         let mut v = Violations::new();
         let required = |field: &str, value: &str, v: &mut Violations| {
@@ -258,7 +258,7 @@ impl Registration for RegistrationService {
     async fn accept_terms(&self, request: Request<pb::AcceptTermsRequest>) -> Rpc<()> {
         let state = &self.state;
         let address = client_address(&request);
-        limit_client(state, "sign-in", &address).await?;
+        limit_client(state, "sign-in", &address)?;
         let req = request.into_inner();
         let org = validate::id(&req.organization_id).map_err(|e| Error::invalid("organization_id", e))?;
         let verified = accounts::verify(state, org, &req.username, &req.password, &address).await?;
@@ -293,7 +293,7 @@ impl Registration for RegistrationService {
     async fn request_new_invitation(&self, request: Request<pb::RequestNewInvitationRequest>) -> Rpc<()> {
         let state = &self.state;
         let address = client_address(&request);
-        limit_client(state, "registration", &address).await?;
+        limit_client(state, "registration", &address)?;
         let token = request.into_inner().token;
         let now = state.clock.now();
         let mut conn = state.pool.get().await.map_err(Error::from)?;

@@ -177,7 +177,12 @@ impl TestServer {
     /// A second server process's worth of Onramp on the same database and
     /// SMTP receiver, as another replica would be.
     pub async fn replica(&self) -> TestServer {
-        let mut replica = Self::launch(self.database.clone(), self.smtp.clone(), |_| {}).await;
+        self.replica_with(|_| {}).await
+    }
+
+    /// A replica with the test defaults, changed by `configure`.
+    pub async fn replica_with(&self, configure: impl FnOnce(&mut Config)) -> TestServer {
+        let mut replica = Self::launch(self.database.clone(), self.smtp.clone(), configure).await;
         replica.owns_database = false;
         replica
     }

@@ -36,6 +36,54 @@ async fn a_burst_against_a_public_rpc_is_held_to_the_limit() {
     assert_eq!(limited, 30);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replicas_share_the_count_of_a_public_rpc() {
+    let server = TestServer::start_with(|c| c.public_rate_limit = 5).await;
+    let other = server.replica_with(|c| c.public_rate_limit = 5).await;
+    let org = server.org("Acme").await;
+    let reset = |replica: &TestServer| {
+        let mut credentials = replica.credentials();
+        let organization_id = org.id.clone();
+        async move {
+            credentials
+                .request_password_reset(pb::RequestPasswordResetRequest {
+                    organization_id,
+                    email: "nobody@acme.example".into(),
+                    ..Default::default()
+                })
+                .await
+                .map(|_| ())
+        }
+    };
+    for _ in 0..5 {
+        reset(&server).await.expect("within the limit");
+    }
+    assert_eq!(
+        reset(&server).await.expect_err("over the limit").code(),
+        Code::ResourceExhausted
+    );
+    // The other replica learns the count at its first exchange with the
+    // database (every 100 ms), so paced calls see it before the replica
+    // could have counted five of its own.
+    let deadline = tokio::time::Instant::now() + crate::invitations::DEADLINE;
+    let mut let_through = 0;
+    loop {
+        match reset(&other).await {
+            Ok(()) => let_through += 1,
+            Err(status) => {
+                assert_eq!(status.code(), Code::ResourceExhausted);
+                break;
+            }
+        }
+        assert!(let_through < 5, "the other replica started a count of its own");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the other replica never refused"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(60)).await;
+    }
+}
+
 async fn futures_join<F: std::future::Future<Output = Code> + Send + 'static>(
     calls: impl Iterator<Item = F>,
 ) -> Vec<Code> {

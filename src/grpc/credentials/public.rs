@@ -56,7 +56,7 @@ pub async fn request_reset(
         ("", username) => username.to_owned(),
         (email, _) => email.to_owned(),
     };
-    limit_client(state, "reset", &address).await?;
+    limit_client(state, "reset", &address)?;
     // The answer leaves before the account is even looked up, so it is the
     // same, and as quick, whether or not the account exists.
     let state = state.clone();
@@ -120,7 +120,7 @@ pub async fn complete_reset(
         v.add("new_password", "is required");
     }
     v.into_result()?;
-    limit_client(state, "complete-reset", &address).await?;
+    limit_client(state, "complete-reset", &address)?;
     let user = reset::complete(state, &req.token, &req.new_password, &address).await?;
     Ok(Response::new(pb::CompletePasswordResetResponse {
         username: user.username,
@@ -139,7 +139,7 @@ pub async fn change_password(
     if req.new_password.is_empty() {
         return Err(Error::invalid("new_password", "is required").into());
     }
-    limit_client(state, "sign-in", &address).await?;
+    limit_client(state, "sign-in", &address)?;
     let Verified {
         user, organization, ..
     } = match accounts::verify(state, org, &login, &req.password, &address).await {
@@ -250,7 +250,7 @@ pub async fn authenticate(
     let req = request.into_inner();
     let org = organization_id(&req.organization_id)?;
     let login = login(&req.username)?;
-    limit_client(state, "sign-in", &address).await?;
+    limit_client(state, "sign-in", &address)?;
     let Verified {
         user,
         organization,
