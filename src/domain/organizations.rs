@@ -152,6 +152,15 @@ pub async fn find(conn: &mut AsyncPgConnection, id: Uuid) -> Result<Organization
     Ok(OrganizationWithTerms { organization, terms })
 }
 
+/// `organization` with its current terms, read only when it publishes any.
+pub async fn with_terms(
+    conn: &mut AsyncPgConnection,
+    organization: Organization,
+) -> Result<OrganizationWithTerms> {
+    let terms = current_terms(conn, &organization).await?;
+    Ok(OrganizationWithTerms { organization, terms })
+}
+
 async fn current_terms(conn: &mut AsyncPgConnection, org: &Organization) -> Result<Option<TermsVersion>> {
     if org.terms_version == 0 {
         return Ok(None);

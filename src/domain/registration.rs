@@ -15,14 +15,16 @@ use super::{
     accounts,
     audit::Actor,
     invitations::manage::{Invitation, State},
-    organizations::{self, OrganizationWithTerms},
+    organizations::{self, Organization, OrganizationWithTerms},
     second_factor,
     users::{self, User, UserRow},
 };
 use crate::{
     db::{
         Cached,
-        schema::{invitations, terms_acceptances, users as users_table},
+        schema::{
+            invitations, organizations as organizations_table, terms_acceptances, users as users_table,
+        },
     },
     error::{Error, Result},
     state::AppState,
@@ -70,9 +72,25 @@ pub async fn find(conn: &mut AsyncPgConnection, token: &str, now: DateTime<Utc>)
             "is required: the token from the invitation link",
         ));
     }
-    let invitation = by_token(conn, token).await?.ok_or_else(|| {
-        Error::not_found("this invitation link is not valid; it may have been replaced by a newer invitation")
-    })?;
+    // The invitation with its person and organisation, in one query.
+    let hash = PlainToken::from_presented(token.trim()).hash();
+    let (invitation, user, organization) = invitations::table
+        .inner_join(users_table::table)
+        .inner_join(organizations_table::table.on(organizations_table::id.eq(invitations::organization_id)))
+        .filter(invitations::token_hash.eq(hash.0))
+        .select((
+            Invitation::as_select(),
+            UserRow::as_select(),
+            Organization::as_select(),
+        ))
+        .first::<(Invitation, UserRow, Organization)>(conn)
+        .await
+        .optional()?
+        .ok_or_else(|| {
+            Error::not_found(
+                "this invitation link is not valid; it may have been replaced by a newer invitation",
+            )
+        })?;
     match invitation.state(now) {
         State::Accepted => {
             return Err(Error::Refused {
@@ -94,17 +112,12 @@ pub async fn find(conn: &mut AsyncPgConnection, token: &str, now: DateTime<Utc>)
         }
         State::Failed | State::Queued | State::Sent | State::Opened => {}
     }
-    let user: UserRow = users_table::table
-        .find(invitation.user_id)
-        .select(UserRow::as_select())
-        .first(conn)
-        .await?;
     if user.deactivated_at.is_some() {
         return Err(Error::PermissionDenied(
             "this account is deactivated; ask the organisation's administrator".into(),
         ));
     }
-    let organization = organizations::find(conn, invitation.organization_id).await?;
+    let organization = organizations::with_terms(conn, organization).await?;
     Ok(Invited {
         invitation,
         user,
