@@ -11,7 +11,9 @@ use diesel::{
 /// diesel cannot know that raw SQL text never changes, so it prepares it
 /// afresh on every call: an extra round trip and a fresh parse and plan for
 /// each statement. Wrap only SQL whose text is fixed (a string literal), or
-/// the statement cache would grow with every variant.
+/// the statement cache would grow with every variant, and that names the
+/// columns it returns: PostgreSQL refuses a kept statement whose `*` a
+/// migration has since widened.
 #[derive(Debug, Clone)]
 pub struct Cached<Q>(pub Q);
 

@@ -2,7 +2,6 @@
 //! password with lockout after repeated failures, and setting passwords.
 //! Hashing never runs while a database connection is held.
 
-use crate::db::Cached;
 use chrono::{DateTime, TimeDelta, Utc};
 use diesel::prelude::*;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
@@ -63,12 +62,14 @@ pub async fn find_by_login(
     organization_id: Uuid,
     login: &str,
 ) -> Result<Option<Account>> {
-    let found: Vec<Account> = Cached(diesel::sql_query(
+    // Not kept prepared: `u.*` would break a kept statement once a
+    // migration adds a column.
+    let found: Vec<Account> = diesel::sql_query(
         "SELECT u.*, f.method AS second_factor FROM users u LEFT JOIN second_factors f ON f.user_id = u.id \
          WHERE u.organization_id = $1 AND (lower(u.username) = $2 OR lower(u.email) = $2) ORDER BY u.id LIMIT 1",
     )
     .bind::<diesel::sql_types::Uuid, _>(organization_id)
-    .bind::<diesel::sql_types::Text, _>(login.trim().to_lowercase()))
+    .bind::<diesel::sql_types::Text, _>(login.trim().to_lowercase())
     .load(conn)
     .await?;
     Ok(found.into_iter().next())

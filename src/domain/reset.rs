@@ -45,8 +45,16 @@ struct Token {
     consumed_at: Option<DateTime<Utc>>,
 }
 
-/// Sets a new password with a reset token; answers the account, so the
-/// person learns their username.
+#[derive(QueryableByName)]
+struct Updated {
+    #[diesel(sql_type = SqlUuid)]
+    #[allow(dead_code, reason = "a row at all is the answer")]
+    id: Uuid,
+}
+
+/// Sets a new password with a reset token; answers the account (as read
+/// before the change: its id and username), so the person learns their
+/// username.
 pub async fn complete(
     state: &AppState,
     token: &str,
@@ -93,7 +101,7 @@ pub async fn complete(
     // Spending the token, the new password, activation and the audit event
     // in one statement: all or nothing, in one round trip.
     let mut conn = state.pool.get().await?;
-    let updated: Option<UserRow> = Cached(
+    let updated: Option<Updated> = Cached(
         diesel::sql_query(
             "WITH spent AS (UPDATE action_tokens SET consumed_at = $1 WHERE id = $2 AND consumed_at IS NULL \
            RETURNING id), \
@@ -102,12 +110,12 @@ pub async fn complete(
              activated_at = CASE WHEN lifecycle = 'active' THEN activated_at ELSE $1 END, \
              invitation_expires_at = CASE WHEN lifecycle = 'active' THEN invitation_expires_at END, \
              lifecycle = 'active' \
-           WHERE id = $4 AND EXISTS (SELECT 1 FROM spent) RETURNING *), \
+           WHERE id = $4 AND EXISTS (SELECT 1 FROM spent) RETURNING id, organization_id), \
          audit AS (INSERT INTO audit_events (id, organization_id, actor, action, target_type, target_id, \
              client_address, details, created_at) \
            SELECT $5, organization_id, 'user:' || id::text, 'credentials.password_reset', 'user', id::text, \
              $6, '{}'::jsonb, $1 FROM updated) \
-         SELECT * FROM updated",
+         SELECT id FROM updated",
         )
         .bind::<Timestamptz, _>(now)
         .bind::<SqlUuid, _>(found.id)
@@ -119,7 +127,7 @@ pub async fn complete(
     .get_result(&mut conn)
     .await
     .optional()?;
-    updated.ok_or_else(|| {
+    updated.map(|_| user).ok_or_else(|| {
         Error::FailedPrecondition("this reset link was already used; ask for a new one".into())
     })
 }
