@@ -5,7 +5,7 @@
 use chrono::{DateTime, Utc};
 use diesel::{
     prelude::*,
-    sql_types::{Jsonb, Nullable, Text, Timestamptz, Uuid as SqlUuid},
+    sql_types::{Jsonb, Text, Timestamptz, Uuid as SqlUuid},
 };
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use serde_json::json;
@@ -206,31 +206,40 @@ pub async fn complete(state: &AppState, token: &str, form: Completion, client_ad
         name: format!("user:{}", invited.user.id),
         client_address: client_address.to_owned(),
     };
+    let registering = Registering {
+        invited: &invited,
+        form: &form,
+        hash,
+        actor,
+        current_terms,
+        now,
+    };
     let mut conn = state.pool.get().await?;
-    conn.transaction(async |conn| {
-        let locked: Invitation = invitations::table
-            .find(invited.invitation.id)
-            .select(Invitation::as_select())
-            .for_update()
-            .first(conn)
+    // One statement accepts the invitation and does the rest; a second
+    // factor or terms to record make it a transaction of several.
+    if form.second_factor.is_some() || current_terms > 0 {
+        conn.transaction(async |conn| registering.write(conn).await)
             .await?;
-        if locked.state(now) == State::Accepted {
-            return Err(Error::Refused {
-                reason: "INVITATION_USED",
-                message: "this invitation was already used to register; sign in instead".into(),
-            });
-        }
-        if !matches!(
-            locked.state(now),
-            State::Queued | State::Sent | State::Opened | State::Failed
-        ) {
-            return Err(Error::Refused {
-                reason: "INVITATION_EXPIRED",
-                message: "this invitation no longer works; you can ask for a new one".into(),
-            });
-        }
-        let user_id = invited.user.id;
-        if let Some((method, _)) = &form.second_factor {
+    } else {
+        registering.write(&mut conn).await?;
+    }
+    users::find(&mut conn, org.id, invited.user.id, now).await
+}
+
+/// A registration's writes, once its password is hashed.
+struct Registering<'a> {
+    invited: &'a Invited,
+    form: &'a Completion,
+    hash: String,
+    actor: Actor,
+    current_terms: i32,
+    now: DateTime<Utc>,
+}
+
+impl Registering<'_> {
+    async fn write(&self, conn: &mut AsyncPgConnection) -> Result<()> {
+        let (user_id, now) = (self.invited.user.id, self.now);
+        if let Some((method, _)) = &self.form.second_factor {
             let sealed = if method == "totp" {
                 second_factor::enrolled(conn, user_id).await?.and_then(|(_, s)| s)
             } else {
@@ -238,65 +247,82 @@ pub async fn complete(state: &AppState, token: &str, form: Completion, client_ad
             };
             second_factor::enroll(conn, user_id, method, sealed, now).await?;
         }
-        diesel::update(invitations::table.find(locked.id))
-            .set((
-                invitations::state.eq("accepted"),
-                invitations::accepted_at.eq(now),
-            ))
-            .execute(conn)
+        if self.current_terms > 0 {
+            accept_terms(
+                conn,
+                &self.invited.user,
+                self.current_terms,
+                &self.actor.client_address,
+                now,
+            )
             .await?;
-        if current_terms > 0 {
-            accept_terms(conn, &invited.user, current_terms, client_address, now).await?;
         }
         let details = json!({
-            "invitation_id": locked.id.to_string(),
-            "second_factor": form.second_factor.as_ref().map(|(m, _)| m.clone()),
-            "terms_version": current_terms,
+            "invitation_id": self.invited.invitation.id.to_string(),
+            "second_factor": self.form.second_factor.as_ref().map(|(m, _)| m.clone()),
+            "terms_version": self.current_terms,
         });
-        // The profile, the password, activation, the invited access and the
-        // audit event in one statement.
-        let (area, role) = (locked.service_area_id, locked.role_id);
+        // Accepting the invitation (only if it still works: of two
+        // completions racing, the second finds it accepted), the profile,
+        // the password, activation, the invited access and the audit event.
         let finished = Cached(
             diesel::sql_query(
-                "WITH updated AS (UPDATE users SET first_name = $2, last_name = $3, mobile = $4, \
-                 password_hash = $5, must_change_password = false, password_expires_at = NULL, \
-                 failed_sign_ins = 0, locked_until = NULL, updated_at = $6, \
-                 activated_at = CASE WHEN lifecycle = 'active' THEN activated_at ELSE $6 END, \
-                 invitation_expires_at = CASE WHEN lifecycle = 'active' THEN invitation_expires_at END, \
-                 lifecycle = 'active' \
-               WHERE id = $1 RETURNING id, organization_id), \
-             granted AS (INSERT INTO access_grants (user_id, service_area_id, role_id) \
-               SELECT id, $7, $8 FROM updated WHERE $7::uuid IS NOT NULL AND $8::uuid IS NOT NULL \
-               ON CONFLICT DO NOTHING), \
-             audit AS (INSERT INTO audit_events (id, organization_id, actor, action, target_type, target_id, \
-                 client_address, details, created_at) \
-               SELECT $9, organization_id, $10, 'registration.complete', 'user', id::text, $11, $12, $6 \
-               FROM updated) \
-             SELECT id FROM updated",
+                "WITH accepted AS (UPDATE invitations SET state = 'accepted', accepted_at = $6 \
+                   WHERE id = $11 AND (state IN ('queued', 'failed') \
+                     OR (state IN ('sent', 'opened') AND (expires_at IS NULL OR expires_at > $6))) \
+                   RETURNING service_area_id, role_id), \
+                 updated AS (UPDATE users SET first_name = $2, last_name = $3, mobile = $4, \
+                     password_hash = $5, must_change_password = false, password_expires_at = NULL, \
+                     failed_sign_ins = 0, locked_until = NULL, updated_at = $6, \
+                     activated_at = CASE WHEN lifecycle = 'active' THEN activated_at ELSE $6 END, \
+                     invitation_expires_at = CASE WHEN lifecycle = 'active' THEN invitation_expires_at END, \
+                     lifecycle = 'active' \
+                   WHERE id = $1 AND EXISTS (SELECT 1 FROM accepted) RETURNING id, organization_id), \
+                 granted AS (INSERT INTO access_grants (user_id, service_area_id, role_id) \
+                   SELECT u.id, a.service_area_id, a.role_id FROM updated u, accepted a \
+                   WHERE a.service_area_id IS NOT NULL AND a.role_id IS NOT NULL \
+                   ON CONFLICT DO NOTHING), \
+                 audit AS (INSERT INTO audit_events (id, organization_id, actor, action, target_type, \
+                     target_id, client_address, details, created_at) \
+                   SELECT $7, organization_id, $8, 'registration.complete', 'user', id::text, $9, $10, $6 \
+                   FROM updated) \
+                 SELECT id FROM updated",
             )
             .bind::<SqlUuid, _>(user_id)
-            .bind::<Text, _>(&form.first_name)
-            .bind::<Text, _>(&form.last_name)
-            .bind::<Text, _>(&form.mobile)
-            .bind::<Text, _>(hash)
+            .bind::<Text, _>(&self.form.first_name)
+            .bind::<Text, _>(&self.form.last_name)
+            .bind::<Text, _>(&self.form.mobile)
+            .bind::<Text, _>(&self.hash)
             .bind::<Timestamptz, _>(now)
-            .bind::<Nullable<SqlUuid>, _>(area.filter(|_| role.is_some()))
-            .bind::<Nullable<SqlUuid>, _>(role.filter(|_| area.is_some()))
             .bind::<SqlUuid, _>(Uuid::now_v7())
-            .bind::<Text, _>(&actor.name)
-            .bind::<Text, _>(&actor.client_address)
-            .bind::<Jsonb, _>(details),
+            .bind::<Text, _>(&self.actor.name)
+            .bind::<Text, _>(&self.actor.client_address)
+            .bind::<Jsonb, _>(details)
+            .bind::<SqlUuid, _>(self.invited.invitation.id),
         )
         .execute(conn)
         .await?;
-        if finished != 1 {
-            return Err(Error::Internal(
-                "the invited user vanished while registering".into(),
-            ));
+        if finished == 1 {
+            return Ok(());
         }
-        users::find(conn, org.id, user_id, now).await
-    })
-    .await
+        // Not accepted: say why, from the invitation as it is now.
+        let current: Invitation = invitations::table
+            .find(self.invited.invitation.id)
+            .select(Invitation::as_select())
+            .first(conn)
+            .await?;
+        Err(if current.state(now) == State::Accepted {
+            Error::Refused {
+                reason: "INVITATION_USED",
+                message: "this invitation was already used to register; sign in instead".into(),
+            }
+        } else {
+            Error::Refused {
+                reason: "INVITATION_EXPIRED",
+                message: "this invitation no longer works; you can ask for a new one".into(),
+            }
+        })
+    }
 }
 
 /// Whether `code` proves the second factor being set up.
