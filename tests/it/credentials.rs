@@ -32,8 +32,13 @@ async fn staged(server: &TestServer, org: &Org, email: &str, username: &str) -> 
         .into_inner()
 }
 
-async fn email_credentials(server: &TestServer, org: &Org, user_id: &str) -> crate::invitations::Finished {
-    let stream = server
+/// The stream of emailing `user_id` a temporary password.
+async fn start_emailing_credentials(
+    server: &TestServer,
+    org: &Org,
+    user_id: &str,
+) -> tonic::Streaming<pb::BatchEvent> {
+    server
         .credentials()
         .email_credentials(authed(
             pb::EmailCredentialsRequest {
@@ -44,8 +49,13 @@ async fn email_credentials(server: &TestServer, org: &Org, user_id: &str) -> cra
         ))
         .await
         .expect("email credentials")
-        .into_inner();
-    finish(stream).await.expect("batch")
+        .into_inner()
+}
+
+async fn email_credentials(server: &TestServer, org: &Org, user_id: &str) -> crate::invitations::Finished {
+    finish(start_emailing_credentials(server, org, user_id).await)
+        .await
+        .expect("batch")
 }
 
 async fn set_password(server: &TestServer, org: &Org, user_id: &str) {
@@ -207,18 +217,7 @@ async fn a_retried_send_mints_a_new_password_and_a_later_send_another() {
         rows.into_iter().next().and_then(|r| r.password_hash)
     };
     server.smtp.set(|b| b.defer = vec!["ada@acme.example".into()]);
-    let stream = server
-        .credentials()
-        .email_credentials(authed(
-            pb::EmailCredentialsRequest {
-                user_ids: vec![user.id.clone()],
-                ..Default::default()
-            },
-            &org.key,
-        ))
-        .await
-        .expect("send")
-        .into_inner();
+    let stream = start_emailing_credentials(&server, &org, &user.id).await;
     #[derive(QueryableByName)]
     struct Deferred {
         #[diesel(sql_type = Text)]
