@@ -47,32 +47,9 @@ pub fn policy(org: &Organization) -> PasswordPolicy {
 }
 
 /// An account with the method of its second factor, if it has one.
-#[derive(QueryableByName)]
 pub struct Account {
-    #[diesel(embed)]
     pub user: UserRow,
-    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Text>)]
     pub second_factor: Option<String>,
-}
-
-/// The account whose username or email is `login`, in any case, in one
-/// query with its second factor.
-pub async fn find_by_login(
-    conn: &mut AsyncPgConnection,
-    organization_id: Uuid,
-    login: &str,
-) -> Result<Option<Account>> {
-    // Not kept prepared: `u.*` would break a kept statement once a
-    // migration adds a column.
-    let found: Vec<Account> = diesel::sql_query(
-        "SELECT u.*, f.method AS second_factor FROM users u LEFT JOIN second_factors f ON f.user_id = u.id \
-         WHERE u.organization_id = $1 AND (lower(u.username) = $2 OR lower(u.email) = $2) ORDER BY u.id LIMIT 1",
-    )
-    .bind::<diesel::sql_types::Uuid, _>(organization_id)
-    .bind::<diesel::sql_types::Text, _>(login.trim().to_lowercase())
-    .load(conn)
-    .await?;
-    Ok(found.into_iter().next())
 }
 
 diesel::define_sql_function!(fn lower(text: diesel::sql_types::Text) -> diesel::sql_types::Text);

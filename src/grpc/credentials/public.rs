@@ -71,7 +71,9 @@ pub async fn request_reset(
 async fn queue_reset(state: &AppState, org: Uuid, login: &str, address: &str) -> Result<(), Error> {
     let now = state.clock.now();
     let mut conn = state.pool.get().await?;
-    let Some(accounts::Account { user, .. }) = accounts::find_by_login(&mut conn, org, login).await? else {
+    let Some((_, Some(accounts::Account { user, .. }))) =
+        accounts::find_with_organization(&mut conn, org, login).await?
+    else {
         return Ok(());
     };
     if user.deactivated_at.is_some() {
