@@ -33,6 +33,8 @@ struct Bucket {
     window_started_at: DateTime<Utc>,
     /// Hits in this window, on every replica, as of the last exchange.
     shared: i32,
+    /// This replica's hits the exchange under way is writing.
+    writing: i32,
     /// This replica's hits not yet written.
     pending: i32,
 }
@@ -54,19 +56,22 @@ impl ClientLimits {
         let Ok(mut buckets) = self.buckets.lock() else {
             return true; // a poisoned count must not lock everyone out
         };
-        let counted = buckets.entry(bucket.to_owned()).or_insert(Bucket {
+        let fresh = Bucket {
             window_started_at: now,
             shared: 0,
+            writing: 0,
             pending: 0,
-        });
+        };
+        let counted = buckets.entry(bucket.to_owned()).or_insert(fresh);
         if counted.window_started_at <= now - window {
             *counted = Bucket {
                 window_started_at: now,
                 shared: 0,
+                writing: 0,
                 pending: 0,
             };
         }
-        if counted.shared + counted.pending >= limit {
+        if counted.shared + counted.writing + counted.pending >= limit {
             return false;
         }
         counted.pending += 1;
@@ -81,17 +86,7 @@ impl ClientLimits {
         window: TimeDelta,
         now: DateTime<Utc>,
     ) -> Result<()> {
-        let taken: Vec<(String, i32)> = match self.buckets.lock() {
-            Ok(mut buckets) => {
-                buckets.retain(|_, b| b.pending > 0 || b.window_started_at > now - window);
-                buckets
-                    .iter_mut()
-                    .filter(|(_, b)| b.pending > 0)
-                    .map(|(name, b)| (name.clone(), std::mem::take(&mut b.pending)))
-                    .collect()
-            }
-            Err(_) => return Ok(()),
-        };
+        let taken = self.take(window, now);
         if taken.is_empty() {
             return Ok(());
         }
@@ -114,28 +109,50 @@ impl ClientLimits {
         )
         .load::<Counted>(conn)
         .await;
-        let Ok(mut buckets) = self.buckets.lock() else {
-            return Ok(());
-        };
         match written {
             Ok(counted) => {
-                for row in counted {
-                    if let Some(bucket) = buckets.get_mut(&row.bucket) {
-                        bucket.shared = row.hits;
-                        bucket.window_started_at = row.window_started_at;
-                    }
-                }
+                self.settle(counted);
                 Ok(())
             }
             Err(e) => {
-                // Not written: count them again next time.
-                for (name, n) in taken {
-                    if let Some(bucket) = buckets.get_mut(&name) {
-                        bucket.pending += n;
-                    }
-                }
+                self.settle(Vec::new());
                 Err(e.into())
             }
+        }
+    }
+
+    /// Moves every bucket's pending hits to `writing` (they still count
+    /// while written) and answers them; forgets buckets whose window passed.
+    fn take(&self, window: TimeDelta, now: DateTime<Utc>) -> Vec<(String, i32)> {
+        let Ok(mut buckets) = self.buckets.lock() else {
+            return Vec::new();
+        };
+        buckets.retain(|_, b| b.pending > 0 || b.window_started_at > now - window);
+        buckets
+            .iter_mut()
+            .filter(|(_, b)| b.pending > 0)
+            .map(|(name, b)| {
+                b.writing = std::mem::take(&mut b.pending);
+                (name.clone(), b.writing)
+            })
+            .collect()
+    }
+
+    /// Takes in what the database counted; hits whose write failed (no row
+    /// came back for them) are pending again.
+    fn settle(&self, counted: Vec<Counted>) {
+        let Ok(mut buckets) = self.buckets.lock() else {
+            return;
+        };
+        for row in counted {
+            if let Some(bucket) = buckets.get_mut(&row.bucket) {
+                bucket.shared = row.hits;
+                bucket.window_started_at = row.window_started_at;
+                bucket.writing = 0;
+            }
+        }
+        for bucket in buckets.values_mut() {
+            bucket.pending += std::mem::take(&mut bucket.writing);
         }
     }
 }
@@ -176,5 +193,31 @@ mod tests {
             "buckets are separate"
         );
         assert!(limits.allow("sign-in:1.2.3.4", 3, WINDOW, now + WINDOW));
+    }
+
+    #[test]
+    fn hits_being_written_still_count_and_a_failed_write_keeps_them() {
+        let limits = ClientLimits::default();
+        let now = Utc::now();
+        let bucket = "reset:1.2.3.4";
+        assert!((0..3).all(|_| limits.allow(bucket, 5, WINDOW, now)));
+        assert_eq!(limits.take(WINDOW, now), [(bucket.to_owned(), 3)]);
+        assert!(limits.allow(bucket, 5, WINDOW, now));
+        assert!(limits.allow(bucket, 5, WINDOW, now));
+        assert!(
+            !limits.allow(bucket, 5, WINDOW, now),
+            "three in flight, two pending"
+        );
+        limits.settle(Vec::new());
+        assert_eq!(limits.take(WINDOW, now), [(bucket.to_owned(), 5)]);
+        limits.settle(vec![Counted {
+            bucket: bucket.to_owned(),
+            hits: 5,
+            window_started_at: now,
+        }]);
+        assert!(
+            !limits.allow(bucket, 5, WINDOW, now),
+            "the database counted all five"
+        );
     }
 }
