@@ -84,8 +84,7 @@ pub async fn prepare(state: &AppState, claimed: &[&Claimed]) -> Result<Vec<(Uuid
         .load(&mut conn)
         .await?
     };
-    // Hashing runs on the blocking pool, bounded by the hasher's semaphore,
-    // with no connection held.
+    // Hashing runs on the hasher's own threads, with no connection held.
     let mut hashing = JoinSet::new();
     for person in &people {
         let password = temporary_password(usize::try_from(person.password_min_length).unwrap_or(12));

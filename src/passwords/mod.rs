@@ -31,6 +31,9 @@ const OUTPUT_LEN: usize = 32;
 #[derive(Clone)]
 pub struct Hasher {
     params: Params,
+    /// Two per thread: one job hashing and one queued behind it, so a thread
+    /// that finishes a hash starts the next at once instead of idling until
+    /// the async runtime gets round to handing it over.
     permits: Arc<Semaphore>,
     jobs: std::sync::mpsc::Sender<Job>,
 }
@@ -178,7 +181,7 @@ impl Hasher {
         }
         Ok(Self {
             params,
-            permits: Arc::new(Semaphore::new(concurrency)),
+            permits: Arc::new(Semaphore::new(concurrency * 2)),
             jobs,
         })
     }
@@ -191,9 +194,10 @@ impl Hasher {
         &self,
         work: impl FnOnce(&mut Memory, &Params) -> T + Send + 'static,
     ) -> Result<T> {
-        let _permit = self
+        let permit = self
             .permits
-            .acquire()
+            .clone()
+            .acquire_owned()
             .await
             .map_err(|_| Error::Unavailable("the server is shutting down".into()))?;
         let params = self.params.clone();
@@ -201,7 +205,13 @@ impl Hasher {
         let (done, result) = tokio::sync::oneshot::channel();
         self.jobs
             .send(Box::new(move |memory: &mut Memory| {
-                let _ = done.send(span.in_scope(|| work(memory, &params)));
+                // The permit goes with the job, and is released by the thread
+                // that ran it, so the queue's bound holds even when the
+                // caller has gone; a caller gone before its turn costs no hash.
+                let _permit = permit;
+                if !done.is_closed() {
+                    let _ = done.send(span.in_scope(|| work(memory, &params)));
+                }
             }))
             .map_err(|_| Error::Unavailable("the hashing threads stopped".into()))?;
         result
@@ -244,6 +254,43 @@ mod tests {
             current.verify("correct horse battery".into(), stored).await?,
             Verification::MatchNeedsRehash
         );
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn a_caller_gone_before_its_turn_costs_no_hash() -> Result<()> {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        use std::task::{Context, Poll, Waker};
+        let hasher = Hasher::new(8 * 1024, 1, 1, 1)?;
+        let (open_gate, gate) = std::sync::mpsc::channel::<()>();
+        let (started, busy_started) = tokio::sync::oneshot::channel::<()>();
+        let busy = {
+            let hasher = hasher.clone();
+            tokio::spawn(async move {
+                hasher
+                    .run(move |_, _| {
+                        let _ = started.send(());
+                        let _ = gate.recv();
+                    })
+                    .await
+            })
+        };
+        busy_started.await.map_err(|e| Error::Internal(e.to_string()))?;
+        let ran = Arc::new(AtomicUsize::new(0));
+        {
+            let ran = ran.clone();
+            let mut abandoned = std::pin::pin!(hasher.run(move |_, _| {
+                ran.fetch_add(1, Ordering::SeqCst);
+            }));
+            // One poll queues the job behind the busy one; then the caller goes.
+            let polled = abandoned.as_mut().poll(&mut Context::from_waker(Waker::noop()));
+            assert!(matches!(polled, Poll::Pending));
+        }
+        let _ = open_gate.send(());
+        busy.await.map_err(|e| Error::Internal(e.to_string()))??;
+        // The one thread takes jobs in order, so the abandoned one has had its turn.
+        hasher.run(|_, _| ()).await?;
+        assert_eq!(ran.load(Ordering::SeqCst), 0);
         Ok(())
     }
 
