@@ -10,6 +10,7 @@ use onramp::pb::{self, credentials_client::CredentialsClient, user_admin_client:
 use tonic::transport::Channel;
 
 use crate::{
+    cpu::Share,
     latency::drive,
     report::Report,
     server::{PLATFORM_KEY, ServerProcess},
@@ -56,7 +57,8 @@ async fn resets(
     org_id: &str,
     sink: &Sink,
     duration: Duration,
-) -> crate::latency::Summary {
+    server_pid: u32,
+) -> (crate::latency::Summary, Share) {
     use onramp::pb::{import_users_request::Item, import_users_response};
     use tokio_stream::StreamExt;
     let mut admin = UserAdminClient::new(channels[0].clone());
@@ -101,7 +103,8 @@ async fn resets(
     while sent.next().await.is_some() {}
     let tokens = std::sync::Arc::new(std::sync::Mutex::new(sink.tokens()));
     let channels = channels.to_vec();
-    drive(CLIENTS, duration, None, move |client: usize| {
+    let cpu = Share::start(server_pid);
+    let summary = drive(CLIENTS, duration, None, move |client: usize| {
         let token = tokens.lock().ok().and_then(|mut t| t.pop());
         let mut credentials = CredentialsClient::new(channels[client % channels.len()].clone());
         async move {
@@ -116,7 +119,8 @@ async fn resets(
             credentials.complete_password_reset(request).await.is_ok()
         }
     })
-    .await
+    .await;
+    (summary, cpu)
 }
 
 /// Invites people (the sink keeps the tokens of their links), then
@@ -126,7 +130,8 @@ async fn registrations(
     org: &crate::setup::Org,
     sink: &Sink,
     duration: Duration,
-) -> crate::latency::Summary {
+    server_pid: u32,
+) -> (crate::latency::Summary, Share) {
     use onramp::pb::{invitations_client::InvitationsClient, registration_client::RegistrationClient};
     use tokio_stream::StreamExt;
     let before = sink.tokens().len();
@@ -151,7 +156,8 @@ async fn registrations(
     while sent.next().await.is_some() {}
     let tokens = std::sync::Arc::new(std::sync::Mutex::new(sink.tokens().split_off(before)));
     let channels = channels.to_vec();
-    drive(CLIENTS, duration, None, move |client: usize| {
+    let cpu = Share::start(server_pid);
+    let summary = drive(CLIENTS, duration, None, move |client: usize| {
         let token = tokens.lock().ok().and_then(|mut t| t.pop());
         let mut registration = RegistrationClient::new(channels[client % channels.len()].clone());
         async move {
@@ -170,7 +176,8 @@ async fn registrations(
             registration.complete_registration(request).await.is_ok()
         }
     })
-    .await
+    .await;
+    (summary, cpu)
 }
 
 pub async fn run(seconds: u64, report: &mut Report) {
@@ -248,6 +255,7 @@ pub async fn run(seconds: u64, report: &mut Report) {
     // The cheap RPC at a steady, ordinary rate (4 clients, one call each per
     // 20 ms: about 200 a second) while sign-ins saturate the hashing.
     let pace = Some(Duration::from_millis(20));
+    let cpu = Share::start(server.pid());
     let (auth, cheap) = tokio::join!(
         drive(CLIENTS, duration, None, sign_in),
         drive(4, duration, pace, get_user.clone())
@@ -258,12 +266,17 @@ pub async fn run(seconds: u64, report: &mut Report) {
     );
     println!("{}", auth.line("Authenticate x64"));
     println!("{}   (at the same time)", cheap.line("GetUser x4 paced"));
+    let mut shares = vec![cpu.finish("sign-ins")];
     let limits = [limits[0], limit()];
-    let resets = resets(&channels, &org.id, &sink, duration).await;
-    println!("{}", resets.line("CompletePasswordReset x64"));
+    let resets = resets(&channels, &org.id, &sink, duration, server.pid()).await;
+    println!("{}", resets.0.line("CompletePasswordReset x64"));
+    shares.push(resets.1.finish("resets"));
+    let resets = resets.0;
     let limits = [limits[0], limits[1], limit()];
-    let registered = registrations(&channels, &org, &sink, duration).await;
-    println!("{}", registered.line("CompleteRegistration x64"));
+    let registered = registrations(&channels, &org, &sink, duration, server.pid()).await;
+    println!("{}", registered.0.line("CompleteRegistration x64"));
+    shares.push(registered.1.finish("registrations"));
+    let registered = registered.0;
     let limits = [limits[0], limits[1], limits[2], limit()];
     let alone = drive(CLIENTS, duration, None, get_user).await;
     println!("{}", alone.line("GetUser x64   "));
@@ -289,6 +302,8 @@ pub async fn run(seconds: u64, report: &mut Report) {
             ("argon2_limit_before_per_second", before),
             ("argon2_limit_after_per_second", after),
             ("share_of_limit_percent", share),
+            ("hashing_share_of_busy_cpu_percent", shares[i].0),
+            ("idle_cpu_percent", shares[i].1),
             ("p99_ms", summary.p99_ms),
         ];
         if i == 0 {

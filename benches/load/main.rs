@@ -11,6 +11,7 @@
 )]
 
 mod auth;
+mod cpu;
 mod import;
 mod invite;
 mod latency;
