@@ -2,8 +2,19 @@
 //! hashing threads against everything else. Unlike a rate, this share does
 //! not move when the machine itself runs faster or slower.
 
-/// Clock ticks: (the server's argon2 threads, the machine busy, the machine in all).
-fn ticks(server_pid: u32) -> (u64, u64, u64) {
+/// Clock ticks since boot.
+#[derive(Clone, Copy, Default)]
+struct Ticks {
+    /// The server's argon2 threads.
+    hashing: u64,
+    /// Every thread on the machine.
+    busy: u64,
+    idle: u64,
+    /// Taken by the hypervisor for other guests: no thread here ran then.
+    stolen: u64,
+}
+
+fn ticks(server_pid: u32) -> Ticks {
     let mut hashing = 0;
     if let Ok(tasks) = std::fs::read_dir(format!("/proc/{server_pid}/task")) {
         for task in tasks.flatten() {
@@ -34,17 +45,31 @@ fn ticks(server_pid: u32) -> (u64, u64, u64) {
         .collect();
     let field = |i: usize| cpu.get(i).copied().unwrap_or(0);
     // user nice system idle iowait irq softirq steal (guest time is inside user)
-    let idle = field(3) + field(4);
-    let busy = field(0) + field(1) + field(2) + field(5) + field(6) + field(7);
-    (hashing, busy, busy + idle)
+    Ticks {
+        hashing,
+        busy: field(0) + field(1) + field(2) + field(5) + field(6),
+        idle: field(3) + field(4),
+        stolen: field(7),
+    }
 }
 
 pub struct Share {
     pid: u32,
-    start: (u64, u64, u64),
+    start: Ticks,
+}
+
+/// CPU time over a phase.
+pub struct Usage {
+    /// The server's hashing threads, as a share of the busy time.
+    pub hashing_percent: f64,
+    pub idle_percent: f64,
+    pub stolen_percent: f64,
+    /// CPU-seconds that some thread on the machine ran, over all cores.
+    pub busy_seconds: f64,
 }
 
 impl Share {
+    /// From now, with the hashing threads of the process `server_pid`.
     pub fn start(server_pid: u32) -> Self {
         Share {
             pid: server_pid,
@@ -52,17 +77,34 @@ impl Share {
         }
     }
 
-    /// Percent of the machine's busy time spent hashing, and percent idle,
-    /// since `start`; printed under `name`.
-    pub fn finish(&self, name: &str) -> (f64, f64) {
+    pub fn usage(&self) -> Usage {
         let end = ticks(self.pid);
-        let hashing = end.0.saturating_sub(self.start.0) as f64;
-        let busy = end.1.saturating_sub(self.start.1).max(1) as f64;
-        let total = end.2.saturating_sub(self.start.2).max(1) as f64;
-        let (hashing, idle) = (hashing / busy * 100.0, (total - busy) / total * 100.0);
-        println!(
-            "  {name}: hashing threads had {hashing:.1}% of the busy CPU time; the machine was {idle:.1}% idle"
+        let since = |f: fn(&Ticks) -> u64| f(&end).saturating_sub(f(&self.start)) as f64;
+        let (hashing, busy, idle, stolen) = (
+            since(|t| t.hashing),
+            since(|t| t.busy).max(1.0),
+            since(|t| t.idle),
+            since(|t| t.stolen),
         );
-        (hashing, idle)
+        let total = busy + idle + stolen;
+        Usage {
+            hashing_percent: hashing / busy * 100.0,
+            idle_percent: idle / total * 100.0,
+            stolen_percent: stolen / total * 100.0,
+            busy_seconds: busy / TICKS_PER_SECOND,
+        }
     }
 }
+
+impl Usage {
+    pub fn print(&self, name: &str) {
+        println!(
+            "  {name}: hashing threads had {:.1}% of the busy CPU time; \
+             the machine was {:.1}% idle, {:.1}% taken by the hypervisor",
+            self.hashing_percent, self.idle_percent, self.stolen_percent
+        );
+    }
+}
+
+/// The kernel's USER_HZ, 100 on every Linux this runs on.
+const TICKS_PER_SECOND: f64 = 100.0;
