@@ -25,6 +25,21 @@ async fn staged_user(server: &TestServer, org: &Org, email: &str) -> pb::User {
         .into_inner()
 }
 
+async fn role(server: &TestServer, org: &Org, name: &str) -> pb::Role {
+    server
+        .admin()
+        .create_role(authed(
+            pb::CreateRoleRequest {
+                name: name.into(),
+                ..Default::default()
+            },
+            &org.key,
+        ))
+        .await
+        .expect("create role")
+        .into_inner()
+}
+
 fn update(user_id: &str, user: pb::User, paths: &[&str]) -> pb::UpdateUserRequest {
     pb::UpdateUserRequest {
         organization_id: String::new(),
@@ -42,17 +57,7 @@ async fn update_changes_only_the_masked_fields_and_is_audited() {
     let org = server.org("Acme").await;
     let mut admin = server.admin();
     let user = staged_user(&server, &org, "ada@acme.example").await;
-    let porter = admin
-        .create_role(authed(
-            pb::CreateRoleRequest {
-                name: "Porter".into(),
-                ..Default::default()
-            },
-            &org.key,
-        ))
-        .await
-        .expect("role")
-        .into_inner();
+    let porter = role(&server, &org, "Porter").await;
     let changed = admin
         .update_user(authed(
             update(
@@ -362,4 +367,80 @@ async fn audit_events_filter_by_actor_action_and_time() {
         .await
         .expect_err("the audit log needs its own scope");
     assert_eq!(status.code(), Code::PermissionDenied);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn get_user_reads_every_grant_in_order_and_none_for_a_user_without() {
+    let server = TestServer::start().await;
+    let org = server.org("Acme").await;
+    let mut admin = server.admin();
+    let user = staged_user(&server, &org, "ada@acme.example").await;
+    let mut grants = vec![pb::AccessGrant {
+        service_area_id: org.service_area_id.clone(),
+        role_id: org.role_id.clone(),
+        ..Default::default()
+    }];
+    for name in ["Porter", "Almoner"] {
+        grants.push(pb::AccessGrant {
+            service_area_id: org.service_area_id.clone(),
+            role_id: role(&server, &org, name).await.id,
+            ..Default::default()
+        });
+    }
+    admin
+        .update_user(authed(
+            update(
+                &user.id,
+                pb::User {
+                    access_grants: grants,
+                    ..Default::default()
+                },
+                &["access_grants"],
+            ),
+            &org.key,
+        ))
+        .await
+        .expect("update");
+    let get = |user_id: String| {
+        let mut admin = server.admin();
+        let request = authed(
+            pb::GetUserRequest {
+                organization_id: org.id.clone(),
+                user_id,
+            },
+            &org.key,
+        );
+        async move { admin.get_user(request).await.expect("get").into_inner() }
+    };
+    let got = get(user.id.clone()).await;
+    assert_eq!(got.email, "ada@acme.example");
+    assert_eq!(got.first_name, "Ada");
+    let read: Vec<(&str, &str)> = got
+        .access_grants
+        .iter()
+        .map(|g| (g.service_area_name.as_str(), g.role_name.as_str()))
+        .collect();
+    assert_eq!(
+        read,
+        [
+            ("North ward", "Almoner"),
+            ("North ward", "Nurse"),
+            ("North ward", "Porter")
+        ]
+    );
+
+    let bare = admin
+        .create_user(authed(
+            pb::CreateUserRequest {
+                email: "grace@acme.example".into(),
+                ..Default::default()
+            },
+            &org.key,
+        ))
+        .await
+        .expect("create")
+        .into_inner();
+    let got = get(bare.id).await;
+    assert_eq!(got.email, "grace@acme.example");
+    assert!(got.access_grants.is_empty());
 }
