@@ -14,7 +14,7 @@ use crate::{
     latency::drive,
     report::Report,
     server::{PLATFORM_KEY, ServerProcess},
-    setup::{authed, organisation},
+    setup::{authed, invite, organisation},
     sink::Sink,
 };
 
@@ -115,22 +115,52 @@ async fn resets(
         .expect("reset links")
         .into_inner();
     while sent.next().await.is_some() {}
-    let tokens = std::sync::Arc::new(std::sync::Mutex::new(sink.tokens()));
+    spend_tokens(
+        sink.tokens(),
+        channels,
+        duration,
+        server_pid,
+        |channel, token| async move {
+            let request = pb::CompletePasswordResetRequest {
+                token,
+                new_password: "a fresh long password".into(),
+            };
+            CredentialsClient::new(channel)
+                .complete_password_reset(request)
+                .await
+                .is_ok()
+        },
+    )
+    .await
+}
+
+/// Spends each token once, from 64 clients; a client that finds none left
+/// waits a little and counts an error. Also the CPU share over the phase.
+async fn spend_tokens<F, Fut>(
+    tokens: Vec<String>,
+    channels: &[Channel],
+    duration: Duration,
+    server_pid: u32,
+    call: F,
+) -> (crate::latency::Summary, Share)
+where
+    F: Fn(Channel, String) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = bool> + Send,
+{
+    let tokens = std::sync::Arc::new(std::sync::Mutex::new(tokens));
     let channels = channels.to_vec();
+    let call = std::sync::Arc::new(call);
     let cpu = Share::start(server_pid);
     let summary = drive(CLIENTS, duration, None, move |client: usize| {
         let token = tokens.lock().ok().and_then(|mut t| t.pop());
-        let mut credentials = CredentialsClient::new(channels[client % channels.len()].clone());
+        let channel = channels[client % channels.len()].clone();
+        let call = call.clone();
         async move {
             let Some(token) = token else {
                 tokio::time::sleep(Duration::from_millis(100)).await;
                 return false;
             };
-            let request = pb::CompletePasswordResetRequest {
-                token,
-                new_password: "a fresh long password".into(),
-            };
-            credentials.complete_password_reset(request).await.is_ok()
+            call(channel, token).await
         }
     })
     .await;
@@ -146,39 +176,21 @@ async fn registrations(
     duration: Duration,
     server_pid: u32,
 ) -> (crate::latency::Summary, Share) {
-    use onramp::pb::{invitations_client::InvitationsClient, registration_client::RegistrationClient};
+    use onramp::pb::registration_client::RegistrationClient;
     use tokio_stream::StreamExt;
     let before = sink.tokens().len();
     let text: String = (0..RESET_PEOPLE)
         .map(|i| format!("joiner{i}@bench.example\n"))
         .collect();
-    let mut invitations = InvitationsClient::new(channels[0].clone()).max_decoding_message_size(64 << 20);
-    let mut sent = invitations
-        .send_invitations(authed(
-            pb::SendInvitationsRequest {
-                organization_id: org.id.clone(),
-                recipients_text: text,
-                service_area_id: org.service_area_id.clone(),
-                role_id: org.role_id.clone(),
-                ..Default::default()
-            },
-            PLATFORM_KEY,
-        ))
-        .await
-        .expect("invite")
-        .into_inner();
+    let mut sent = invite(&channels[0], org, text).await;
     while sent.next().await.is_some() {}
-    let tokens = std::sync::Arc::new(std::sync::Mutex::new(sink.tokens().split_off(before)));
-    let channels = channels.to_vec();
-    let cpu = Share::start(server_pid);
-    let summary = drive(CLIENTS, duration, None, move |client: usize| {
-        let token = tokens.lock().ok().and_then(|mut t| t.pop());
-        let mut registration = RegistrationClient::new(channels[client % channels.len()].clone());
-        async move {
-            let Some(token) = token else {
-                tokio::time::sleep(Duration::from_millis(100)).await;
-                return false;
-            };
+    let tokens = sink.tokens().split_off(before);
+    spend_tokens(
+        tokens,
+        channels,
+        duration,
+        server_pid,
+        |channel, token| async move {
             let request = pb::CompleteRegistrationRequest {
                 token,
                 first_name: "Ada".into(),
@@ -187,11 +199,13 @@ async fn registrations(
                 password: "a fresh long password".into(),
                 ..Default::default()
             };
-            registration.complete_registration(request).await.is_ok()
-        }
-    })
-    .await;
-    (summary, cpu)
+            RegistrationClient::new(channel)
+                .complete_registration(request)
+                .await
+                .is_ok()
+        },
+    )
+    .await
 }
 
 pub async fn run(seconds: u64, report: &mut Report) {

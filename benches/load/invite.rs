@@ -3,13 +3,13 @@
 
 use std::time::Instant;
 
-use onramp::pb::{self, batch_event::Event, invitations_client::InvitationsClient};
+use onramp::pb::batch_event::Event;
 use tokio_stream::StreamExt;
 
 use crate::{
     report::Report,
     server::{PLATFORM_KEY, ServerProcess},
-    setup::{authed, organisation},
+    setup::{invite, organisation},
     sink::Sink,
 };
 
@@ -53,23 +53,9 @@ pub async fn run(recipients: usize, report: &mut Report) {
     let text: String = (0..recipients)
         .map(|i| format!("person{i}@bench.example\n"))
         .collect();
-    let mut client = InvitationsClient::new(channel).max_decoding_message_size(64 << 20);
 
     let started = Instant::now();
-    let mut stream = client
-        .send_invitations(authed(
-            pb::SendInvitationsRequest {
-                organization_id: org.id.clone(),
-                recipients_text: text,
-                service_area_id: org.service_area_id.clone(),
-                role_id: org.role_id.clone(),
-                ..Default::default()
-            },
-            PLATFORM_KEY,
-        ))
-        .await
-        .expect("send")
-        .into_inner();
+    let mut stream = invite(&channel, &org, text).await;
     let mut first_result = None;
     let mut results = 0;
     let mut sent = 0;

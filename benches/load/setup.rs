@@ -1,7 +1,10 @@
-//! What every scenario needs: an organisation with a service area and a role.
+//! What every scenario needs: an organisation with a service area and a role,
+//! and invitations sent to it.
 
-use onramp::pb::{self, user_admin_client::UserAdminClient};
-use tonic::{Request, transport::Channel};
+use onramp::pb::{self, invitations_client::InvitationsClient, user_admin_client::UserAdminClient};
+use tonic::{Request, Streaming, transport::Channel};
+
+use crate::server::PLATFORM_KEY;
 
 pub fn authed<T>(message: T, key: &str) -> Request<T> {
     let mut request = Request::new(message);
@@ -59,4 +62,24 @@ pub async fn organisation(channel: &Channel, key: &str) -> Org {
         service_area_id: area.id,
         role_id: role.id,
     }
+}
+
+/// Invites every address in `text` (one a line) to `org`'s service area and
+/// role; the results stream back as the emails are sent.
+pub async fn invite(channel: &Channel, org: &Org, text: String) -> Streaming<pb::BatchEvent> {
+    InvitationsClient::new(channel.clone())
+        .max_decoding_message_size(64 << 20)
+        .send_invitations(authed(
+            pb::SendInvitationsRequest {
+                organization_id: org.id.clone(),
+                recipients_text: text,
+                service_area_id: org.service_area_id.clone(),
+                role_id: org.role_id.clone(),
+                ..Default::default()
+            },
+            PLATFORM_KEY,
+        ))
+        .await
+        .expect("invite")
+        .into_inner()
 }
