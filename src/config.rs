@@ -85,6 +85,8 @@ pub struct Config {
     /// gateway).
     pub trust_forwarded_for: bool,
     /// Create a development organisation and key when the database has none.
+    /// Defaults to on only when `DATABASE_URL` is unset and the listen
+    /// address is loopback.
     pub dev_bootstrap: bool,
 }
 
@@ -318,7 +320,13 @@ impl Config {
                 })
                 .unwrap_or_default(),
             trust_forwarded_for: read.flag("ONRAMP_TRUST_FORWARDED_FOR", false),
-            dev_bootstrap: read.flag("ONRAMP_DEV_BOOTSTRAP", true),
+            // On by default only for a first run on a developer's machine:
+            // no DATABASE_URL given and listening on loopback. A deployment
+            // names its database, so it never prints an admin key unasked.
+            dev_bootstrap: read.flag(
+                "ONRAMP_DEV_BOOTSTRAP",
+                lookup("DATABASE_URL").is_none() && listen_addr.ip().is_loopback(),
+            ),
         };
         if problems.is_empty() {
             Ok(config)
@@ -397,6 +405,20 @@ mod tests {
             .as_ref()
             .map(|c| (c.listen_addr.to_string(), c.smtp_url.is_none()));
         assert_eq!(c, Ok(("127.0.0.1:50051".to_owned(), true)));
+    }
+
+    #[test]
+    fn the_development_key_is_printed_only_on_a_first_run_on_loopback() {
+        let bootstrap = |vars: &[(&str, &str)]| config(vars).map(|c| c.dev_bootstrap).ok();
+        assert_eq!(bootstrap(&[]), Some(true), "the zero-configuration first run");
+        let named = ("DATABASE_URL", "postgres://db.internal/onramp");
+        assert_eq!(
+            bootstrap(&[named]),
+            Some(false),
+            "a deployment names its database"
+        );
+        assert_eq!(bootstrap(&[("ONRAMP_LISTEN_ADDR", "0.0.0.0:50051")]), Some(false));
+        assert_eq!(bootstrap(&[named, ("ONRAMP_DEV_BOOTSTRAP", "true")]), Some(true));
     }
 
     #[test]

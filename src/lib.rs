@@ -21,6 +21,7 @@ pub mod tokens;
 #[allow(clippy::all, clippy::pedantic, reason = "generated code")]
 pub mod pb {
     tonic::include_proto!("onramp.v1");
+    include!(concat!(env!("OUT_DIR"), "/text_fields.rs"));
 
     /// The encoded descriptor set of the API, served by reflection.
     pub const FILE_DESCRIPTOR_SET: &[u8] = tonic::include_file_descriptor_set!("onramp_descriptor");

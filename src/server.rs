@@ -164,7 +164,10 @@ pub async fn serve(
         .add_service(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
-        .add_service(UserAdminServer::new(UserAdminService::new(state.clone())))
+        .add_service(
+            UserAdminServer::new(UserAdminService::new(state.clone()))
+                .max_decoding_message_size(crate::grpc::user_admin::import::IMPORT_MESSAGE_BYTES),
+        )
         .add_service(
             InvitationsServer::new(InvitationsService::new(state.clone()))
                 .max_decoding_message_size(MAX_REQUEST_BYTES),

@@ -140,12 +140,13 @@ pub async fn revoke(
     .await
 }
 
-/// The caller a presented secret stands for, if it is a live key.
+/// The caller a presented secret stands for, if it is a live key, with the
+/// time the key expires.
 pub async fn authenticate(
     conn: &mut AsyncPgConnection,
     secret: &str,
     now: DateTime<Utc>,
-) -> Result<Option<Caller>> {
+) -> Result<Option<(Caller, Option<DateTime<Utc>>)>> {
     let hash = PlainToken::from_presented(secret).hash();
     let key = api_keys::table
         .filter(api_keys::secret_hash.eq(hash.0))
@@ -155,9 +156,12 @@ pub async fn authenticate(
         .optional()?;
     Ok(key
         .filter(|k| k.revoked_at.is_none() && k.expires_at.is_none_or(|at| at > now))
-        .map(|k| Caller {
-            api_key_id: Some(k.id),
-            organization_id: Some(k.organization_id),
-            scopes: k.scopes(),
+        .map(|k| {
+            let caller = Caller {
+                api_key_id: Some(k.id),
+                organization_id: Some(k.organization_id),
+                scopes: k.scopes(),
+            };
+            (caller, k.expires_at)
         }))
 }

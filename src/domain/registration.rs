@@ -2,6 +2,8 @@
 //! credential: it is looked up by hash, viewing it never spends it, and only
 //! completing does, once.
 
+use std::sync::LazyLock;
+
 use chrono::{DateTime, Utc};
 use diesel::{
     prelude::*,
@@ -91,31 +93,8 @@ pub async fn find(conn: &mut AsyncPgConnection, token: &str, now: DateTime<Utc>)
                 "this invitation link is not valid; it may have been replaced by a newer invitation",
             )
         })?;
-    match invitation.state(now) {
-        State::Accepted => {
-            return Err(Error::Refused {
-                reason: "INVITATION_USED",
-                message: "this invitation was already used to register; sign in instead".into(),
-            });
-        }
-        State::Revoked => {
-            return Err(Error::Refused {
-                reason: "INVITATION_REVOKED",
-                message: "this invitation was withdrawn by the organisation".into(),
-            });
-        }
-        State::Expired => {
-            return Err(Error::Refused {
-                reason: "INVITATION_EXPIRED",
-                message: "this invitation has expired; you can ask for a new one".into(),
-            });
-        }
-        State::Failed | State::Queued | State::Sent | State::Opened => {}
-    }
-    if user.deactivated_at.is_some() {
-        return Err(Error::PermissionDenied(
-            "this account is deactivated; ask the organisation's administrator".into(),
-        ));
+    if let Some(refused) = refusal(&invitation, &user, now) {
+        return Err(refused);
     }
     let organization = organizations::with_terms(conn, organization).await?;
     Ok(Invited {
@@ -123,6 +102,45 @@ pub async fn find(conn: &mut AsyncPgConnection, token: &str, now: DateTime<Utc>)
         user,
         organization,
     })
+}
+
+/// Why a link cannot register its person now, if it cannot. An active
+/// person is never registered again, whatever the invitation row says: that
+/// would hand their account to whoever holds an old link.
+fn refusal(invitation: &Invitation, user: &UserRow, now: DateTime<Utc>) -> Option<Error> {
+    let lapsed = invitation.expires_at.is_some_and(|at| at <= now);
+    let refused = |reason, message: &str| {
+        Some(Error::Refused {
+            reason,
+            message: message.into(),
+        })
+    };
+    match invitation.state(now) {
+        State::Accepted => refused(
+            "INVITATION_USED",
+            "this invitation was already used to register; sign in instead",
+        ),
+        _ if user.lifecycle == "active" => refused(
+            "ALREADY_REGISTERED",
+            "this account is already registered; sign in, or reset your password if you forgot it",
+        ),
+        _ if user.deactivated_at.is_some() => Some(Error::PermissionDenied(
+            "this account is deactivated; ask the organisation's administrator".into(),
+        )),
+        State::Revoked => refused(
+            "INVITATION_REVOKED",
+            "this invitation was withdrawn by the organisation",
+        ),
+        State::Expired => refused(
+            "INVITATION_EXPIRED",
+            "this invitation has expired; you can ask for a new one",
+        ),
+        State::Failed | State::Queued if lapsed => refused(
+            "INVITATION_EXPIRED",
+            "this invitation has expired; you can ask for a new one",
+        ),
+        State::Failed | State::Queued | State::Sent | State::Opened => None,
+    }
 }
 
 /// Records that the link was viewed. Never spends it: mail scanners open
@@ -191,15 +209,16 @@ pub async fn complete(state: &AppState, token: &str, form: Completion, client_ad
         _ => {}
     }
     accounts::check_policy(org, &invited.user, &form.password, "password")?;
+    let mut totp_step = None;
     if let Some((method, code)) = &form.second_factor {
         // Checked on its own, before the transaction: a wrong try must count
         // even though the registration then fails.
-        if !prove(state, &invited.user, method, code).await? {
-            return Err(Error::invalid(
+        totp_step = prove(state, &invited.user, method, code).await?.ok_or_else(|| {
+            Error::invalid(
                 "second_factor_code",
                 "the code is wrong or has expired; after five wrong tries, ask for a new one",
-            ));
-        }
+            )
+        })?;
     }
     let hash = state.hasher.hash(form.password.clone()).await?;
     let actor = Actor {
@@ -210,6 +229,7 @@ pub async fn complete(state: &AppState, token: &str, form: Completion, client_ad
         invited: &invited,
         form: &form,
         hash,
+        totp_step,
         actor,
         current_terms,
         now,
@@ -226,11 +246,43 @@ pub async fn complete(state: &AppState, token: &str, form: Completion, client_ad
     users::find(&mut conn, org.id, invited.user.id, now).await
 }
 
+/// Accepts the invitation (only if it still works and its person is neither
+/// active nor paused: of two completions racing, the second finds it
+/// accepted), then the profile, the password, activation, the invited
+/// access, the retirement of other ways in and the audit event.
+static COMPLETE: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "WITH accepted AS (UPDATE invitations SET state = 'accepted', accepted_at = $6 \
+           WHERE id = $11 AND (state IN ('queued', 'failed', 'sent', 'opened') \
+             AND (expires_at IS NULL OR expires_at > $6)) \
+             AND EXISTS (SELECT 1 FROM users WHERE id = $1 AND lifecycle <> 'active' \
+               AND deactivated_at IS NULL) \
+           RETURNING service_area_id, role_id), \
+         updated AS (UPDATE users SET first_name = $2, last_name = $3, mobile = $4, \
+             password_hash = $5, must_change_password = false, password_expires_at = NULL, \
+             failed_sign_ins = 0, locked_until = NULL, updated_at = $6, activated_at = $6, \
+             invitation_expires_at = NULL, lifecycle = 'active' \
+           WHERE id = $1 AND EXISTS (SELECT 1 FROM accepted) RETURNING id, organization_id), \
+         granted AS (INSERT INTO access_grants (user_id, service_area_id, role_id) \
+           SELECT u.id, a.service_area_id, a.role_id FROM updated u, accepted a \
+           WHERE a.service_area_id IS NOT NULL AND a.role_id IS NOT NULL \
+           ON CONFLICT DO NOTHING), \
+         {}, \
+         audit AS (INSERT INTO audit_events (id, organization_id, actor, action, target_type, \
+             target_id, client_address, details, created_at) \
+           SELECT $7, organization_id, $8, 'registration.complete', 'user', id::text, $9, $10, $6 \
+           FROM updated) \
+         SELECT id FROM updated",
+        accounts::retiring_ctes("$1", "$6", "updated", "$11")
+    )
+});
+
 /// A registration's writes, once its password is hashed.
 struct Registering<'a> {
     invited: &'a Invited,
     form: &'a Completion,
     hash: String,
+    totp_step: Option<i64>,
     actor: Actor,
     current_terms: i32,
     now: DateTime<Utc>,
@@ -245,7 +297,7 @@ impl Registering<'_> {
             } else {
                 None
             };
-            second_factor::enroll(conn, user_id, method, sealed, now).await?;
+            second_factor::enroll(conn, user_id, method, sealed, self.totp_step, now).await?;
         }
         if self.current_terms > 0 {
             accept_terms(
@@ -262,71 +314,44 @@ impl Registering<'_> {
             "second_factor": self.form.second_factor.as_ref().map(|(m, _)| m.clone()),
             "terms_version": self.current_terms,
         });
-        // Accepting the invitation (only if it still works: of two
-        // completions racing, the second finds it accepted), the profile,
-        // the password, activation, the invited access and the audit event.
         let finished = Cached(
-            diesel::sql_query(
-                "WITH accepted AS (UPDATE invitations SET state = 'accepted', accepted_at = $6 \
-                   WHERE id = $11 AND (state IN ('queued', 'failed') \
-                     OR (state IN ('sent', 'opened') AND (expires_at IS NULL OR expires_at > $6))) \
-                   RETURNING service_area_id, role_id), \
-                 updated AS (UPDATE users SET first_name = $2, last_name = $3, mobile = $4, \
-                     password_hash = $5, must_change_password = false, password_expires_at = NULL, \
-                     failed_sign_ins = 0, locked_until = NULL, updated_at = $6, \
-                     activated_at = CASE WHEN lifecycle = 'active' THEN activated_at ELSE $6 END, \
-                     invitation_expires_at = CASE WHEN lifecycle = 'active' THEN invitation_expires_at END, \
-                     lifecycle = 'active' \
-                   WHERE id = $1 AND EXISTS (SELECT 1 FROM accepted) RETURNING id, organization_id), \
-                 granted AS (INSERT INTO access_grants (user_id, service_area_id, role_id) \
-                   SELECT u.id, a.service_area_id, a.role_id FROM updated u, accepted a \
-                   WHERE a.service_area_id IS NOT NULL AND a.role_id IS NOT NULL \
-                   ON CONFLICT DO NOTHING), \
-                 audit AS (INSERT INTO audit_events (id, organization_id, actor, action, target_type, \
-                     target_id, client_address, details, created_at) \
-                   SELECT $7, organization_id, $8, 'registration.complete', 'user', id::text, $9, $10, $6 \
-                   FROM updated) \
-                 SELECT id FROM updated",
-            )
-            .bind::<SqlUuid, _>(user_id)
-            .bind::<Text, _>(&self.form.first_name)
-            .bind::<Text, _>(&self.form.last_name)
-            .bind::<Text, _>(&self.form.mobile)
-            .bind::<Text, _>(&self.hash)
-            .bind::<Timestamptz, _>(now)
-            .bind::<SqlUuid, _>(Uuid::now_v7())
-            .bind::<Text, _>(&self.actor.name)
-            .bind::<Text, _>(&self.actor.client_address)
-            .bind::<Jsonb, _>(details)
-            .bind::<SqlUuid, _>(self.invited.invitation.id),
+            diesel::sql_query(COMPLETE.as_str())
+                .bind::<SqlUuid, _>(user_id)
+                .bind::<Text, _>(&self.form.first_name)
+                .bind::<Text, _>(&self.form.last_name)
+                .bind::<Text, _>(&self.form.mobile)
+                .bind::<Text, _>(&self.hash)
+                .bind::<Timestamptz, _>(now)
+                .bind::<SqlUuid, _>(Uuid::now_v7())
+                .bind::<Text, _>(&self.actor.name)
+                .bind::<Text, _>(&self.actor.client_address)
+                .bind::<Jsonb, _>(details)
+                .bind::<SqlUuid, _>(self.invited.invitation.id),
         )
         .execute(conn)
         .await?;
         if finished == 1 {
             return Ok(());
         }
-        // Not accepted: say why, from the invitation as it is now.
-        let current: Invitation = invitations::table
-            .find(self.invited.invitation.id)
-            .select(Invitation::as_select())
+        // Not accepted: say why, from the invitation and person as they are
+        // now.
+        let (current, user): (Invitation, UserRow) = invitations::table
+            .inner_join(users_table::table)
+            .filter(invitations::id.eq(self.invited.invitation.id))
+            .select((Invitation::as_select(), UserRow::as_select()))
             .first(conn)
             .await?;
-        Err(if current.state(now) == State::Accepted {
-            Error::Refused {
-                reason: "INVITATION_USED",
-                message: "this invitation was already used to register; sign in instead".into(),
-            }
-        } else {
-            Error::Refused {
-                reason: "INVITATION_EXPIRED",
-                message: "this invitation no longer works; you can ask for a new one".into(),
-            }
-        })
+        Err(refusal(&current, &user, now).unwrap_or_else(|| Error::Refused {
+            reason: "INVITATION_EXPIRED",
+            message: "this invitation no longer works; you can ask for a new one".into(),
+        }))
     }
 }
 
 /// Whether `code` proves the second factor being set up.
-async fn prove(state: &AppState, user: &UserRow, method: &str, code: &str) -> Result<bool> {
+/// `None` when it does not; for an authenticator app, the time step of the
+/// code, which is then spent: it cannot sign in as well.
+async fn prove(state: &AppState, user: &UserRow, method: &str, code: &str) -> Result<Option<Option<i64>>> {
     let now = state.clock.now();
     let secrets = state.secrets.as_deref();
     let mut conn = state.pool.get().await?;
@@ -335,9 +360,13 @@ async fn prove(state: &AppState, user: &UserRow, method: &str, code: &str) -> Re
             .await?
             .and_then(|(_, s)| s);
         let secret = sealed.as_deref().and_then(|s| secrets.and_then(|b| b.open(s)));
-        return Ok(secret.is_some_and(|s| second_factor::verify_totp(&s, code, now)));
+        return Ok(secret
+            .and_then(|s| second_factor::totp_step(&s, code, now))
+            .map(Some));
     }
-    second_factor::check_code(&mut conn, secrets, user.id, &format!("{method}_code"), code, now).await
+    let right =
+        second_factor::check_code(&mut conn, secrets, user.id, &format!("{method}_code"), code, now).await?;
+    Ok(right.then_some(None))
 }
 
 /// Records that the user accepted a terms version. Accepting twice changes

@@ -2,6 +2,8 @@
 //! outbox worker at send time, stored only as a hash), redeemed once to set
 //! a new password.
 
+use std::sync::LazyLock;
+
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel::sql_types::{Text, Timestamptz, Uuid as SqlUuid};
@@ -36,6 +38,26 @@ pub async fn queue(
     };
     outbox::enqueue(conn, email, message_domain, now).await
 }
+
+static COMPLETE: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "WITH spent AS (UPDATE action_tokens SET consumed_at = $1 WHERE id = $2 AND consumed_at IS NULL \
+           RETURNING id), \
+         updated AS (UPDATE users SET password_hash = $3, must_change_password = false, \
+             password_expires_at = NULL, failed_sign_ins = 0, locked_until = NULL, updated_at = $1, \
+             activated_at = CASE WHEN lifecycle = 'active' THEN activated_at ELSE $1 END, \
+             invitation_expires_at = CASE WHEN lifecycle = 'active' THEN invitation_expires_at END, \
+             lifecycle = 'active' \
+           WHERE id = $4 AND EXISTS (SELECT 1 FROM spent) RETURNING id, organization_id), \
+         {}, \
+         audit AS (INSERT INTO audit_events (id, organization_id, actor, action, target_type, target_id, \
+             client_address, details, created_at) \
+           SELECT $5, organization_id, 'user:' || id::text, 'credentials.password_reset', 'user', id::text, \
+             $6, '{{}}'::jsonb, $1 FROM updated) \
+         SELECT id FROM updated",
+        accounts::retiring_ctes("$4", "$1", "updated", "$2")
+    )
+});
 
 #[derive(Queryable, Selectable)]
 #[diesel(table_name = action_tokens)]
@@ -98,31 +120,18 @@ pub async fn complete(
     }
     accounts::check_policy(&organization, &user, new_password, "new_password")?;
     let new_hash = state.hasher.hash(new_password.to_owned()).await?;
-    // Spending the token, the new password, activation and the audit event
-    // in one statement: all or nothing, in one round trip.
+    // Spending the token, the new password, activation, retiring the other
+    // ways in and the audit event in one statement: all or nothing, in one
+    // round trip.
     let mut conn = state.pool.get().await?;
     let updated: Option<Updated> = Cached(
-        diesel::sql_query(
-            "WITH spent AS (UPDATE action_tokens SET consumed_at = $1 WHERE id = $2 AND consumed_at IS NULL \
-           RETURNING id), \
-         updated AS (UPDATE users SET password_hash = $3, must_change_password = false, \
-             password_expires_at = NULL, failed_sign_ins = 0, locked_until = NULL, updated_at = $1, \
-             activated_at = CASE WHEN lifecycle = 'active' THEN activated_at ELSE $1 END, \
-             invitation_expires_at = CASE WHEN lifecycle = 'active' THEN invitation_expires_at END, \
-             lifecycle = 'active' \
-           WHERE id = $4 AND EXISTS (SELECT 1 FROM spent) RETURNING id, organization_id), \
-         audit AS (INSERT INTO audit_events (id, organization_id, actor, action, target_type, target_id, \
-             client_address, details, created_at) \
-           SELECT $5, organization_id, 'user:' || id::text, 'credentials.password_reset', 'user', id::text, \
-             $6, '{}'::jsonb, $1 FROM updated) \
-         SELECT id FROM updated",
-        )
-        .bind::<Timestamptz, _>(now)
-        .bind::<SqlUuid, _>(found.id)
-        .bind::<Text, _>(new_hash)
-        .bind::<SqlUuid, _>(user.id)
-        .bind::<SqlUuid, _>(Uuid::now_v7())
-        .bind::<Text, _>(client_address),
+        diesel::sql_query(COMPLETE.as_str())
+            .bind::<Timestamptz, _>(now)
+            .bind::<SqlUuid, _>(found.id)
+            .bind::<Text, _>(new_hash)
+            .bind::<SqlUuid, _>(user.id)
+            .bind::<SqlUuid, _>(Uuid::now_v7())
+            .bind::<Text, _>(client_address),
     )
     .get_result(&mut conn)
     .await

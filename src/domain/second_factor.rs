@@ -290,12 +290,14 @@ pub async fn enrolled(
         .optional()?)
 }
 
-/// Records the user's second factor, replacing any earlier one.
+/// Records the user's second factor, replacing any earlier one, with the
+/// time step of the authenticator code that proved it, already spent.
 pub async fn enroll(
     conn: &mut AsyncPgConnection,
     user_id: Uuid,
     method: &str,
     sealed_secret: Option<Vec<u8>>,
+    spent_step: Option<i64>,
     now: DateTime<Utc>,
 ) -> Result<()> {
     diesel::insert_into(second_factors::table)
@@ -304,6 +306,7 @@ pub async fn enroll(
             second_factors::method.eq(method),
             second_factors::secret_ciphertext.eq(&sealed_secret),
             second_factors::created_at.eq(now),
+            second_factors::last_totp_step.eq(spent_step),
         ))
         .on_conflict(second_factors::user_id)
         .do_update()
@@ -311,7 +314,7 @@ pub async fn enroll(
             second_factors::method.eq(method),
             second_factors::secret_ciphertext.eq(&sealed_secret),
             second_factors::created_at.eq(now),
-            second_factors::last_totp_step.eq(None::<i64>),
+            second_factors::last_totp_step.eq(spent_step),
         ))
         .execute(conn)
         .await?;

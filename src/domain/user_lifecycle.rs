@@ -77,6 +77,11 @@ pub async fn update(
                 "the user has no password yet, so there is none to change".into(),
             ));
         }
+        if changes.email.is_some() || changes.username.is_some() {
+            let email = changes.email.as_deref().unwrap_or(&current.email);
+            let username = changes.username.as_deref().unwrap_or(&current.username);
+            users::check_sign_in_names(conn, organization_id, id, email, username).await?;
+        }
         let mut details = changes.describe();
         diesel::update(users_table::table.find(id))
             .set((&changes, users_table::updated_at.eq(now)))

@@ -190,6 +190,49 @@ pub async fn insert_grants(
     Ok(())
 }
 
+#[derive(QueryableByName)]
+struct Clash {
+    #[diesel(sql_type = diesel::sql_types::Bool)]
+    email: bool,
+}
+
+/// Refuses a sign-in name that could name two people: a username that is
+/// another person's email, or an email that is another person's username.
+/// (Sign-in also prefers an email match, for data written before this rule.)
+pub async fn check_sign_in_names(
+    conn: &mut AsyncPgConnection,
+    organization_id: Uuid,
+    user_id: Uuid,
+    email: &str,
+    username: &str,
+) -> Result<()> {
+    let clash: Option<Clash> = diesel::sql_query(
+        // Where an email meets an email, or a username a username, the
+        // unique indexes answer with their own messages.
+        "SELECT lower(email) = lower($3) AS email FROM users WHERE organization_id = $1 AND id <> $2 \
+         AND lower(email) <> lower($4) AND lower(username) <> lower($3) \
+         AND (lower(email) = lower($3) OR lower(username) = lower($4)) LIMIT 1",
+    )
+    .bind::<diesel::sql_types::Uuid, _>(organization_id)
+    .bind::<diesel::sql_types::Uuid, _>(user_id)
+    .bind::<diesel::sql_types::Text, _>(username)
+    .bind::<diesel::sql_types::Text, _>(email)
+    .get_result(conn)
+    .await
+    .optional()?;
+    match clash {
+        None => Ok(()),
+        Some(Clash { email: true }) => Err(Error::exists(
+            "username",
+            "another person of the organisation has this as their email, which signs in as them",
+        )),
+        Some(Clash { email: false }) => Err(Error::exists(
+            "email",
+            "another person of the organisation signs in with this as their username",
+        )),
+    }
+}
+
 pub async fn create(
     conn: &mut AsyncPgConnection,
     organization_id: Uuid,
@@ -199,6 +242,7 @@ pub async fn create(
 ) -> Result<User> {
     conn.transaction(async move |conn| {
         check_grants(conn, organization_id, &new.grants).await?;
+        check_sign_in_names(conn, organization_id, Uuid::nil(), &new.email, &new.username).await?;
         let row = UserRow {
             id: Uuid::now_v7(),
             organization_id,

@@ -18,11 +18,12 @@ pub fn email(input: &str) -> Result<String, String> {
         return Err(format!("is longer than {MAX_EMAIL_LENGTH} characters"));
     }
     let Some((local, domain)) = address.rsplit_once('@') else {
-        return Err(format!("'{address}' is not an email address: it has no @"));
+        return Err(format!("{} is not an email address: it has no @", quote(address)));
     };
     if local.is_empty() || local.len() > MAX_LOCAL_PART_LENGTH {
         return Err(format!(
-            "'{address}' is not an email address: the part before @ must be 1 to {MAX_LOCAL_PART_LENGTH} characters"
+            "{} is not an email address: the part before @ must be 1 to {MAX_LOCAL_PART_LENGTH} characters",
+            quote(address)
         ));
     }
     let local_ok = local
@@ -33,7 +34,8 @@ pub fn email(input: &str) -> Result<String, String> {
         && !local.contains("..");
     if !local_ok {
         return Err(format!(
-            "'{address}' is not an email address: the part before @ has characters not allowed there"
+            "{} is not an email address: the part before @ has characters not allowed there",
+            quote(address)
         ));
     }
     let domain = domain.to_ascii_lowercase();
@@ -51,7 +53,9 @@ pub fn email(input: &str) -> Result<String, String> {
             .is_some_and(|tld| tld.len() >= 2 && tld.chars().all(|c| c.is_ascii_alphabetic()));
     if !domain_ok {
         return Err(format!(
-            "'{address}' is not an email address: '{domain}' is not a valid domain"
+            "{} is not an email address: {} is not a valid domain",
+            quote(address),
+            quote(&domain)
         ));
     }
     Ok(format!("{local}@{domain}"))
@@ -72,8 +76,8 @@ pub fn mobile(input: &str) -> Result<String, String> {
         Ok(compact)
     } else {
         Err(format!(
-            "'{}' is not a mobile number in international form, such as +447700900123",
-            input.trim()
+            "{} is not a mobile number in international form, such as +447700900123",
+            quote(input.trim())
         ))
     }
 }
@@ -132,7 +136,25 @@ pub fn id(input: &str) -> Result<Uuid, String> {
     if trimmed.is_empty() {
         return Err("is required".into());
     }
-    Uuid::parse_str(trimmed).map_err(|_| format!("'{trimmed}' is not a valid id"))
+    Uuid::parse_str(trimmed).map_err(|_| format!("{} is not a valid id", quote(trimmed)))
+}
+
+/// Characters of a bad value an error message quotes at most.
+const QUOTED_CHARACTERS: usize = 64;
+
+/// A bad value as an error message shows it: in quotes, at most a short
+/// prefix, control characters as U+FFFD. A message never carries a large or
+/// binary value back to the caller, into a log or into the database.
+pub fn quote(value: &str) -> String {
+    let mut shown: String = value
+        .chars()
+        .take(QUOTED_CHARACTERS)
+        .map(|c| if c.is_control() { '\u{fffd}' } else { c })
+        .collect();
+    if value.chars().nth(QUOTED_CHARACTERS).is_some() {
+        shown.push('…');
+    }
+    format!("'{shown}'")
 }
 
 #[cfg(test)]
@@ -187,5 +209,15 @@ mod tests {
         assert!(username("jane doe").is_err());
         assert_eq!(username(" jdoe "), Ok("jdoe".into()));
         assert!(id("nope").is_err());
+    }
+
+    #[test]
+    fn errors_quote_a_short_clean_prefix() {
+        let said = id(&"\0x".repeat(10_000)).err().unwrap_or_default();
+        assert!(said.len() < 200, "{said}");
+        assert!(!said.contains('\0'));
+        assert!(said.contains('…'));
+        let said = email("a\0b@example.com").err().unwrap_or_default();
+        assert!(said.contains("not an email") && !said.contains('\0'), "{said}");
     }
 }

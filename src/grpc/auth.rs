@@ -13,6 +13,7 @@ use std::{
     time::{Duration, Instant},
 };
 
+use chrono::{DateTime, Utc};
 use http::{HeaderMap, Request, Response};
 use tonic::{Status, body::Body, transport::server::TcpConnectInfo};
 use tower::{Layer, Service};
@@ -41,30 +42,48 @@ const PUBLIC_PREFIXES: &[&str] = &[
 const CACHE_FOR: Duration = Duration::from_secs(5);
 const CACHE_ENTRIES: usize = 10_000;
 
+/// A resolved key: who it stands for, until when, and when it was read.
+struct Cached {
+    caller: Caller,
+    expires_at: Option<DateTime<Utc>>,
+    read_at: Instant,
+}
+
 /// Recently resolved keys, by the hash of their secret.
 #[derive(Default)]
 pub struct KeyCache {
-    entries: Mutex<HashMap<Vec<u8>, (Caller, Instant)>>,
+    entries: Mutex<HashMap<Vec<u8>, Cached>>,
 }
 
 impl KeyCache {
-    fn get(&self, hash: &[u8]) -> Option<Caller> {
+    /// The cached caller of a key, unless the entry is stale or the key has
+    /// expired by the server's clock: an expired key stops at its expiry,
+    /// not up to `CACHE_FOR` later.
+    fn get(&self, hash: &[u8], now: DateTime<Utc>) -> Option<Caller> {
         let entries = self.entries.lock().ok()?;
         entries
             .get(hash)
-            .filter(|(_, at)| at.elapsed() < CACHE_FOR)
-            .map(|(caller, _)| caller.clone())
+            .filter(|c| c.read_at.elapsed() < CACHE_FOR && c.expires_at.is_none_or(|at| at > now))
+            .map(|c| c.caller.clone())
     }
 
-    fn put(&self, hash: Vec<u8>, caller: Caller) {
+    fn put(&self, hash: Vec<u8>, caller: Caller, expires_at: Option<DateTime<Utc>>) {
         if let Ok(mut entries) = self.entries.lock() {
             if entries.len() >= CACHE_ENTRIES {
-                entries.retain(|_, (_, at)| at.elapsed() < CACHE_FOR);
+                entries.retain(|_, c| c.read_at.elapsed() < CACHE_FOR);
                 if entries.len() >= CACHE_ENTRIES {
                     entries.clear();
                 }
             }
-            entries.insert(hash, (caller, Instant::now()));
+            let read_at = Instant::now();
+            entries.insert(
+                hash,
+                Cached {
+                    caller,
+                    expires_at,
+                    read_at,
+                },
+            );
         }
     }
 
@@ -168,14 +187,15 @@ impl AuthLayer {
             }
         }
         let hash = PlainToken::from_presented(secret).hash().0;
-        if let Some(caller) = self.state.keys.get(&hash) {
+        let now = self.state.clock.now();
+        if let Some(caller) = self.state.keys.get(&hash, now) {
             return Ok(caller);
         }
         let mut conn = self.state.pool.get().await.map_err(crate::error::Error::from)?;
-        let caller = api_keys::authenticate(&mut conn, secret, self.state.clock.now())
+        let (caller, expires_at) = api_keys::authenticate(&mut conn, secret, now)
             .await?
             .ok_or_else(|| Status::unauthenticated("the API key is unknown, expired or revoked"))?;
-        self.state.keys.put(hash, caller.clone());
+        self.state.keys.put(hash, caller.clone(), expires_at);
         Ok(caller)
     }
 }

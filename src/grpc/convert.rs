@@ -27,7 +27,14 @@ pub fn opt_timestamp(t: Option<DateTime<Utc>>) -> Option<Timestamp> {
     t.map(timestamp)
 }
 
+/// The time of a `Timestamp` within its documented range, years 1 to 9999
+/// (PostgreSQL and JSON clients agree on no other).
 pub fn from_timestamp(t: &Timestamp) -> Option<DateTime<Utc>> {
+    const FIRST: i64 = -62_135_596_800; // 0001-01-01T00:00:00Z
+    const LAST: i64 = 253_402_300_799; // 9999-12-31T23:59:59Z
+    if !(FIRST..=LAST).contains(&t.seconds) {
+        return None;
+    }
     DateTime::from_timestamp(t.seconds, u32::try_from(t.nanos).ok()?)
 }
 

@@ -8,6 +8,7 @@ pub mod credentials;
 pub mod invitations;
 pub mod registration;
 pub mod status;
+pub mod text;
 pub mod user_admin;
 
 use tonic::{Request, Status};

@@ -160,7 +160,15 @@ impl Registration for RegistrationService {
                     )
                 })?;
                 let secret = second_factor::new_totp_secret();
-                second_factor::enroll(&mut conn, user.id, "totp", Some(secrets.seal(&secret)?), now).await?;
+                second_factor::enroll(
+                    &mut conn,
+                    user.id,
+                    "totp",
+                    Some(secrets.seal(&secret)?),
+                    None,
+                    now,
+                )
+                .await?;
                 answer.totp_secret = second_factor::base32(&secret);
                 answer.otpauth_uri =
                     second_factor::otpauth_uri(&invited.organization.organization.name, &user.email, &secret);
@@ -262,6 +270,12 @@ impl Registration for RegistrationService {
         let req = request.into_inner();
         let org = validate::id(&req.organization_id).map_err(|e| Error::invalid("organization_id", e))?;
         let verified = accounts::verify(state, org, &req.username, &req.password, &address).await?;
+        // Without a second factor the right password completes this call;
+        // with one, its attempt stays counted until a sign-in presents it.
+        if verified.second_factor.is_none() {
+            let mut conn = state.pool.get().await.map_err(Error::from)?;
+            accounts::settle(&mut conn, verified.user.id).await?;
+        }
         let current = verified.organization.terms_version;
         if current == 0 || req.terms_version != current {
             return Err(Error::invalid(

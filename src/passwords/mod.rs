@@ -5,7 +5,10 @@ mod policy;
 
 pub use policy::{MAX_PASSWORD_LENGTH, PasswordPolicy, check_password};
 
-use std::sync::Arc;
+use std::sync::{
+    Arc,
+    atomic::{AtomicU64, Ordering},
+};
 
 use argon2::{
     Algorithm, Argon2, Block, Params, PasswordHash, Version,
@@ -36,6 +39,9 @@ pub struct Hasher {
     /// the async runtime gets round to handing it over.
     permits: Arc<Semaphore>,
     jobs: std::sync::mpsc::Sender<Job>,
+    /// Hashes computed, verifications included: what a caller's timing
+    /// depends on, so tests can show two paths cost the same.
+    computed: Arc<AtomicU64>,
 }
 
 type Job = Box<dyn FnOnce(&mut Memory) + Send>;
@@ -183,11 +189,17 @@ impl Hasher {
             params,
             permits: Arc::new(Semaphore::new(concurrency * 2)),
             jobs,
+            computed: Arc::default(),
         })
     }
 
     pub fn params(&self) -> &Params {
         &self.params
+    }
+
+    /// Hashes computed so far, verifications included.
+    pub fn computed(&self) -> u64 {
+        self.computed.load(Ordering::Relaxed)
     }
 
     async fn run<T: Send + 'static>(
@@ -203,6 +215,7 @@ impl Hasher {
         let params = self.params.clone();
         let span = tracing::info_span!("argon2");
         let (done, result) = tokio::sync::oneshot::channel();
+        let computed = self.computed.clone();
         self.jobs
             .send(Box::new(move |memory: &mut Memory| {
                 // The permit goes with the job, and is released by the thread
@@ -210,6 +223,7 @@ impl Hasher {
                 // caller has gone; a caller gone before its turn costs no hash.
                 let _permit = permit;
                 if !done.is_closed() {
+                    computed.fetch_add(1, Ordering::Relaxed);
                     let _ = done.send(span.in_scope(|| work(memory, &params)));
                 }
             }))

@@ -13,7 +13,7 @@ use crate::{
 };
 use onramp::pb;
 
-async fn staged(server: &TestServer, org: &Org, email: &str, username: &str) -> pb::User {
+pub async fn staged(server: &TestServer, org: &Org, email: &str, username: &str) -> pb::User {
     server
         .admin()
         .create_user(authed(
@@ -52,13 +52,17 @@ async fn start_emailing_credentials(
         .into_inner()
 }
 
-async fn email_credentials(server: &TestServer, org: &Org, user_id: &str) -> crate::invitations::Finished {
+pub async fn email_credentials(
+    server: &TestServer,
+    org: &Org,
+    user_id: &str,
+) -> crate::invitations::Finished {
     finish(start_emailing_credentials(server, org, user_id).await)
         .await
         .expect("batch")
 }
 
-async fn set_password(server: &TestServer, org: &Org, user_id: &str) {
+pub async fn set_password(server: &TestServer, org: &Org, user_id: &str) {
     server
         .credentials()
         .set_password(authed(
@@ -74,14 +78,14 @@ async fn set_password(server: &TestServer, org: &Org, user_id: &str) {
 }
 
 /// The value after `label` on a line of the email's text.
-fn line_value(text: &str, label: &str) -> String {
+pub fn line_value(text: &str, label: &str) -> String {
     text.lines()
         .find_map(|l| l.trim().strip_prefix(label))
         .map(|v| v.trim().to_owned())
         .unwrap_or_else(|| panic!("no '{label}' in {text}"))
 }
 
-async fn sign_in(
+pub async fn sign_in(
     server: &TestServer,
     org: &Org,
     login: &str,
@@ -437,7 +441,11 @@ async fn repeated_failures_lock_the_account_for_a_while_and_wrong_usernames_look
     let locked = sign_in(&server, &org, "ada.l", "plum tractor velvet")
         .await
         .expect_err("locked");
-    assert_eq!(locked.code(), Code::FailedPrecondition);
+    assert_eq!(
+        (locked.code(), locked.message()),
+        (wrong_username.code(), wrong_username.message()),
+        "a locked account answers as an unknown one, even to the right password"
+    );
     assert!(locked.message().contains("locked"), "{}", locked.message());
 
     server.state.clock.advance(chrono::TimeDelta::seconds(61));

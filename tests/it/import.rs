@@ -6,7 +6,7 @@ use tonic::Code;
 use crate::harness::{Org, TestServer, authed};
 use onramp::pb::{self, import_users_request::Item, import_users_response};
 
-fn options(upsert: bool, dry_run: bool) -> pb::ImportUsersRequest {
+pub fn options(upsert: bool, dry_run: bool) -> pb::ImportUsersRequest {
     pb::ImportUsersRequest {
         item: Some(Item::Options(pb::ImportOptions {
             upsert,
@@ -16,14 +16,14 @@ fn options(upsert: bool, dry_run: bool) -> pb::ImportUsersRequest {
     }
 }
 
-fn csv(chunk: &str) -> pb::ImportUsersRequest {
+pub fn csv(chunk: &str) -> pb::ImportUsersRequest {
     pb::ImportUsersRequest {
         item: Some(Item::CsvChunk(chunk.into())),
     }
 }
 
 /// Runs an import; answers the row results and the summary.
-async fn import(
+pub async fn import(
     server: &TestServer,
     org: &Org,
     messages: Vec<pb::ImportUsersRequest>,
@@ -48,7 +48,7 @@ fn outcomes(results: &[pb::ImportRowResult]) -> Vec<(i32, pb::ImportOutcome)> {
     results.iter().map(|r| (r.row_number, r.outcome())).collect()
 }
 
-async fn users(server: &TestServer, org: &Org) -> Vec<pb::User> {
+pub async fn users(server: &TestServer, org: &Org) -> Vec<pb::User> {
     server
         .admin()
         .list_users(authed(

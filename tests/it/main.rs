@@ -20,6 +20,7 @@ mod private_pg;
 mod processes;
 mod registration;
 mod restart;
+mod security;
 mod server;
 mod smtp;
 mod users;

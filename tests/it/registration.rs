@@ -15,10 +15,10 @@ use crate::{
 };
 use onramp::pb;
 
-const SECRET_KEY: &str = "q83vEjRWeJC8TsLy/QXcZ4F4yT4Y2HqVjv8UCW4XbcM=";
-const PASSWORD: &str = "plum tractor velvet";
+pub const SECRET_KEY: &str = "q83vEjRWeJC8TsLy/QXcZ4F4yT4Y2HqVjv8UCW4XbcM=";
+pub const PASSWORD: &str = "plum tractor velvet";
 
-fn base32_decode(text: &str) -> Vec<u8> {
+pub fn base32_decode(text: &str) -> Vec<u8> {
     let mut out = Vec::new();
     let (mut buffer, mut bits) = (0u64, 0);
     for c in text.chars() {
@@ -35,7 +35,7 @@ fn base32_decode(text: &str) -> Vec<u8> {
 
 /// The TOTP code of `secret` at the server's clock, computed here
 /// independently (RFC 6238: HMAC-SHA1, 30-second steps, six digits).
-fn totp(server: &TestServer, secret_base32: &str) -> String {
+pub fn totp(server: &TestServer, secret_base32: &str) -> String {
     let secret = base32_decode(secret_base32);
     let counter = (server.state.clock.now().timestamp() / 30) as u64;
     let mut mac = hmac::Hmac::<sha1::Sha1>::new_from_slice(&secret).unwrap();
@@ -51,12 +51,12 @@ fn totp(server: &TestServer, secret_base32: &str) -> String {
     format!("{:06}", binary % 1_000_000)
 }
 
-async fn secure_server() -> TestServer {
+pub async fn secure_server() -> TestServer {
     TestServer::start_with(|c| c.secret_key = Some(SECRET_KEY.into())).await
 }
 
 /// Requires a second factor of `methods` and publishes terms.
-async fn set_policy(server: &TestServer, org: &Org, methods: &[pb::SecondFactorMethod]) {
+pub async fn set_policy(server: &TestServer, org: &Org, methods: &[pb::SecondFactorMethod]) {
     server
         .admin()
         .update_organization(authed(
@@ -89,7 +89,7 @@ async fn set_policy(server: &TestServer, org: &Org, methods: &[pb::SecondFactorM
 }
 
 /// Invites `email` and answers the token from the link it receives.
-async fn invited_token(server: &TestServer, org: &Org, email: &str) -> String {
+pub async fn invited_token(server: &TestServer, org: &Org, email: &str) -> String {
     let before = server.smtp.to(email).len();
     send(server, org, invite(org, email)).await.expect("invite");
     let deadline = tokio::time::Instant::now() + DEADLINE;
@@ -106,7 +106,7 @@ async fn invited_token(server: &TestServer, org: &Org, email: &str) -> String {
     }
 }
 
-fn completion(
+pub fn completion(
     token: &str,
     method: pb::SecondFactorMethod,
     code: &str,
@@ -124,7 +124,7 @@ fn completion(
     }
 }
 
-async fn authenticate(
+pub async fn authenticate(
     server: &TestServer,
     org: &Org,
     code: &str,
@@ -141,7 +141,7 @@ async fn authenticate(
         .map(tonic::Response::into_inner)
 }
 
-fn reason(status: &tonic::Status) -> String {
+pub fn reason(status: &tonic::Status) -> String {
     status
         .get_details_error_info()
         .map(|i| i.reason)
@@ -241,6 +241,8 @@ async fn the_journey_with_an_authenticator_app() {
         Some("totp")
     );
 
+    // The registration spent this time step's code.
+    server.state.clock.advance(chrono::TimeDelta::seconds(30));
     let first = authenticate(&server, &org, "").await.expect("password");
     assert_eq!(
         first.required_actions().collect::<Vec<_>>(),

@@ -72,7 +72,10 @@ impl Header {
             let name = raw.trim().to_lowercase().replace([' ', '-'], "_");
             match COLUMNS.iter().find(|c| **c == name) {
                 Some(column) if positions.contains_key(column) => {
-                    return Err(format!("the header names the column '{column}' twice"));
+                    return Err(format!(
+                        "the header names the column {} twice",
+                        validate::quote(column)
+                    ));
                 }
                 Some(column) => {
                     positions.insert(*column, i);
@@ -198,11 +201,17 @@ pub fn validate(
             if area_id.is_none() {
                 v.add(
                     "service_area",
-                    format!("'{area}' is not a service area of this organisation"),
+                    format!(
+                        "{} is not a service area of this organisation",
+                        validate::quote(area)
+                    ),
                 );
             }
             if role_id.is_none() {
-                v.add("role", format!("'{role}' is not a role of this organisation"));
+                v.add(
+                    "role",
+                    format!("{} is not a role of this organisation", validate::quote(role)),
+                );
             }
             area_id.zip(role_id)
         }

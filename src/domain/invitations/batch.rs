@@ -319,7 +319,10 @@ impl<'a> Planner<'a> {
                         (Some(user), _) => (user.email.clone(), Decision::DuplicateInRequest),
                         (None, _) if id.is_none() => (
                             String::new(),
-                            Decision::InvalidAddress(format!("'{}' is not a valid user id", raw.trim())),
+                            Decision::InvalidAddress(format!(
+                                "{} is not a valid user id",
+                                crate::domain::validate::quote(raw.trim())
+                            )),
                         ),
                         (None, _) => (
                             String::new(),

@@ -78,7 +78,7 @@ impl<'a> Iterator for Pieces<'a> {
             if piece.is_empty() {
                 continue;
             }
-            if let (Some(open), true) = (piece.find('<'), piece.ends_with('>')) {
+            if let (Some(open), true) = (angle_outside_quotes(piece), piece.ends_with('>')) {
                 let name = piece[..open].trim().trim_matches('"').trim();
                 let address = piece[open + 1..piece.len() - 1].trim();
                 return Some((piece, name, address));
@@ -87,6 +87,20 @@ impl<'a> Iterator for Pieces<'a> {
             self.words = Some(piece.split_whitespace());
         }
     }
+}
+
+/// Where the `<` of a `Name <addr>` entry is: the first one outside quotes,
+/// so a quoted name may hold angle brackets.
+fn angle_outside_quotes(piece: &str) -> Option<usize> {
+    let mut quoted = false;
+    piece.char_indices().find_map(|(i, c)| match c {
+        '"' => {
+            quoted = !quoted;
+            None
+        }
+        '<' if !quoted => Some(i),
+        _ => None,
+    })
 }
 
 /// Counts the entries of pasted text without keeping them.
@@ -111,6 +125,23 @@ impl<'a> Entries<'a> {
     }
 }
 
+/// Characters of an entry kept to show which one it was.
+const SHOWN_CHARACTERS: usize = 320;
+
+/// An entry as results show it: a bounded prefix, control characters as
+/// U+FFFD, so that no pasted byte can break the database or a display.
+fn shown(input: &str) -> String {
+    let clean = |c: char| if c.is_control() { '\u{fffd}' } else { c };
+    if input.len() <= SHOWN_CHARACTERS && !input.chars().any(char::is_control) {
+        return input.to_owned();
+    }
+    let mut shown: String = input.chars().take(SHOWN_CHARACTERS).map(clean).collect();
+    if input.chars().nth(SHOWN_CHARACTERS).is_some() {
+        shown.push('…');
+    }
+    shown
+}
+
 fn address_hash(address: &str) -> u64 {
     let mut hasher = std::hash::DefaultHasher::new();
     std::hash::Hash::hash(&address.to_lowercase(), &mut hasher);
@@ -122,14 +153,18 @@ impl Iterator for Entries<'_> {
 
     fn next(&mut self) -> Option<Entry> {
         let (input, name, address) = self.pieces.next()?;
-        let parsed = match validate::email(address) {
-            Ok(address) if self.seen.insert(address_hash(&address)) => Parsed::Address(address),
-            Ok(address) => Parsed::Duplicate(address),
-            Err(reason) => Parsed::Invalid(reason),
+        // A person's name obeys the rules of `CreateUser`'s names.
+        let name =
+            validate::optional_text(name, validate::MAX_NAME_LENGTH).map_err(|why| format!("the name {why}"));
+        let parsed = match (validate::email(address), &name) {
+            (Err(reason), _) => Parsed::Invalid(reason),
+            (Ok(_), Err(reason)) => Parsed::Invalid(reason.clone()),
+            (Ok(address), Ok(_)) if self.seen.insert(address_hash(&address)) => Parsed::Address(address),
+            (Ok(address), Ok(_)) => Parsed::Duplicate(address),
         };
         Some(Entry {
-            input: input.to_owned(),
-            name: name.to_owned(),
+            input: shown(input),
+            name: name.unwrap_or_default(),
             parsed,
         })
     }
@@ -179,6 +214,19 @@ mod tests {
     }
 
     #[test]
+    fn a_quoted_name_may_hold_angle_brackets_and_a_long_or_binary_name_is_invalid() {
+        let entries = parse("\"A <b>\" <ada@example.com>", &[]);
+        assert_eq!(addresses(&entries), ["ada@example.com"]);
+        assert_eq!(entries[0].name, "A <b>");
+        let long = format!("\"{}\" <ada@example.com>, b\0c@example.com", "n".repeat(201));
+        let entries = parse(&long, &[]);
+        assert!(matches!(&entries[0].parsed, Parsed::Invalid(why) if why.contains("200")));
+        assert!(entries[0].input.chars().count() <= 321);
+        assert!(matches!(entries[1].parsed, Parsed::Invalid(_)));
+        assert!(!entries[1].input.contains('\0'));
+    }
+
+    #[test]
     fn odd_input_never_panics_and_never_loses_an_entry() {
         for text in [
             "<",
@@ -202,6 +250,23 @@ mod tests {
             let entries = parse(&text, &[]);
             proptest::prop_assert!(entries.iter().all(|e| !e.input.trim().is_empty()));
             proptest::prop_assert_eq!(entries.len(), count(&text));
+        }
+
+        #[test]
+        fn any_bytes_give_entries_without_control_characters_or_unbounded_inputs(
+            bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..2000),
+        ) {
+            let text = String::from_utf8_lossy(&bytes);
+            let entries = parse(&text, &[text.to_string()]);
+            proptest::prop_assert_eq!(entries.len(), 2 * count(&text));
+            for e in &entries {
+                proptest::prop_assert!(!e.input.chars().any(char::is_control));
+                proptest::prop_assert!(e.input.chars().count() <= SHOWN_CHARACTERS + 1);
+                proptest::prop_assert!(e.name.chars().count() <= validate::MAX_NAME_LENGTH);
+                if let Parsed::Invalid(why) = &e.parsed {
+                    proptest::prop_assert!(!why.chars().any(char::is_control));
+                }
+            }
         }
 
         #[test]

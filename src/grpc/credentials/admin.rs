@@ -6,7 +6,7 @@ use tonic::{Request, Response, Status};
 use crate::{
     domain::{
         accounts,
-        audit::{self, Actor},
+        audit::Actor,
         caller::Scope,
         invitations::batch::{self, BatchKind, Created, NewBatch, Recipients},
         organizations, templates, users, validate,
@@ -42,17 +42,16 @@ pub async fn set_password(
     accounts::check_policy(&organization, &user, &req.password, "password")?;
     let hash = state.hasher.hash(req.password).await?;
     let mut conn = state.pool.get().await.map_err(Error::from)?;
-    accounts::store_password(&mut conn, user_id, hash, req.must_change_password, now).await?;
-    audit::record(
-        &mut conn,
-        &actor,
-        org,
-        "credentials.set_password",
-        ("user", user_id),
-        json!({"must_change_password": req.must_change_password}),
-        now,
-    )
-    .await?;
+    let change = accounts::NewPassword {
+        user_id,
+        organization_id: org,
+        hash,
+        must_change: req.must_change_password,
+        actor: &actor,
+        action: "credentials.set_password",
+        details: json!({"must_change_password": req.must_change_password}),
+    };
+    accounts::replace_password(&mut conn, change, now).await?;
     Ok(Response::new(convert::user(
         users::find(&mut conn, org, user_id, now).await?,
     )))

@@ -156,22 +156,20 @@ pub async fn change_password(
     let hash = state.hasher.hash(req.new_password).await?;
     let now = state.clock.now();
     let mut conn = state.pool.get().await.map_err(Error::from)?;
-    accounts::store_password(&mut conn, user.id, hash, false, now).await?;
-    accounts::activate(&mut conn, user.id, now).await?;
     let actor = Actor {
         name: format!("user:{}", user.id),
         client_address: address,
     };
-    audit::record(
-        &mut conn,
-        &actor,
-        org,
-        "credentials.password_changed",
-        ("user", user.id),
-        json!({}),
-        now,
-    )
-    .await?;
+    let change = accounts::NewPassword {
+        user_id: user.id,
+        organization_id: org,
+        hash,
+        must_change: false,
+        actor: &actor,
+        action: "credentials.password_changed",
+        details: json!({}),
+    };
+    accounts::replace_password(&mut conn, change, now).await?;
     Ok(Response::new(()))
 }
 
@@ -264,6 +262,15 @@ pub async fn authenticate(
     if !code.is_empty()
         && !crate::domain::second_factor::verify_sign_in(state, &mut conn, &user, code).await?
     {
+        // Counted like a wrong password: the attempt `verify` reserved
+        // stays counted.
+        drop(conn);
+        let actor = Actor {
+            name: format!("user:{}", user.id),
+            client_address: address,
+        };
+        let attempt = user.failed_sign_ins + 1;
+        accounts::record_failure(state, &user, &actor, attempt, "second_factor_code", now).await?;
         return Err(Error::Unauthenticated(
             "the second-factor code is wrong, has expired or was used already".into(),
         )
@@ -271,15 +278,19 @@ pub async fn authenticate(
     }
     let (actions, method) =
         required_actions(&mut conn, &user, &organization, second_factor, !code.is_empty()).await?;
-    let text = if actions.contains(&pb::RequiredAction::SecondFactor) {
+    let code_due = actions.contains(&pb::RequiredAction::SecondFactor);
+    let text = if code_due {
         sign_in_code(state, &mut conn, &user, method, now).await?
     } else {
         None
     };
     // The sign-in, its audit event and the user's grants in one round trip.
+    // A sign-in whose code is still due is not one yet: its attempt stays
+    // counted and nothing is recorded.
     let details = json!({"required_actions": actions.iter().map(|a| a.as_str_name()).collect::<Vec<_>>()});
     let grants: Vec<users::Grant> = Cached(diesel::sql_query(
-        "WITH signed_in AS (UPDATE users SET failed_sign_ins = 0, last_sign_in_at = $2 WHERE id = $1 RETURNING id), \
+        "WITH signed_in AS (UPDATE users SET failed_sign_ins = 0, locked_until = NULL, last_sign_in_at = $2 \
+           WHERE id = $1 AND $8 RETURNING id), \
          audit AS (INSERT INTO audit_events (id, organization_id, actor, action, target_type, target_id, \
            client_address, details, created_at) \
            SELECT $3, $4, $5, 'credentials.sign_in', 'user', id::text, $6, $7, $2 FROM signed_in) \
@@ -293,13 +304,16 @@ pub async fn authenticate(
     .bind::<diesel::sql_types::Uuid, _>(org)
     .bind::<diesel::sql_types::Text, _>(format!("user:{}", user.id))
     .bind::<diesel::sql_types::Text, _>(&address)
-    .bind::<diesel::sql_types::Jsonb, _>(details))
+    .bind::<diesel::sql_types::Jsonb, _>(details)
+    .bind::<diesel::sql_types::Bool, _>(!code_due))
     .load(&mut conn)
     .await
     .map_err(Error::from)?;
     let mut row = user;
-    row.last_sign_in_at = Some(now);
-    row.failed_sign_ins = 0;
+    if !code_due {
+        row.last_sign_in_at = Some(now);
+        row.failed_sign_ins = 0;
+    }
     let status = row.status(now);
     let user = users::User { row, grants, status };
     drop(conn);
@@ -310,11 +324,7 @@ pub async fn authenticate(
     }
     Ok(Response::new(pb::AuthenticateResponse {
         user: Some(convert::user(user)),
-        second_factor_method: if actions.contains(&pb::RequiredAction::SecondFactor) {
-            method as i32
-        } else {
-            0
-        },
+        second_factor_method: if code_due { method as i32 } else { 0 },
         required_actions: actions.into_iter().map(|a| a as i32).collect(),
     }))
 }

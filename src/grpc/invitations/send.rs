@@ -53,7 +53,10 @@ pub fn recipients_and_key(
             "name at least one recipient (recipients_text, emails, user_ids or all_staged)",
         );
     }
-    let count = parse::count(&recipients.text) + recipients.emails.len() + recipients.user_ids.len();
+    // Counted as parsed: one entry of `emails` may hold many addresses.
+    let count = parse::count(&recipients.text)
+        + recipients.emails.iter().map(|e| parse::count(e)).sum::<usize>()
+        + recipients.user_ids.len();
     if count > MAX_RECIPIENTS {
         v.add(
             "recipients_text",

@@ -37,12 +37,25 @@ fn kind(raw: i32, field: &str) -> Result<Kind, Error> {
         .ok_or_else(|| Error::invalid(field, "name a kind of email, such as EMAIL_KIND_INVITATION"))
 }
 
+/// The scope that may edit a kind of email: the invitation belongs to
+/// whoever sends invitations; every email that carries a credential (a
+/// temporary password, a reset link, a code) to whoever manages credentials.
+fn editing_scope(kind: Kind) -> Scope {
+    match kind {
+        Kind::Invitation => Scope::InvitationsWrite,
+        Kind::Credentials | Kind::PasswordReset | Kind::Welcome | Kind::EmailCode => Scope::CredentialsWrite,
+    }
+}
+
 fn locale(raw: &str) -> Result<String, Error> {
     match raw.trim() {
         "" | DEFAULT_LOCALE => Ok(DEFAULT_LOCALE.into()),
         other => Err(Error::invalid(
             "locale",
-            format!("'{other}' is not available; the locale is '{DEFAULT_LOCALE}'"),
+            format!(
+                "{} is not available; the locale is '{DEFAULT_LOCALE}'",
+                validate::quote(other)
+            ),
         )),
     }
 }
@@ -103,11 +116,12 @@ pub async fn update(
         .as_ref()
         .map(|t| t.organization_id.clone())
         .unwrap_or_default();
-    let org = caller(&request)?.organization(&requested, Scope::InvitationsWrite)?;
+    let given_kind = request.get_ref().template.as_ref().map_or(0, |t| t.kind);
+    let kind = kind(given_kind, "template.kind")?;
+    let org = caller(&request)?.organization(&requested, editing_scope(kind))?;
     let actor = actor(&request)?;
     let req = request.into_inner();
     let given = req.template.unwrap_or_default();
-    let kind = kind(given.kind, "template.kind")?;
     let locale = locale(&given.locale)?;
     let now = state.clock.now();
     let mut conn = state.pool.get().await.map_err(Error::from)?;
@@ -121,7 +135,7 @@ pub async fn update(
             if !["subject", "text_body", "html_body"].contains(&path.as_str()) {
                 return Err(Error::invalid(
                     "update_mask",
-                    format!("'{path}' is not a field that can be changed"),
+                    format!("{} is not a field that can be changed", validate::quote(path)),
                 )
                 .into());
             }

@@ -41,7 +41,10 @@ pub async fn create(
     }
     let expires_at = req.expire_time.as_ref().and_then(convert::from_timestamp);
     if req.expire_time.is_some() && expires_at.is_none_or(|at| at <= now) {
-        violations.add("expire_time", "must be a time in the future");
+        violations.add(
+            "expire_time",
+            "must be a time in the future, at most the year 9999",
+        );
     }
     violations.into_result()?;
     let mut conn = state.pool.get().await.map_err(Error::from)?;

@@ -40,6 +40,10 @@ const BATCH_ROWS: usize = 2_000;
 /// Batches written at once, each on its own connection: the database does
 /// most of the work of an import, and one backend uses one core.
 const WRITERS: usize = 2;
+/// The largest message of an import stream the server decodes (tonic's
+/// default).
+pub const IMPORT_MESSAGE_BYTES: usize = 4 << 20;
+
 /// A partial batch is written when the client pauses this long.
 const IDLE_FLUSH: Duration = Duration::from_millis(50);
 pub const MAX_IMPORT_ROWS: usize = 1_000_000;
@@ -245,10 +249,7 @@ impl Importer {
             match next {
                 Ok(Some(message)) => self.take(message.item).await?,
                 Ok(None) => break,
-                Err(status) => {
-                    tracing::info!(code = ?status.code(), "import stream ended by the client");
-                    return Ok(());
-                }
+                Err(status) => return self.broken(status).await,
             }
             if self.pending.len() >= BATCH_ROWS {
                 self.flush().await?;
@@ -284,6 +285,38 @@ impl Importer {
         };
         let _ = self.tx.send(Ok(summary)).await;
         Ok(())
+    }
+
+    /// The request stream broke: a message that could not be read (too
+    /// large, or refused by the text check) or a client gone. The rows
+    /// already accepted are committed and reported first; then the stream
+    /// ends with the error, never with a summary that would pass for a
+    /// finished import.
+    async fn broken(&mut self, status: Status) -> Result<(), Status> {
+        let status = match status.code() {
+            tonic::Code::OutOfRange | tonic::Code::InvalidArgument => {
+                tracing::info!(code = ?status.code(), "import stream ended by a message it could not take");
+                self.unreadable(status)
+            }
+            code => {
+                tracing::info!(?code, "import stream ended by the client");
+                Status::cancelled("the import stream ended early; the rows before it were imported")
+            }
+        };
+        self.flush().await?;
+        self.drain(0).await?;
+        Err(status)
+    }
+
+    fn unreadable(&self, status: Status) -> Status {
+        match status.code() {
+            tonic::Code::OutOfRange => Status::invalid_argument(format!(
+                "a message of the import stream is larger than the server accepts ({} MiB): send the \
+                 CSV in smaller chunks; the rows before it were imported and reported",
+                IMPORT_MESSAGE_BYTES >> 20
+            )),
+            _ => status,
+        }
     }
 
     async fn take(&mut self, item: Option<Item>) -> Result<(), Status> {

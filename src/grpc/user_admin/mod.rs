@@ -3,7 +3,7 @@
 mod api_keys;
 mod audit;
 mod catalog;
-mod import;
+pub mod import;
 mod organizations;
 mod users;
 

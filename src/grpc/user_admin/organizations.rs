@@ -20,6 +20,16 @@ const TTL_RANGES: [(&str, i64, i64); 3] = [
     ("policy.temporary_password_ttl", 3_600, 90 * 86_400),
 ];
 const MAX_TERMS_LENGTH: usize = 100_000;
+/// The policy's fields an update mask may name.
+const POLICY_PATHS: [&str; 7] = [
+    "policy.invitation_ttl",
+    "policy.reset_link_ttl",
+    "policy.temporary_password_ttl",
+    "policy.second_factor_required",
+    "policy.second_factor_methods",
+    "policy.password_min_length",
+    "policy.terms",
+];
 
 pub async fn create(
     state: &AppState,
@@ -90,10 +100,10 @@ pub async fn update(
         match path.as_str() {
             "name" => name = violations.check("organization.name", validate::name(&org.name)),
             "policy" => {}
-            p if p.starts_with("policy.") => {}
+            p if POLICY_PATHS.contains(&p) => {}
             other => violations.add(
                 "update_mask",
-                format!("'{other}' is not a field that can be changed"),
+                format!("{} is not a field that can be changed", validate::quote(other)),
             ),
         }
     }

@@ -224,7 +224,7 @@ pub async fn update(
             }
             other => v.add(
                 "update_mask",
-                format!("'{other}' is not a field that can be changed"),
+                format!("{} is not a field that can be changed", validate::quote(other)),
             ),
         }
     }
