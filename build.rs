@@ -5,7 +5,6 @@
 
 use std::{env, fmt::Write as _, fs, path::PathBuf};
 
-use prost::Message;
 use prost_types::{
     DescriptorProto, FileDescriptorSet,
     field_descriptor_proto::{Label, Type},
@@ -22,9 +21,21 @@ const PACKAGE: &str = "onramp.v1";
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("cargo:rerun-if-changed=proto");
-    let fds = protox::compile(PROTOS, ["proto"])?;
+    let mut compiler = protox::Compiler::new(["proto"])?;
+    compiler
+        .include_source_info(true)
+        .include_imports(true)
+        .open_files(PROTOS)?;
+    let fds = compiler.file_descriptor_set();
     let out_dir = PathBuf::from(env::var("OUT_DIR")?);
-    fs::write(out_dir.join("onramp_descriptor.bin"), fds.encode_to_vec())?;
+    // Encoded by protox itself, which keeps extension options: prost's
+    // `MethodOptions` has no room for them, so `fds.encode_to_vec()` would
+    // drop every `google.api.http` rule that reflection clients and a
+    // transcoding gateway read.
+    fs::write(
+        out_dir.join("onramp_descriptor.bin"),
+        compiler.encode_file_descriptor_set(),
+    )?;
     fs::write(out_dir.join("text_fields.rs"), text_fields(&fds))?;
     tonic_prost_build::configure()
         .build_client(true)

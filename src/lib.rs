@@ -5,6 +5,7 @@ pub mod bootstrap;
 pub mod clock;
 pub mod config;
 pub mod db;
+pub mod descriptors;
 pub mod domain;
 pub mod error;
 pub mod grpc;

@@ -5,10 +5,13 @@ use std::process::ExitCode;
 use onramp::{bootstrap, clock::Clock, config::Config, db, server, telemetry::Telemetry};
 use tokio::net::TcpListener;
 
-const USAGE: &str = "usage: onramp [serve | migrate | help]
+const USAGE: &str = "usage: onramp [serve | migrate | descriptors [FILE] | help]
 
-  serve    create and migrate the database if needed, then serve gRPC (default)
-  migrate  create and migrate the database, then exit
+  serve        create and migrate the database if needed, then serve gRPC (default)
+  migrate      create and migrate the database, then exit
+  descriptors  write the API's descriptor set, with its HTTP rules and the
+               google.rpc error types, for a JSON-transcoding gateway such as
+               Envoy (to FILE, or to standard output)
 
 Configuration comes from environment variables; README.md lists them all.";
 
@@ -18,6 +21,9 @@ async fn main() -> ExitCode {
     if matches!(command.as_str(), "help" | "-h" | "--help") {
         println!("{USAGE}");
         return ExitCode::SUCCESS;
+    }
+    if command == "descriptors" {
+        return write_descriptors(std::env::args().nth(2));
     }
     if !matches!(command.as_str(), "serve" | "migrate") {
         eprintln!("unknown command '{command}'\n\n{USAGE}");
@@ -46,6 +52,22 @@ async fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("onramp: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn write_descriptors(path: Option<String>) -> ExitCode {
+    use std::io::Write;
+    let set = onramp::descriptors::gateway_set();
+    let written = match &path {
+        Some(path) => std::fs::write(path, &set),
+        None => std::io::stdout().write_all(&set),
+    };
+    match written {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("onramp: writing the descriptor set failed: {e}");
             ExitCode::FAILURE
         }
     }
