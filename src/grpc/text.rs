@@ -38,7 +38,7 @@ fn rule(field: &str) -> Rule {
         "onramp.v1.SendInvitationsRequest.recipients_text"
         | "onramp.v1.SendInvitationsRequest.emails"
         | "onramp.v1.ImportUsersRequest.csv_chunk" => Rule::Own,
-        f if f.starts_with("onramp.v1.ImportUsersRow.") => Rule::Own,
+        f if f.starts_with("onramp.v1.ImportRow.") => Rule::Own,
         "onramp.v1.Template.text_body" | "onramp.v1.Template.html_body" | "onramp.v1.Terms.text" => {
             Rule::Text(MAX_TEXT)
         }
@@ -195,6 +195,42 @@ mod tests {
         assert_eq!(problem(text, "a\r\nb\tc"), None);
         assert!(problem(text, "a\0").is_some());
         assert_eq!(problem(Rule::Own, "\0"), None);
+    }
+
+    #[test]
+    fn every_field_the_rules_name_exists_in_the_api() {
+        use prost::Message as _;
+        let set = prost_types::FileDescriptorSet::decode(crate::pb::FILE_DESCRIPTOR_SET);
+        assert!(set.is_ok(), "{set:?}");
+        let Ok(set) = set else { return };
+        let fields: Vec<String> = set
+            .file
+            .iter()
+            .filter(|f| f.package() == "onramp.v1")
+            .flat_map(|f| &f.message_type)
+            .flat_map(|m| {
+                m.field
+                    .iter()
+                    .map(move |f| format!("onramp.v1.{}.{}", m.name(), f.name()))
+            })
+            .collect();
+        for named in [
+            "onramp.v1.SendInvitationsRequest.recipients_text",
+            "onramp.v1.SendInvitationsRequest.emails",
+            "onramp.v1.ImportUsersRequest.csv_chunk",
+            "onramp.v1.ImportRow.email",
+            "onramp.v1.Template.text_body",
+            "onramp.v1.Template.html_body",
+            "onramp.v1.Terms.text",
+            "onramp.v1.CreateRoleRequest.description",
+        ] {
+            assert!(fields.iter().any(|f| f == named), "{named} is not a field");
+            assert_ne!(
+                rule(named),
+                Rule::Line(MAX_LINE),
+                "{named} has no rule of its own"
+            );
+        }
     }
 
     #[test]

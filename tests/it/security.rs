@@ -1066,3 +1066,44 @@ async fn random_recipients_each_get_a_result_and_no_batch_is_dropped() {
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn control_characters_in_an_import_fail_their_row_only() {
+    let server = TestServer::start().await;
+    let org = server.org("Acme").await;
+    let row = |email: &str, first_name: &str, service_area: &str| pb::ImportUsersRequest {
+        item: Some(pb::import_users_request::Item::Row(pb::ImportRow {
+            email: email.into(),
+            first_name: first_name.into(),
+            service_area: service_area.into(),
+            ..Default::default()
+        })),
+    };
+    let (results, summary) = crate::import::import(
+        &server,
+        &org,
+        vec![
+            options(false, false),
+            row("ada@acme.example", "Ada", ""),
+            row("bob@acme.example", "B\0b", ""),
+            row("cy@acme.example", "Cy", "North\0ward"),
+            row("d\0@acme.example", "Di", ""),
+        ],
+    )
+    .await
+    .expect("the import");
+    let outcomes: Vec<_> = results.iter().map(pb::ImportRowResult::outcome).collect();
+    assert_eq!(
+        outcomes,
+        [
+            pb::ImportOutcome::Created,
+            pb::ImportOutcome::Error,
+            pb::ImportOutcome::Error,
+            pb::ImportOutcome::Error
+        ]
+    );
+    assert_eq!((summary.created, summary.errors), (1, 3));
+    for error in results.iter().flat_map(|r| &r.errors) {
+        assert!(!error.description.contains('\0'), "{error:?}");
+    }
+}
