@@ -112,7 +112,18 @@ pub fn name(input: &str) -> Result<String, String> {
     if name.is_empty() {
         return Err("is required".into());
     }
-    optional_text(name, MAX_NAME_LENGTH)
+    line(name, MAX_NAME_LENGTH)
+}
+
+/// One line of text of at most `max` characters, without any control
+/// character: names, which every client shows on one line (and which the
+/// request check refuses with line breaks in them too).
+pub fn line(input: &str, max: usize) -> Result<String, String> {
+    let text = optional_text(input, max)?;
+    if text.chars().any(char::is_control) {
+        return Err("must be one line, without tabs or line breaks".into());
+    }
+    Ok(text)
 }
 
 /// Free text of at most `max` characters, without control characters other
@@ -206,6 +217,9 @@ mod tests {
     fn names_and_usernames() {
         assert!(name("  ").is_err());
         assert!(name(&"x".repeat(201)).is_err());
+        assert!(name("two\nlines").is_err());
+        assert!(line("tab\there", 10).is_err());
+        assert_eq!(line(" Ada ", 10), Ok("Ada".into()));
         assert!(username("jane doe").is_err());
         assert_eq!(username(" jdoe "), Ok("jdoe".into()));
         assert!(id("nope").is_err());

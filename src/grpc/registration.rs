@@ -230,7 +230,7 @@ impl Registration for RegistrationService {
                 v.add(field, "is required");
                 None
             } else {
-                v.check(field, validate::optional_text(value, MAX_PERSON_NAME_LENGTH))
+                v.check(field, validate::line(value, MAX_PERSON_NAME_LENGTH))
             }
         };
         let first_name = required("first_name", &req.first_name, &mut v);

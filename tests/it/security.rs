@@ -1088,6 +1088,9 @@ async fn control_characters_in_an_import_fail_their_row_only() {
             row("bob@acme.example", "B\0b", ""),
             row("cy@acme.example", "Cy", "North\0ward"),
             row("d\0@acme.example", "Di", ""),
+            // A tab would make the name unreadable to a client that checks
+            // its answers as the server checks requests.
+            row("eve@acme.example", "E\tve", ""),
         ],
     )
     .await
@@ -1099,10 +1102,11 @@ async fn control_characters_in_an_import_fail_their_row_only() {
             pb::ImportOutcome::Created,
             pb::ImportOutcome::Error,
             pb::ImportOutcome::Error,
+            pb::ImportOutcome::Error,
             pb::ImportOutcome::Error
         ]
     );
-    assert_eq!((summary.created, summary.errors), (1, 3));
+    assert_eq!((summary.created, summary.errors), (1, 4));
     for error in results.iter().flat_map(|r| &r.errors) {
         assert!(!error.description.contains('\0'), "{error:?}");
     }

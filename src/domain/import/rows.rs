@@ -168,11 +168,11 @@ pub fn validate(
     };
     let first_name = v.check(
         "first_name",
-        validate::optional_text(&row.first_name, MAX_PERSON_NAME_LENGTH),
+        validate::line(&row.first_name, MAX_PERSON_NAME_LENGTH),
     );
     let last_name = v.check(
         "last_name",
-        validate::optional_text(&row.last_name, MAX_PERSON_NAME_LENGTH),
+        validate::line(&row.last_name, MAX_PERSON_NAME_LENGTH),
     );
     let mobile = v.check("mobile", validate::optional_mobile(&row.mobile));
     let area_key = if row.service_area.trim().is_empty() {

@@ -154,8 +154,7 @@ impl Iterator for Entries<'_> {
     fn next(&mut self) -> Option<Entry> {
         let (input, name, address) = self.pieces.next()?;
         // A person's name obeys the rules of `CreateUser`'s names.
-        let name =
-            validate::optional_text(name, validate::MAX_NAME_LENGTH).map_err(|why| format!("the name {why}"));
+        let name = validate::line(name, validate::MAX_NAME_LENGTH).map_err(|why| format!("the name {why}"));
         let parsed = match (validate::email(address), &name) {
             (Err(reason), _) => Parsed::Invalid(reason),
             (Ok(_), Err(reason)) => Parsed::Invalid(reason.clone()),

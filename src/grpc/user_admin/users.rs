@@ -40,11 +40,11 @@ pub async fn create(
     };
     let first_name = v.check(
         "first_name",
-        validate::optional_text(&req.first_name, MAX_PERSON_NAME_LENGTH),
+        validate::line(&req.first_name, MAX_PERSON_NAME_LENGTH),
     );
     let last_name = v.check(
         "last_name",
-        validate::optional_text(&req.last_name, MAX_PERSON_NAME_LENGTH),
+        validate::line(&req.last_name, MAX_PERSON_NAME_LENGTH),
     );
     let mobile = v.check("mobile", validate::optional_mobile(&req.mobile));
     let grants = grants(&req, &mut v);
@@ -204,13 +204,13 @@ pub async fn update(
             "first_name" => {
                 changes.first_name = v.check(
                     "user.first_name",
-                    validate::optional_text(&user.first_name, MAX_PERSON_NAME_LENGTH),
+                    validate::line(&user.first_name, MAX_PERSON_NAME_LENGTH),
                 )
             }
             "last_name" => {
                 changes.last_name = v.check(
                     "user.last_name",
-                    validate::optional_text(&user.last_name, MAX_PERSON_NAME_LENGTH),
+                    validate::line(&user.last_name, MAX_PERSON_NAME_LENGTH),
                 )
             }
             "mobile" => changes.mobile = v.check("user.mobile", validate::optional_mobile(&user.mobile)),
