@@ -728,29 +728,37 @@ async fn a_username_that_is_another_persons_email_does_not_reach_their_account()
     assert_eq!(mail[before].to, ["yolanda@acme.example"]);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_api_key_stops_at_its_expiry_even_when_cached() {
-    let server = TestServer::start().await;
-    let org = server.org("Acme").await;
-    let now = server.state.clock.now();
-    let key = server
+/// Asks for a key of `scope` that expires at `expire_seconds` (Unix time),
+/// if given.
+async fn create_key(
+    server: &TestServer,
+    org: &Org,
+    scope: pb::ApiKeyScope,
+    expire_seconds: Option<i64>,
+) -> Result<String, tonic::Status> {
+    server
         .admin()
         .create_api_key(authed(
             pb::CreateApiKeyRequest {
-                name: "short-lived".into(),
-                scopes: vec![pb::ApiKeyScope::Read as i32],
-                expire_time: Some(Timestamp {
-                    seconds: now.timestamp() + 60,
-                    nanos: 0,
-                }),
+                name: "test key".into(),
+                scopes: vec![scope as i32],
+                expire_time: expire_seconds.map(|seconds| Timestamp { seconds, nanos: 0 }),
                 ..Default::default()
             },
             &org.key,
         ))
         .await
-        .expect("key")
-        .into_inner()
-        .secret;
+        .map(|k| k.into_inner().secret)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_api_key_stops_at_its_expiry_even_when_cached() {
+    let server = TestServer::start().await;
+    let org = server.org("Acme").await;
+    let now = server.state.clock.now();
+    let key = create_key(&server, &org, pb::ApiKeyScope::Read, Some(now.timestamp() + 60))
+        .await
+        .expect("key");
     let mut admin = server.admin();
     admin
         .list_users(authed(pb::ListUsersRequest::default(), &key))
@@ -768,22 +776,14 @@ async fn an_api_key_stops_at_its_expiry_even_when_cached() {
 async fn times_past_year_9999_and_unknown_policy_paths_are_refused() {
     let server = TestServer::start().await;
     let org = server.org("Acme").await;
-    let far = server
-        .admin()
-        .create_api_key(authed(
-            pb::CreateApiKeyRequest {
-                name: "forever".into(),
-                scopes: vec![pb::ApiKeyScope::Read as i32],
-                expire_time: Some(Timestamp {
-                    seconds: 253_402_300_800 + 86_400,
-                    nanos: 0,
-                }),
-                ..Default::default()
-            },
-            &org.key,
-        ))
-        .await
-        .expect_err("after 9999");
+    let far = create_key(
+        &server,
+        &org,
+        pb::ApiKeyScope::Read,
+        Some(253_402_300_800 + 86_400),
+    )
+    .await
+    .expect_err("after 9999");
     assert_eq!(field_of(&far), ["expire_time"], "{far:?}");
     let unknown = server
         .admin()
@@ -831,20 +831,9 @@ async fn an_expired_failed_invitation_does_not_register() {
 async fn an_invitations_key_edits_invitation_templates_only() {
     let server = TestServer::start().await;
     let org = server.org("Acme").await;
-    let key = server
-        .admin()
-        .create_api_key(authed(
-            pb::CreateApiKeyRequest {
-                name: "inviter".into(),
-                scopes: vec![pb::ApiKeyScope::InvitationsWrite as i32],
-                ..Default::default()
-            },
-            &org.key,
-        ))
+    let key = create_key(&server, &org, pb::ApiKeyScope::InvitationsWrite, None)
         .await
-        .expect("key")
-        .into_inner()
-        .secret;
+        .expect("key");
     let edit = |kind: pb::EmailKind| {
         let mut invitations = server.invitations();
         let request = authed(

@@ -296,7 +296,7 @@ impl Importer {
         let status = match status.code() {
             tonic::Code::OutOfRange | tonic::Code::InvalidArgument => {
                 tracing::info!(code = ?status.code(), "import stream ended by a message it could not take");
-                self.unreadable(status)
+                unreadable(status)
             }
             code => {
                 tracing::info!(?code, "import stream ended by the client");
@@ -306,17 +306,6 @@ impl Importer {
         self.flush().await?;
         self.drain(0).await?;
         Err(status)
-    }
-
-    fn unreadable(&self, status: Status) -> Status {
-        match status.code() {
-            tonic::Code::OutOfRange => Status::invalid_argument(format!(
-                "a message of the import stream is larger than the server accepts ({} MiB): send the \
-                 CSV in smaller chunks; the rows before it were imported and reported",
-                IMPORT_MESSAGE_BYTES >> 20
-            )),
-            _ => status,
-        }
     }
 
     async fn take(&mut self, item: Option<Item>) -> Result<(), Status> {
@@ -570,5 +559,17 @@ impl Importer {
                 errors,
             })),
         }
+    }
+}
+
+/// What a client is told of a message the import could not take.
+fn unreadable(status: Status) -> Status {
+    match status.code() {
+        tonic::Code::OutOfRange => Status::invalid_argument(format!(
+            "a message of the import stream is larger than the server accepts ({} MiB): send the \
+             CSV in smaller chunks; the rows before it were imported and reported",
+            IMPORT_MESSAGE_BYTES >> 20
+        )),
+        _ => status,
     }
 }
