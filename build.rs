@@ -1,9 +1,14 @@
 //! Compiles the protobuf API with protox (pure Rust, so no `protoc` is needed),
 //! writes the descriptor set that server reflection serves, and generates the
 //! text-field walk that checks every string of every request as it is
-//! decoded (`grpc::text`).
+//! decoded (`grpc::text`), and embeds the built web pages (`pages`).
 
-use std::{env, fmt::Write as _, fs, path::PathBuf};
+use std::{
+    env,
+    fmt::Write as _,
+    fs,
+    path::{Path, PathBuf},
+};
 
 use prost_types::{
     DescriptorProto, FileDescriptorSet,
@@ -42,7 +47,51 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .build_server(true)
         .codec_path("crate::grpc::text::CheckedCodec")
         .compile_fds(fds)?;
+    fs::write(out_dir.join("web_assets.rs"), web_assets(Path::new("web/dist"))?)?;
     Ok(())
+}
+
+/// The built pages (`web/dist`, committed, so that building the server
+/// needs no Node) as a table of paths, media types and bytes compiled into
+/// the binary.
+fn web_assets(dist: &Path) -> Result<String, Box<dyn std::error::Error>> {
+    println!("cargo:rerun-if-changed={}", dist.display());
+    let mut files = Vec::new();
+    let mut folders = vec![dist.to_path_buf()];
+    while let Some(folder) = folders.pop() {
+        println!("cargo:rerun-if-changed={}", folder.display());
+        for entry in fs::read_dir(&folder)? {
+            let path = entry?.path();
+            if path.is_dir() {
+                folders.push(path);
+            } else {
+                files.push(path);
+            }
+        }
+    }
+    files.sort();
+    let mut table = String::from("pub static ASSETS: &[(&str, &str, &[u8])] = &[\n");
+    for file in files {
+        let name = file.strip_prefix(dist)?.to_string_lossy().replace('\\', "/");
+        let media = match file.extension().and_then(|e| e.to_str()) {
+            Some("html") => "text/html; charset=utf-8",
+            Some("js") => "text/javascript; charset=utf-8",
+            Some("css") => "text/css; charset=utf-8",
+            Some("svg") => "image/svg+xml",
+            Some("png") => "image/png",
+            Some("ico") => "image/x-icon",
+            Some("json") => "application/json",
+            _ => "application/octet-stream",
+        };
+        let absolute = fs::canonicalize(&file)?;
+        writeln!(
+            table,
+            "    ({name:?}, {media:?}, include_bytes!({:?})),",
+            absolute.display().to_string()
+        )?;
+    }
+    table.push_str("];\n");
+    Ok(table)
 }
 
 /// `TextFields` for every message of the package. Messages that can reach

@@ -5,7 +5,6 @@ use std::{fmt, net::SocketAddr, path::PathBuf, time::Duration};
 
 pub const DEFAULT_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/onramp";
 pub const DEFAULT_LISTEN_ADDR: &str = "127.0.0.1:50051";
-pub const DEFAULT_PUBLIC_URL: &str = "http://localhost:8080";
 pub const DEFAULT_MAIL_DIR: &str = "mail-outbox";
 pub const DEFAULT_MAIL_FROM: &str = "Onramp <onramp@localhost>";
 const DEFAULT_DB_POOL_SIZE: u32 = 16;
@@ -61,8 +60,12 @@ pub struct Config {
     pub invitation_url: String,
     /// The password-reset link, with `{token}`.
     pub reset_url: String,
-    /// Where people sign in, for the credentials email.
+    /// Where people sign in, for the credentials email; `{organization_id}`
+    /// is replaced.
     pub sign_in_url: String,
+    /// Where a person goes once registered or signed in; `{organization_id}`
+    /// is replaced.
+    pub app_url: String,
     pub smtp_connections: u32,
     pub smtp_timeout: Duration,
     pub outbox: OutboxConfig,
@@ -101,6 +104,55 @@ impl fmt::Debug for Config {
             .field("bootstrap_api_key", &self.bootstrap_api_key.is_some())
             .field("db_pool_size", &self.db_pool_size)
             .finish_non_exhaustive()
+    }
+}
+
+/// The links in emails and pages, all under one public address.
+struct Links {
+    invitation_url: String,
+    reset_url: String,
+    sign_in_url: String,
+    app_url: String,
+}
+
+impl Links {
+    fn under(public_url: &str) -> Links {
+        let sign_in_url = format!("{public_url}/sign-in?organization={{organization_id}}");
+        Links {
+            invitation_url: format!("{public_url}/register?token={{token}}"),
+            reset_url: format!("{public_url}/reset-password?token={{token}}"),
+            app_url: sign_in_url.clone(),
+            sign_in_url,
+        }
+    }
+}
+
+/// The server's own address as a browser reaches it, so that with no
+/// settings the links in emails open the pages this server serves.
+fn own_url(listen: SocketAddr) -> String {
+    if listen.ip().is_unspecified() {
+        format!("http://localhost:{}", listen.port())
+    } else {
+        format!("http://{listen}")
+    }
+}
+
+impl Config {
+    /// Points every link at `public_url`, as if only `ONRAMP_PUBLIC_URL`
+    /// had been set.
+    pub fn set_public_url(&mut self, public_url: &str) {
+        let links = Links::under(public_url);
+        self.public_url = public_url.to_owned();
+        self.invitation_url = links.invitation_url;
+        self.reset_url = links.reset_url;
+        self.sign_in_url = links.sign_in_url;
+        self.app_url = links.app_url;
+    }
+
+    /// `app_url` for one organisation.
+    pub fn app_url_for(&self, organization_id: uuid::Uuid) -> String {
+        self.app_url
+            .replace("{organization_id}", &organization_id.to_string())
     }
 }
 
@@ -153,7 +205,7 @@ impl Config {
             }
         }
         let public_url = read
-            .string("ONRAMP_PUBLIC_URL", DEFAULT_PUBLIC_URL)
+            .string("ONRAMP_PUBLIC_URL", &own_url(listen_addr))
             .trim_end_matches('/')
             .to_owned();
         if !public_url.starts_with("http://") && !public_url.starts_with("https://") {
@@ -163,16 +215,18 @@ impl Config {
                 "must start with http:// or https://",
             );
         }
-        let link = |read: &mut Reader<'_, _>, name: &str, path: &str| {
-            let url = read.string(name, &format!("{public_url}{path}"));
+        let links = Links::under(&public_url);
+        let mut link = |name: &str, default: String| {
+            let url = read.string(name, &default);
             if !url.contains("{token}") {
                 read.problem(name, &url, "must contain {token} where the token goes");
             }
             url
         };
-        let invitation_url = link(&mut read, "ONRAMP_INVITATION_URL", "/register?token={token}");
-        let reset_url = link(&mut read, "ONRAMP_RESET_URL", "/reset-password?token={token}");
-        let sign_in_url = read.string("ONRAMP_SIGN_IN_URL", &format!("{public_url}/sign-in"));
+        let invitation_url = link("ONRAMP_INVITATION_URL", links.invitation_url);
+        let reset_url = link("ONRAMP_RESET_URL", links.reset_url);
+        let sign_in_url = read.string("ONRAMP_SIGN_IN_URL", &links.sign_in_url);
+        let app_url = read.string("ONRAMP_APP_URL", &links.app_url);
         let outbox = OutboxConfig {
             workers: read
                 .parsed(
@@ -298,6 +352,7 @@ impl Config {
             invitation_url,
             reset_url,
             sign_in_url,
+            app_url,
             smtp_connections,
             smtp_timeout,
             outbox,

@@ -11,6 +11,7 @@ pub mod error;
 pub mod grpc;
 pub mod mail;
 pub mod outbox;
+pub mod pages;
 pub mod passwords;
 pub mod server;
 pub mod sms;

@@ -1,6 +1,6 @@
 //! Start-up (database, migrations, pool) and the tonic server: the four
-//! services, health, reflection, gRPC-Web with CORS, authentication, request
-//! time-outs, a span per RPC, and graceful shutdown.
+//! services, health, reflection, gRPC-Web with CORS, the person's pages,
+//! authentication, request time-outs, a span per RPC, and graceful shutdown.
 
 use std::{future::Future, sync::Arc, time::Duration};
 
@@ -21,6 +21,7 @@ use crate::{
     },
     mail::Mailer,
     outbox::{self, notifier::Notifier},
+    pages::PagesLayer,
     passwords::Hasher,
     pb::{
         self, credentials_server::CredentialsServer, invitations_server::InvitationsServer,
@@ -158,6 +159,7 @@ pub async fn serve(
         .timeout(request_timeout)
         .http2_keepalive_interval(Some(Duration::from_secs(30)))
         .trace_fn(telemetry::rpc_span)
+        .layer(PagesLayer)
         .layer(cors)
         .layer(GrpcWebLayer::new())
         .layer(AuthLayer::new(state.clone()))

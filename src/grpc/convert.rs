@@ -223,3 +223,15 @@ pub fn audit_event(e: AuditEvent) -> pb::AuditEvent {
         create_time: Some(timestamp(e.created_at)),
     }
 }
+
+/// The rules a new password must meet, shown before a person types one.
+pub fn password_rules(min_length: i32) -> pb::PasswordRules {
+    pb::PasswordRules {
+        min_length,
+        max_length: i32::try_from(MAX_PASSWORD_LENGTH).unwrap_or(i32::MAX),
+        rules: vec![
+            "not be one of the most commonly used passwords".into(),
+            "not contain your username or email address".into(),
+        ],
+    }
+}

@@ -18,7 +18,6 @@ use crate::{
     error::{Error, Violations},
     grpc::{client_address, convert, invitations::send::message_domain, limit_client},
     outbox,
-    passwords::MAX_PASSWORD_LENGTH,
     pb::{self, registration_server::Registration},
     sms,
     state::AppState,
@@ -98,24 +97,21 @@ impl Registration for RegistrationService {
             first_name: invited.user.first_name.clone(),
             last_name: invited.user.last_name.clone(),
             mobile: invited.user.mobile.clone(),
-            password: Some(pb::PasswordRules {
-                min_length: org.password_min_length,
-                max_length: i32::try_from(MAX_PASSWORD_LENGTH).unwrap_or(i32::MAX),
-                rules: vec![
-                    "not one of the most commonly used passwords".into(),
-                    "must not contain your username or email address".into(),
-                ],
-            }),
+            password: Some(convert::password_rules(org.password_min_length)),
             second_factor: Some(pb::SecondFactorStep {
                 required: org.second_factor_required,
+                // An authenticator's secret is sealed with ONRAMP_SECRET_KEY:
+                // without one, it is not offered rather than refused later.
                 methods: invited
                     .methods()
                     .iter()
+                    .filter(|m| state.secrets.is_some() || m.as_str() != "totp")
                     .map(|m| convert::second_factor_method(m) as i32)
                     .collect(),
             }),
             terms: policy.terms,
             expire_time: convert::opt_timestamp(invited.invitation.expires_at),
+            continue_url: state.config.app_url_for(org.id),
         }))
     }
 

@@ -150,7 +150,13 @@ pub async fn prepare(state: &AppState, claimed: &[&Claimed]) -> Result<Vec<(Uuid
                 person.expires_at,
             );
             vars.insert("password", password.clone());
-            vars.insert("sign_in_url", state.config.sign_in_url.clone());
+            vars.insert(
+                "sign_in_url",
+                state
+                    .config
+                    .sign_in_url
+                    .replace("{organization_id}", &message.organization_id.to_string()),
+            );
             (
                 message.id,
                 render(state, message, &templates, Kind::Credentials, &vars),

@@ -188,13 +188,14 @@ impl TestServer {
     }
 
     async fn launch(database: String, smtp: SmtpServer, configure: impl FnOnce(&mut Config)) -> TestServer {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind a free port");
+        let address = format!("http://{}", listener.local_addr().expect("local address"));
         let mut config = Config::from_lookup(|_| None).expect("default configuration");
         config.database_url = url_for(&database);
         config.smtp_url = Some(smtp.url());
         config.bootstrap_api_key = Some(PLATFORM_KEY.into());
-        config.public_url = "https://onramp.test".into();
-        config.invitation_url = "https://onramp.test/register?token={token}".into();
-        config.reset_url = "https://onramp.test/reset-password?token={token}".into();
+        // The emails link to this server's own pages, as with no settings.
+        config.set_public_url(&address);
         config.db_pool_size = 8;
         config.dev_bootstrap = false;
         config.outbox.poll_interval = std::time::Duration::from_millis(200);
@@ -203,8 +204,6 @@ impl TestServer {
         let state = server::prepare(config, Clock::system())
             .await
             .expect("prepare the server");
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind a free port");
-        let address = format!("http://{}", listener.local_addr().expect("local address"));
         let (shutdown, stop) = tokio::sync::oneshot::channel::<()>();
         let running = tokio::spawn(server::run(state.clone(), listener, async {
             let _ = stop.await;

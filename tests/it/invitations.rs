@@ -237,7 +237,7 @@ async fn a_pasted_list_streams_exactly_the_right_results_and_emails_with_working
         assert!(
             email
                 .html()
-                .contains("<a href=\"https://onramp.test/register?token="),
+                .contains(&format!("<a href=\"{}/register?token=", server.address)),
             "{}",
             email.html()
         );

@@ -8,6 +8,7 @@
 )]
 
 mod auth;
+mod browser;
 mod credentials;
 mod harness;
 mod hostile;
@@ -16,6 +17,7 @@ mod invitations;
 mod lifecycle;
 mod mailer;
 mod organizations;
+mod pages;
 mod private_pg;
 mod processes;
 mod registration;
@@ -24,3 +26,4 @@ mod security;
 mod server;
 mod smtp;
 mod users;
+mod web;

@@ -419,14 +419,20 @@ async fn sms_receiver() -> (String, Arc<Mutex<Vec<String>>>) {
     (url, bodies)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_journey_with_a_texted_code() {
+/// A server whose texts go to a local SMS provider, and what it received.
+pub async fn sms_server() -> (TestServer, Arc<Mutex<Vec<String>>>) {
     let (url, texts) = sms_receiver().await;
     let server = TestServer::start_with(|c| {
         c.secret_key = Some(SECRET_KEY.into());
         c.sms_webhook_url = Some(url);
     })
     .await;
+    (server, texts)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_journey_with_a_texted_code() {
+    let (server, texts) = sms_server().await;
     let org = server.org("Acme").await;
     set_policy(&server, &org, &[pb::SecondFactorMethod::Sms]).await;
     let token = invited_token(&server, &org, "ada@acme.example").await;

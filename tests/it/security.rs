@@ -37,7 +37,7 @@ async fn newest_token(server: &TestServer, to: &str, count: usize) -> String {
     }
 }
 
-async fn user_id_of(server: &TestServer, org: &Org, email: &str) -> String {
+pub async fn user_by_email(server: &TestServer, org: &Org, email: &str) -> pb::User {
     server
         .admin()
         .list_users(authed(
@@ -54,10 +54,13 @@ async fn user_id_of(server: &TestServer, org: &Org, email: &str) -> String {
         .into_iter()
         .find(|u| u.email == email)
         .expect("the user")
-        .id
 }
 
-async fn send_reset_link(server: &TestServer, org: &Org, user_id: &str) {
+async fn user_id_of(server: &TestServer, org: &Org, email: &str) -> String {
+    user_by_email(server, org, email).await.id
+}
+
+pub async fn send_reset_link(server: &TestServer, org: &Org, user_id: &str) {
     let stream = server
         .credentials()
         .send_reset_links(authed(

@@ -15,7 +15,7 @@ use crate::{
     domain::{
         accounts::{self, Verified},
         audit::{self, Actor},
-        organizations::Organization,
+        organizations::{self, Organization},
         rate_limit, reset, users,
         users::UserRow,
         validate,
@@ -125,6 +125,7 @@ pub async fn complete_reset(
     limit_client(state, "complete-reset", &address)?;
     let user = reset::complete(state, &req.token, &req.new_password, &address).await?;
     Ok(Response::new(pb::CompletePasswordResetResponse {
+        continue_url: state.config.app_url_for(user.organization_id),
         username: user.username,
         user_id: user.id.to_string(),
     }))
@@ -279,6 +280,16 @@ pub async fn authenticate(
     let (actions, method) =
         required_actions(&mut conn, &user, &organization, second_factor, !code.is_empty()).await?;
     let code_due = actions.contains(&pb::RequiredAction::SecondFactor);
+    let terms = if actions.contains(&pb::RequiredAction::AcceptTerms) {
+        convert::organization(organizations::with_terms(&mut conn, organization.clone()).await?)
+            .policy
+            .and_then(|p| p.terms)
+    } else {
+        None
+    };
+    let password_rules = user
+        .must_change_password
+        .then(|| convert::password_rules(organization.password_min_length));
     let text = if code_due {
         sign_in_code(state, &mut conn, &user, method, now).await?
     } else {
@@ -323,6 +334,9 @@ pub async fn authenticate(
             .map_err(|why| Error::Unavailable(format!("the code could not be sent by SMS: {why}")))?;
     }
     Ok(Response::new(pb::AuthenticateResponse {
+        continue_url: state.config.app_url_for(org),
+        terms,
+        password_rules,
         user: Some(convert::user(user)),
         second_factor_method: if code_due { method as i32 } else { 0 },
         required_actions: actions.into_iter().map(|a| a as i32).collect(),

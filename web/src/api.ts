@@ -1,0 +1,73 @@
+// The public API over gRPC-Web: the same RPCs any client calls, with the
+// client generated from Onramp's .proto files.
+
+import { Code, ConnectError, createClient } from "@connectrpc/connect";
+import { createGrpcWebTransport } from "@connectrpc/connect-web";
+import { BadRequestSchema, ErrorInfoSchema } from "./gen/google/rpc/error_details_pb";
+import { Credentials } from "./gen/onramp/v1/credentials_pb";
+import { Registration } from "./gen/onramp/v1/registration_pb";
+import { t } from "./text";
+import type { Refusal } from "./ui";
+
+/// Where the API is: this page's own origin, unless the page is hosted
+/// elsewhere and its `onramp-api` meta tag names the gRPC-Web address.
+function baseUrl(): string {
+  const meta = document.querySelector<HTMLMetaElement>('meta[name="onramp-api"]');
+  const configured = meta?.content.trim();
+  return configured ? configured.replace(/\/$/, "") : window.location.origin;
+}
+
+const transport = createGrpcWebTransport({ baseUrl: baseUrl() });
+
+export const registration = createClient(Registration, transport);
+export const credentials = createClient(Credentials, transport);
+
+/// What a refused call means to a page.
+export interface Problem {
+  code: Code;
+  /// `google.rpc.ErrorInfo.reason`, when the server gave one.
+  reason?: string;
+  /// Field violations (`google.rpc.BadRequest`), by the request's field names.
+  fields: Refusal[];
+  /// The server's own sentence.
+  message: string;
+}
+
+export function problem(error: unknown): Problem {
+  const e = ConnectError.from(error);
+  const fields: Refusal[] = [];
+  for (const bad of e.findDetails(BadRequestSchema)) {
+    for (const v of bad.fieldViolations) fields.push({ field: v.field, message: v.description });
+  }
+  const reason = e.findDetails(ErrorInfoSchema)[0]?.reason;
+  return { code: e.code, reason, fields, message: e.rawMessage };
+}
+
+/// A refusal that is not about one field, as a sentence a person
+/// understands.
+export function sentence(p: Problem): string {
+  switch (p.code) {
+    case Code.Unavailable:
+    case Code.DeadlineExceeded:
+    case Code.Canceled:
+      return t("status.unavailable");
+    case Code.ResourceExhausted:
+      return t("status.rateLimited");
+    case Code.PermissionDenied:
+      return t("status.permission");
+    case Code.Internal:
+    case Code.Unknown:
+    case Code.DataLoss:
+    case Code.Unimplemented:
+      return t("status.internal");
+    default: {
+      const message = p.message.charAt(0).toUpperCase() + p.message.slice(1);
+      return message.endsWith(".") ? message : `${message}.`;
+    }
+  }
+}
+
+/// Field violations beside their fields, and anything else as a sentence.
+export function refusals(p: Problem): Refusal[] {
+  return p.fields.length > 0 ? p.fields : [{ message: sentence(p) }];
+}
