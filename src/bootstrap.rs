@@ -23,6 +23,8 @@ pub struct DevOrganization {
     pub organization_id: uuid::Uuid,
     pub name: String,
     pub api_key: String,
+    pub service_area_id: uuid::Uuid,
+    pub role_id: uuid::Uuid,
 }
 
 /// Creates the development organisation if no organisation exists. Answers it
@@ -56,7 +58,7 @@ pub async fn dev_organization(state: &AppState) -> Result<Option<DevOrganization
         )
         .await?
         .organization;
-        catalog::create(
+        let area = catalog::create(
             conn,
             Catalog::ServiceAreas,
             org.id,
@@ -66,7 +68,7 @@ pub async fn dev_organization(state: &AppState) -> Result<Option<DevOrganization
             now,
         )
         .await?;
-        catalog::create(
+        let role = catalog::create(
             conn,
             Catalog::Roles,
             org.id,
@@ -90,6 +92,8 @@ pub async fn dev_organization(state: &AppState) -> Result<Option<DevOrganization
             organization_id: org.id,
             name: org.name,
             api_key: secret.expose().to_owned(),
+            service_area_id: area.id,
+            role_id: role.id,
         }))
     })
     .await

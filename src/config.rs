@@ -463,6 +463,31 @@ mod tests {
     }
 
     #[test]
+    fn links_point_at_the_server_itself_unless_a_public_address_is_given() {
+        let links = |vars: &[(&str, &str)]| {
+            config(vars)
+                .map(|c| (c.invitation_url, c.sign_in_url, c.app_url))
+                .map_err(|e| e.to_string())
+        };
+        let own = links(&[]).unwrap_or_default();
+        assert_eq!(own.0, "http://127.0.0.1:50051/register?token={token}");
+        assert_eq!(
+            own.1,
+            "http://127.0.0.1:50051/sign-in?organization={organization_id}"
+        );
+        let everywhere = links(&[("ONRAMP_LISTEN_ADDR", "0.0.0.0:9000")]).unwrap_or_default();
+        assert_eq!(everywhere.0, "http://localhost:9000/register?token={token}");
+        let gateway = links(&[("ONRAMP_PUBLIC_URL", "https://join.example.com/")]).unwrap_or_default();
+        assert_eq!(gateway.0, "https://join.example.com/register?token={token}");
+        assert_eq!(
+            gateway.2,
+            "https://join.example.com/sign-in?organization={organization_id}"
+        );
+        let app = links(&[("ONRAMP_APP_URL", "https://app.example.com/")]).unwrap_or_default();
+        assert_eq!(app.2, "https://app.example.com/");
+    }
+
+    #[test]
     fn the_development_key_is_printed_only_on_a_first_run_on_loopback() {
         let bootstrap = |vars: &[(&str, &str)]| config(vars).map(|c| c.dev_bootstrap).ok();
         assert_eq!(bootstrap(&[]), Some(true), "the zero-configuration first run");

@@ -91,35 +91,52 @@ async fn serve(config: Config, exporting_traces: bool) -> Result<(), server::Sta
         .map_err(|e| format!("cannot listen on {listen_addr} (ONRAMP_LISTEN_ADDR): {e}"))?;
     let address = listener.local_addr()?;
 
-    println!("Onramp is listening on {address} (gRPC, gRPC-Web, health, reflection)");
+    println!("Onramp is listening on {address} (gRPC, gRPC-Web, health, reflection, the web pages)");
     println!("Emails are {}", state.mailer.describe());
     if exporting_traces {
         println!("Traces are exported over OTLP");
     }
-    let key_hint = if dev_bootstrap {
-        match bootstrap::dev_organization(&state).await? {
-            Some(dev) => {
-                println!();
-                println!(
-                    "Created the development organisation '{}' ({})",
-                    dev.name, dev.organization_id
-                );
-                println!("Its admin API key, shown this once:");
-                println!();
-                println!("    {}", dev.api_key);
-                Some(dev.api_key)
-            }
-            None => None,
-        }
+    let dev = if dev_bootstrap {
+        bootstrap::dev_organization(&state).await?
     } else {
         None
     };
-    let key = key_hint.unwrap_or_else(|| "<your API key>".into());
+    let key = match &dev {
+        Some(dev) => {
+            println!();
+            println!(
+                "Created the development organisation '{}' ({})",
+                dev.name, dev.organization_id
+            );
+            println!("Its admin API key, shown this once:");
+            println!();
+            println!("    {}", dev.api_key);
+            dev.api_key.as_str()
+        }
+        None => "<your API key>",
+    };
     println!();
     println!("Try:");
     println!(
         "    grpcurl -plaintext -H 'authorization: Bearer {key}' {address} onramp.v1.UserAdmin/ListUsers"
     );
+    if let Some(dev) = &dev {
+        println!();
+        println!("Invite yourself, then open the link in the email in a browser:");
+        println!(
+            "    grpcurl -plaintext -H 'authorization: Bearer {key}' -d '{{\"recipients_text\": \"you@example.com\", \
+             \"service_area_id\": \"{}\", \"role_id\": \"{}\"}}' {address} onramp.v1.Invitations/SendInvitations",
+            dev.service_area_id, dev.role_id
+        );
+        println!();
+        println!(
+            "Sign-in page: {}",
+            state
+                .config
+                .sign_in_url
+                .replace("{organization_id}", &dev.organization_id.to_string())
+        );
+    }
     println!();
 
     server::run(state, listener, shutdown_signal()).await?;

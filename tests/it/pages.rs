@@ -594,3 +594,49 @@ async fn refusals_appear_beside_their_fields_and_keep_what_was_typed() {
     browser.shot("wrong-password").await;
     browser.close().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forgotten_password_is_reset_from_the_sign_in_page() {
+    let server = TestServer::start().await;
+    let org = server.org("Acme").await;
+    let link = invitation_link(&server, &org, "ada@acme.example").await;
+    let browser = Browser::start("5-forgotten-password").await;
+    register(&browser, &link, async |_: &Browser| {}).await;
+    browser
+        .goto(&format!("{}/sign-in?organization={}", server.address, org.id))
+        .await;
+    browser.click("a[href^='/reset-password']").await;
+    browser.wait_for_text("Reset your password").await;
+    let request_page = browser.url().await;
+    browser.fill("#f-email", "nobody@acme.example").await;
+    browser.click("button[type=submit]").await;
+    browser.wait_for_text("Check your email").await;
+    let neutral = browser.text("main").await;
+    browser.shot("asked-for-an-unknown-account").await;
+    browser.goto(&request_page).await;
+    browser.wait_for_text("Reset your password").await;
+    browser.fill("#f-email", "ada@acme.example").await;
+    browser.click("button[type=submit]").await;
+    browser.wait_for_text("Check your email").await;
+    assert_eq!(
+        browser.text("main").await,
+        neutral,
+        "the answer tells a known account from an unknown one"
+    );
+    browser.shot("asked").await;
+    let mail = nth_email(&server, "ada@acme.example", 1).await;
+    browser
+        .goto(&page_link(&server, &mail, "/reset-password?token="))
+        .await;
+    browser
+        .fill("#f-new_password", "a new and longer passphrase")
+        .await;
+    browser.click("button[type=submit]").await;
+    browser.wait_for_text("Your password has been changed").await;
+    assert_eq!(browser.text("#username").await, "ada@acme.example");
+    browser.shot("done").await;
+    browser.close().await;
+    crate::credentials::sign_in(&server, &org, "ada@acme.example", "a new and longer passphrase")
+        .await
+        .expect("the new password signs in");
+}
