@@ -232,6 +232,17 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    second_factor_enrollments (user_id) {
+        user_id -> Uuid,
+        method -> Text,
+        secret_ciphertext -> Nullable<Bytea>,
+        attempts -> Int4,
+        created_at -> Timestamptz,
+        expires_at -> Timestamptz,
+    }
+}
+
 diesel::joinable!(access_grants -> users (user_id));
 diesel::joinable!(access_grants -> service_areas (service_area_id));
 diesel::joinable!(access_grants -> roles (role_id));
@@ -258,6 +269,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     audit_events,
     terms_acceptances,
     second_factors,
+    second_factor_enrollments,
 );
 
 diesel::table! {

@@ -7,6 +7,7 @@ pub mod audit;
 pub mod caller;
 pub mod catalog;
 pub mod client_limits;
+pub mod enrollment;
 pub mod import;
 pub mod invitations;
 pub mod organizations;

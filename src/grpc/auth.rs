@@ -35,6 +35,8 @@ const PUBLIC_PREFIXES: &[&str] = &[
     "/onramp.v1.Credentials/CompletePasswordReset",
     "/onramp.v1.Credentials/ChangePassword",
     "/onramp.v1.Credentials/Authenticate",
+    "/onramp.v1.Credentials/BeginSecondFactorEnrollment",
+    "/onramp.v1.Credentials/CompleteSecondFactorEnrollment",
 ];
 
 /// How long a resolved key is trusted without asking the database again.

@@ -41,14 +41,14 @@ impl RegistrationService {
 
 type Rpc<T> = Result<Response<T>, Status>;
 
-fn method_name(raw: i32) -> Option<&'static str> {
+pub(crate) fn method_name(raw: i32) -> Option<&'static str> {
     pb::SecondFactorMethod::try_from(raw)
         .ok()
         .and_then(convert::second_factor_method_name)
 }
 
 /// An address with most of its local part hidden.
-fn mask_email(email: &str) -> String {
+pub(crate) fn mask_email(email: &str) -> String {
     match email.split_once('@') {
         Some((local, domain)) => format!("{}•••@{domain}", local.chars().next().unwrap_or('•')),
         None => "•••".into(),

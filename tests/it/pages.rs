@@ -640,3 +640,57 @@ async fn a_forgotten_password_is_reset_from_the_sign_in_page() {
         .await
         .expect("the new password signs in");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_person_sets_up_a_second_factor_at_sign_in_once_their_organisation_requires_one() {
+    let server = secure_server().await;
+    let org = server.org("Acme").await;
+    let link = invitation_link(&server, &org, "ada@acme.example").await;
+    let browser = Browser::start("3-enrol-at-sign-in").await;
+    register(&browser, &link, async |_: &Browser| {}).await;
+    // Later, the organisation requires an authenticator app and new terms.
+    set_policy(&server, &org, &[pb::SecondFactorMethod::Totp]).await;
+    browser
+        .goto(&format!("{}/sign-in?organization={}", server.address, org.id))
+        .await;
+    browser.fill("#f-username", "ada@acme.example").await;
+    browser.fill("#f-password", PASSWORD).await;
+    browser.click("button[type=submit]").await;
+    browser.wait_for_text("Accept the terms to continue").await;
+    browser.click("#f-terms_version").await;
+    browser.click("button[type=submit]").await;
+    browser
+        .wait_for_text("Your organisation asks for a second step")
+        .await;
+    browser.shot("enrol").await;
+    browser.click("#f-method-0").await;
+    browser.click(".setup-button").await;
+    let secret = browser.find("#totp-secret").await.text().await.unwrap();
+    browser.shot("enrol-authenticator").await;
+    assert_accessible(&browser, "the set-up at sign-in").await;
+    browser.fill("#f-code", "000000").await;
+    browser.click("button[type=submit]").await;
+    browser.wait_for_text("Code is wrong").await;
+    browser.shot("enrol-wrong-code").await;
+    browser.fill("#f-code", &totp(&server, &secret)).await;
+    browser.click("button[type=submit]").await;
+    browser.wait_for_text("Enter your code").await;
+    browser.shot("code").await;
+    // The set-up spent this time step's code: the app shows the next one.
+    server.state.clock.advance(chrono::TimeDelta::seconds(30));
+    browser
+        .fill("#f-second_factor_code", &totp(&server, &secret))
+        .await;
+    browser.click("button[type=submit]").await;
+    browser.wait_for_text("You are signed in").await;
+    browser.shot("signed-in").await;
+    browser.close().await;
+    let without_code = crate::credentials::sign_in(&server, &org, "ada@acme.example", PASSWORD)
+        .await
+        .expect("the password is right");
+    assert_eq!(
+        without_code.required_actions().collect::<Vec<_>>(),
+        [pb::RequiredAction::SecondFactor],
+        "the factor set up at sign-in is not asked for"
+    );
+}

@@ -605,3 +605,101 @@ async fn of_two_concurrent_completions_of_one_link_exactly_one_succeeds() {
     let failed = a.err().or(b.err()).expect("one failed");
     assert_eq!(reason(&failed), "INVITATION_USED");
 }
+
+fn enrollment(
+    org: &Org,
+    password: &str,
+    method: pb::SecondFactorMethod,
+) -> pb::BeginSecondFactorEnrollmentRequest {
+    pb::BeginSecondFactorEnrollmentRequest {
+        organization_id: org.id.clone(),
+        username: "ada@acme.example".into(),
+        password: password.into(),
+        method: method as i32,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_factor_set_up_at_sign_in_needs_the_password_and_a_code_and_never_replaces_one() {
+    let server = secure_server().await;
+    let org = server.org("Acme").await;
+    let token = invited_token(&server, &org, "ada@acme.example").await;
+    server
+        .registration()
+        .complete_registration(completion(&token, pb::SecondFactorMethod::Unspecified, "", 0))
+        .await
+        .expect("register without a factor");
+    set_policy(&server, &org, &[pb::SecondFactorMethod::Totp]).await;
+    let signed_in = authenticate(&server, &org, "").await.expect("sign in");
+    assert!(
+        signed_in
+            .required_actions()
+            .any(|a| a == pb::RequiredAction::EnrollSecondFactor)
+    );
+    assert_eq!(
+        signed_in.second_factor_methods().collect::<Vec<_>>(),
+        [pb::SecondFactorMethod::Totp]
+    );
+    let mut credentials = server.credentials();
+
+    let wrong_password = credentials
+        .begin_second_factor_enrollment(enrollment(&org, "not the password", pb::SecondFactorMethod::Totp))
+        .await
+        .expect_err("a wrong password");
+    assert_eq!(wrong_password.code(), Code::Unauthenticated);
+    let not_allowed = credentials
+        .begin_second_factor_enrollment(enrollment(&org, PASSWORD, pb::SecondFactorMethod::Email))
+        .await
+        .expect_err("a method the organisation does not allow");
+    assert_eq!(violations(&not_allowed)[0].0, "method");
+
+    let begun = credentials
+        .begin_second_factor_enrollment(enrollment(&org, PASSWORD, pb::SecondFactorMethod::Totp))
+        .await
+        .expect("begin")
+        .into_inner();
+    assert!(
+        begun.otpauth_uri.starts_with("otpauth://totp/"),
+        "{}",
+        begun.otpauth_uri
+    );
+    // Begun is not set up: a sign-in still asks for the set-up, not a code.
+    let still = authenticate(&server, &org, "").await.expect("sign in");
+    assert!(
+        !still
+            .required_actions()
+            .any(|a| a == pb::RequiredAction::SecondFactor)
+    );
+    let complete = |code: String| pb::CompleteSecondFactorEnrollmentRequest {
+        organization_id: org.id.clone(),
+        username: "ada@acme.example".into(),
+        password: PASSWORD.into(),
+        method: pb::SecondFactorMethod::Totp as i32,
+        code,
+    };
+    let wrong = credentials
+        .complete_second_factor_enrollment(complete("000000".into()))
+        .await
+        .expect_err("a wrong code");
+    assert_eq!(violations(&wrong)[0].0, "code");
+    credentials
+        .complete_second_factor_enrollment(complete(totp(&server, &begun.totp_secret)))
+        .await
+        .expect("the app's code");
+    server.state.clock.advance(chrono::TimeDelta::seconds(30));
+    let with_factor = authenticate(&server, &org, &totp(&server, &begun.totp_secret))
+        .await
+        .expect("sign in with the new factor");
+    // The code was taken: only the terms published with the policy remain.
+    assert_eq!(
+        with_factor.required_actions().collect::<Vec<_>>(),
+        [pb::RequiredAction::AcceptTerms]
+    );
+
+    // With a factor, a password alone cannot set up another.
+    let replace = credentials
+        .begin_second_factor_enrollment(enrollment(&org, PASSWORD, pb::SecondFactorMethod::Totp))
+        .await
+        .expect_err("a second factor replaced with the password alone");
+    assert_eq!(replace.code(), Code::FailedPrecondition);
+}

@@ -6,7 +6,7 @@ import { timestampDate } from "@bufbuild/protobuf/wkt";
 import { registration, problem, refusals, sentence, type Problem } from "./api";
 import { SecondFactorMethod } from "./gen/onramp/v1/common_pb";
 import type { RegistrationInfo } from "./gen/onramp/v1/registration_pb";
-import { qrSvg } from "./qr";
+import { choices, methodLabel, showBegun } from "./factor";
 import { formatTime, t } from "./text";
 import { passwordRules } from "./rules";
 import { termsParts } from "./terms";
@@ -78,39 +78,6 @@ function accessLine(info: RegistrationInfo): string | null {
   if (role) return t("register.accessRole", { role });
   if (area) return t("register.accessArea", { area });
   return null;
-}
-
-function methodLabel(m: SecondFactorMethod): string {
-  switch (m) {
-    case SecondFactorMethod.TOTP:
-      return t("register.methodTotp");
-    case SecondFactorMethod.EMAIL:
-      return t("register.methodEmail");
-    case SecondFactorMethod.SMS:
-      return t("register.methodSms");
-    default:
-      return t("register.methodNone");
-  }
-}
-
-/// A group of radio buttons that can carry a field error like an input.
-function choices(name: string, legend: string, options: [string, string][]): Field & { value(): string } {
-  const error = errorSlot(name);
-  const radios = options.map(([value, label], i) => {
-    const input = h("input", { type: "radio", name, value, id: `f-${name}-${i}` });
-    return { input, row: h("div", { class: "choice" }, input, h("label", { for: input.id }, label)) };
-  });
-  const wrap = h(
-    "fieldset",
-    { class: "field", "aria-describedby": `f-${name}-error` },
-    h("legend", {}, legend),
-    error,
-    ...radios.map((r) => r.row),
-  );
-  return {
-    ...withError(name, wrap, radios[0]?.input ?? h("input"), error),
-    value: () => radios.find((r) => r.input.checked)?.input.value ?? "",
-  };
 }
 
 function termsBlock(info: RegistrationInfo): { block: HTMLElement; accepted: Field } | null {
@@ -212,17 +179,8 @@ function secondFactor(token: string, info: RegistrationInfo, mobile: Field, erro
           mobile: method === SecondFactorMethod.SMS ? mobile.input.value : "",
         });
         begun = method;
-        if (method === SecondFactorMethod.TOTP) {
-          setUpArea.replaceChildren(
-            paragraph(t("register.totpScan")),
-            qrSvg(begin.otpauthUri, t("register.totpQrLabel")),
-            h("p", {}, t("register.totpSecret"), h("br"), h("code", { id: "totp-secret", class: "secret" }, begin.totpSecret)),
-          );
-        } else {
-          const when = begin.codeExpireTime ? formatTime(timestampDate(begin.codeExpireTime)) : "";
-          setUpArea.replaceChildren(paragraph(t("register.codeSentTo", { where: begin.codeSentTo, when })));
-          setUp.textContent = t("register.sendAgain");
-        }
+        showBegun(setUpArea, begin);
+        if (method !== SecondFactorMethod.TOTP) setUp.textContent = t("register.sendAgain");
         code.wrap.hidden = false;
         code.input.focus();
       } catch (e) {
@@ -230,7 +188,7 @@ function secondFactor(token: string, info: RegistrationInfo, mobile: Field, erro
       }
     }),
   );
-  setUp.hidden = true;
+  setUp.hidden = chosen() === SecondFactorMethod.UNSPECIFIED;
   const intro = step.required
     ? t("register.secondFactorRequired", { organization: info.organizationName })
     : t("register.secondFactorOptional");

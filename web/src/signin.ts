@@ -11,6 +11,7 @@ import { passwordRules } from "./rules";
 import { t } from "./text";
 import { create } from "@bufbuild/protobuf";
 import { TermsSchema } from "./gen/onramp/v1/user_admin_pb";
+import { choices, methodLabel, showBegun } from "./factor";
 import { termsParts } from "./terms";
 import { Errors, busy, field, h, link, paragraph, passwordField, show, submitButton } from "./ui";
 
@@ -64,7 +65,7 @@ function next(s: Session, answer: AuthenticateResponse, pending: RequiredAction[
   } else if (pending.includes(RequiredAction.SECOND_FACTOR)) {
     askCode(s, answer.secondFactorMethod);
   } else if (pending.includes(RequiredAction.ENROLL_SECOND_FACTOR)) {
-    show(t("signIn.enrollTitle"), paragraph(t("signIn.enrollBody")));
+    enroll(s, answer, rest(RequiredAction.ENROLL_SECOND_FACTOR));
   } else if (pending.length < answer.requiredActions.length) {
     // Steps were done since the last answer: ask again for the account's
     // state now.
@@ -138,6 +139,60 @@ function acceptTerms(s: Session, answer: AuthenticateResponse, pending: Required
     });
   });
   show(t("signIn.termsTitle"), paragraph(t("signIn.termsLead")), errors.box, form);
+}
+
+/// Sets up the second factor the organisation requires: choose a method,
+/// begin it (QR code and key, or a code sent), prove it with a code.
+function enroll(s: Session, answer: AuthenticateResponse, pending: RequiredAction[]): void {
+  const errors = new Errors();
+  const methods = answer.secondFactorMethods;
+  if (methods.length === 0) {
+    show(t("signIn.enrollTitle"), paragraph(t("signIn.enrollUnavailable")));
+    return;
+  }
+  const choice = choices("method", t("register.secondFactorMethod"), methods.map((m) => [String(m), methodLabel(m)]));
+  const code = field({ name: "code", label: t("register.code"), autocomplete: "one-time-code", inputmode: "numeric", maxlength: 6 });
+  code.wrap.hidden = true;
+  errors.add(choice, code);
+  const area = h("div", { class: "setup", "aria-live": "polite" });
+  const setUp = h("button", { type: "button", class: "button secondary setup-button" }, t("register.setUp"));
+  let begun = SecondFactorMethod.UNSPECIFIED;
+  const chosen = (): SecondFactorMethod => Number(choice.value() || "0") as SecondFactorMethod;
+  const credentialsOf = () => ({ organizationId: s.organization, username: s.username, password: s.password });
+  setUp.addEventListener("click", () =>
+    void busy(setUp, async () => {
+      const method = chosen();
+      if (method === SecondFactorMethod.UNSPECIFIED) {
+        errors.show([{ field: "method", message: t("signIn.chooseMethod") }]);
+        return;
+      }
+      errors.clear();
+      try {
+        showBegun(area, await credentials.beginSecondFactorEnrollment({ ...credentialsOf(), method }));
+        begun = method;
+        code.wrap.hidden = false;
+        submit.hidden = false;
+        code.input.focus();
+      } catch (e) {
+        errors.show(refusals(problem(e)));
+      }
+    }),
+  );
+  const submit = submitButton(t("signIn.enrollSubmit"));
+  submit.hidden = true;
+  const form = h("form", { novalidate: true }, choice.wrap, setUp, area, code.wrap, submit);
+  form.addEventListener("submit", (event) => {
+    event.preventDefault();
+    void busy(submit, async () => {
+      try {
+        await credentials.completeSecondFactorEnrollment({ ...credentialsOf(), method: begun, code: code.input.value.trim() });
+        next(s, answer, pending);
+      } catch (e) {
+        errors.show(refusals(problem(e)));
+      }
+    });
+  });
+  show(t("signIn.enrollTitle"), paragraph(t("signIn.enrollLead")), errors.box, form);
 }
 
 function askCode(s: Session, method: SecondFactorMethod): void {

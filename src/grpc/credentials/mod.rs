@@ -1,6 +1,7 @@
 //! The `Credentials` service.
 
 mod admin;
+mod enrollment;
 mod public;
 
 use tonic::{Request, Response, Status};
@@ -53,6 +54,20 @@ impl Credentials for CredentialsService {
 
     async fn change_password(&self, request: Request<pb::ChangePasswordRequest>) -> Rpc<()> {
         public::change_password(&self.state, request).await
+    }
+
+    async fn begin_second_factor_enrollment(
+        &self,
+        request: Request<pb::BeginSecondFactorEnrollmentRequest>,
+    ) -> Rpc<pb::BeginSecondFactorResponse> {
+        enrollment::begin(&self.state, request).await
+    }
+
+    async fn complete_second_factor_enrollment(
+        &self,
+        request: Request<pb::CompleteSecondFactorEnrollmentRequest>,
+    ) -> Rpc<()> {
+        enrollment::complete(&self.state, request).await
     }
 
     async fn authenticate(&self, request: Request<pb::AuthenticateRequest>) -> Rpc<pb::AuthenticateResponse> {

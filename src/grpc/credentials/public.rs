@@ -15,6 +15,7 @@ use crate::{
     domain::{
         accounts::{self, Verified},
         audit::{self, Actor},
+        enrollment,
         organizations::{self, Organization},
         rate_limit, reset, users,
         users::UserRow,
@@ -290,6 +291,14 @@ pub async fn authenticate(
     let password_rules = user
         .must_change_password
         .then(|| convert::password_rules(organization.password_min_length));
+    let second_factor_methods = if actions.contains(&pb::RequiredAction::EnrollSecondFactor) {
+        enrollment::allowed_methods(&organization, state.secrets.is_some())
+            .iter()
+            .map(|m| convert::second_factor_method(m) as i32)
+            .collect()
+    } else {
+        Vec::new()
+    };
     let text = if code_due {
         sign_in_code(state, &mut conn, &user, method, now).await?
     } else {
@@ -337,6 +346,7 @@ pub async fn authenticate(
         continue_url: state.config.app_url_for(org),
         terms,
         password_rules,
+        second_factor_methods,
         user: Some(convert::user(user)),
         second_factor_method: if code_due { method as i32 } else { 0 },
         required_actions: actions.into_iter().map(|a| a as i32).collect(),
