@@ -42,6 +42,12 @@ for (const file of result.outputFiles) {
   names[ext] = `pages-${hash}.${ext}`;
   writeFileSync(join(out, "assets", names[ext]), file.contents);
 }
-const shell = readFileSync("src/index.html", "utf8").replace("{{css}}", names.css).replace("{{js}}", names.js);
+const icon = readFileSync("src/icon.svg");
+names.icon = `icon-${createHash("sha256").update(icon).digest("hex").slice(0, 12)}.svg`;
+writeFileSync(join(out, "assets", names.icon), icon);
+const shell = readFileSync("src/index.html", "utf8")
+  .replace("{{css}}", names.css)
+  .replace("{{js}}", names.js)
+  .replace("{{icon}}", names.icon);
 writeFileSync(join(out, "index.html"), shell);
 for (const [ext, name] of Object.entries(names)) console.log(`${out}/assets/${name}`, ext);
