@@ -82,6 +82,9 @@ pub struct Config {
     pub db_pool_timeout: Duration,
     pub statement_timeout: Duration,
     pub request_timeout: Duration,
+    /// How long a stopping server keeps accepting while its health service
+    /// says NOT_SERVING, for a gateway to take it out first.
+    pub shutdown_drain: Duration,
     /// Origins allowed by CORS for gRPC-Web; empty allows any.
     pub cors_origins: Vec<String>,
     /// Take the client address from `x-forwarded-for` (only behind a trusted
@@ -365,6 +368,14 @@ impl Config {
             db_pool_timeout: read.millis("ONRAMP_DB_POOL_TIMEOUT_MS", DEFAULT_DB_POOL_TIMEOUT_MS),
             statement_timeout: read.millis("ONRAMP_DB_STATEMENT_TIMEOUT_MS", DEFAULT_STATEMENT_TIMEOUT_MS),
             request_timeout: read.millis("ONRAMP_REQUEST_TIMEOUT_MS", DEFAULT_REQUEST_TIMEOUT_MS),
+            shutdown_drain: Duration::from_millis(
+                read.parsed(
+                    "ONRAMP_SHUTDOWN_DRAIN_MS",
+                    "0",
+                    "is not a whole number of milliseconds",
+                )
+                .unwrap_or(0),
+            ),
             cors_origins: lookup("ONRAMP_CORS_ORIGINS")
                 .map(|v| {
                     v.split(',')

@@ -153,6 +153,25 @@ pub async fn serve(
     };
 
     let request_timeout = state.config.request_timeout;
+    let drain = state.config.shutdown_drain;
+    // From the moment shutdown begins the health service says NOT_SERVING,
+    // and the server keeps accepting for the drain time, so that a gateway's
+    // health check takes it out before it stops answering.
+    let shutdown = async move {
+        shutdown.await;
+        for service in [
+            "",
+            "onramp.v1.UserAdmin",
+            "onramp.v1.Invitations",
+            "onramp.v1.Credentials",
+            "onramp.v1.Registration",
+        ] {
+            health_reporter
+                .set_service_status(service, tonic_health::ServingStatus::NotServing)
+                .await;
+        }
+        tokio::time::sleep(drain).await;
+    };
     let cors = cors(&state.config.cors_origins);
     Server::builder()
         .accept_http1(true)

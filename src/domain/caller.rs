@@ -88,12 +88,13 @@ impl Caller {
     }
 
     /// The organisation a request acts on: the one it names, or the key's own
-    /// when it names none. A key may only act on its own organisation, unless
-    /// it is a platform key.
+    /// when it names none or `-` (a REST path has no empty segment:
+    /// `/v1/organizations/-/users`). A key may only act on its own
+    /// organisation, unless it is a platform key.
     pub fn organization(&self, requested: &str, needed: Scope) -> Result<Uuid> {
         self.require(needed)?;
         let requested = requested.trim();
-        if requested.is_empty() {
+        if requested.is_empty() || requested == "-" {
             return self
                 .organization_id
                 .ok_or_else(|| Error::invalid("organization_id", "is required with a platform key"));

@@ -221,11 +221,15 @@ fn bearer(headers: &HeaderMap) -> Result<Option<String>, Status> {
 
 fn client_address<B>(request: &Request<B>, trust_forwarded_for: bool) -> String {
     if trust_forwarded_for {
+        // The last entry is the one the gateway in front added; entries
+        // before it came from the client and could say anything.
         let forwarded = request
             .headers()
-            .get("x-forwarded-for")
+            .get_all("x-forwarded-for")
+            .iter()
+            .next_back()
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.split(',').next())
+            .and_then(|v| v.rsplit(',').next())
             .map(str::trim)
             .filter(|v| !v.is_empty());
         if let Some(address) = forwarded {

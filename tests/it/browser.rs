@@ -110,6 +110,8 @@ impl Browser {
                     "--no-first-run",
                     "--disable-extensions",
                     "--lang=en-GB",
+                    // The gateway tests' certificate is made by the test.
+                    "--ignore-certificate-errors",
                     format!("--window-size={width},{height}"),
                 ],
             }

@@ -10,6 +10,7 @@
 mod auth;
 mod browser;
 mod credentials;
+mod gateway;
 mod harness;
 mod hostile;
 mod import;
@@ -21,6 +22,7 @@ mod pages;
 mod private_pg;
 mod processes;
 mod registration;
+mod rest;
 mod restart;
 mod security;
 mod server;

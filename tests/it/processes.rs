@@ -21,13 +21,15 @@ use crate::{
 use onramp::pb;
 
 /// An `onramp serve` process on a free port.
-struct Process {
-    child: Child,
+pub struct Process {
+    pub child: Child,
     channel: Channel,
+    /// `127.0.0.1:PORT`.
+    pub address: String,
 }
 
 impl Process {
-    async fn start(server: &TestServer, env: &[(&str, String)]) -> Process {
+    pub async fn start(server: &TestServer, env: &[(&str, String)]) -> Process {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .unwrap()
@@ -66,7 +68,11 @@ impl Process {
             assert!(tokio::time::Instant::now() < deadline, "onramp did not start");
             tokio::time::sleep(Duration::from_millis(50)).await;
         };
-        Process { child, channel }
+        Process {
+            child,
+            channel,
+            address: format!("127.0.0.1:{port}"),
+        }
     }
 
     fn invitations(&self) -> pb::invitations_client::InvitationsClient<Channel> {
@@ -203,8 +209,8 @@ async fn sigterm_mid_batch_finishes_what_is_in_flight_and_another_replica_sends_
 
 /// An OTLP trace receiver that keeps every span it is sent.
 #[derive(Clone, Default)]
-struct Receiver {
-    spans: Arc<Mutex<Vec<opentelemetry_proto::tonic::trace::v1::Span>>>,
+pub struct Receiver {
+    pub spans: Arc<Mutex<Vec<opentelemetry_proto::tonic::trace::v1::Span>>>,
 }
 
 #[tonic::async_trait]
@@ -223,16 +229,24 @@ impl TraceService for Receiver {
     }
 }
 
+impl Receiver {
+    /// A receiver on a free port, and its OTLP endpoint.
+    pub async fn start() -> (Receiver, String) {
+        let receiver = Receiver::default();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let endpoint = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(
+            tonic::transport::Server::builder()
+                .add_service(TraceServiceServer::new(receiver.clone()))
+                .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
+        );
+        (receiver, endpoint)
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_bulk_invite_is_one_trace_under_the_callers_traceparent() {
-    let receiver = Receiver::default();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let endpoint = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(
-        tonic::transport::Server::builder()
-            .add_service(TraceServiceServer::new(receiver.clone()))
-            .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
-    );
+    let (receiver, endpoint) = Receiver::start().await;
     let server = TestServer::start_with(|c| c.outbox.workers = 0).await;
     let org = server.org("Acme").await;
     let traced = Process::start(
