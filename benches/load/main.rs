@@ -2,7 +2,7 @@
 //! release binary) against a fresh database on the local PostgreSQL and
 //! drives it over gRPC.
 //!
-//!     cargo bench --bench load -- [import] [invite] [auth] [--rows N] [--seconds S] [--out FILE]
+//!     cargo bench --bench load -- [import] [invite] [auth] [gateway] [--rows N] [--seconds S] [--out FILE]
 #![allow(
     clippy::expect_used,
     clippy::unwrap_used,
@@ -12,6 +12,7 @@
 
 mod auth;
 mod cpu;
+mod gateway;
 mod import;
 mod invite;
 mod latency;
@@ -20,8 +21,7 @@ mod server;
 mod setup;
 mod sink;
 
-const USAGE: &str =
-    "usage: cargo bench --bench load -- [import] [invite] [auth] [--rows N] [--seconds S] [--out FILE]";
+const USAGE: &str = "usage: cargo bench --bench load -- [import] [invite] [auth] [gateway] [--rows N] [--seconds S] [--out FILE]";
 
 #[tokio::main]
 async fn main() {
@@ -35,7 +35,7 @@ async fn main() {
             "--rows" => rows = args.next().and_then(|v| v.parse().ok()),
             "--out" => out = args.next().unwrap_or(out),
             "--bench" => {}
-            "import" | "invite" | "auth" => scenarios.push(arg),
+            "import" | "invite" | "auth" | "gateway" => scenarios.push(arg),
             "--seconds" => seconds = args.next().and_then(|v| v.parse().ok()).unwrap_or(seconds),
             other => {
                 eprintln!("unknown argument '{other}'\n{USAGE}");
@@ -44,7 +44,7 @@ async fn main() {
         }
     }
     if scenarios.is_empty() {
-        scenarios.extend(["import".into(), "invite".into(), "auth".into()]);
+        scenarios.extend(["import".into(), "invite".into(), "auth".into(), "gateway".into()]);
     }
     let mut report = report::Report::default();
     for scenario in &scenarios {
@@ -61,6 +61,7 @@ async fn main() {
                 }
             }
             "auth" => auth::run(seconds, &mut report).await,
+            "gateway" => gateway::run(seconds, &mut report).await,
             _ => unreachable!("checked above"),
         }
     }

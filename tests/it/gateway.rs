@@ -12,10 +12,10 @@ use std::{
 
 use serde_json::Value;
 
-use crate::invitations::DEADLINE;
-
 /// The Envoy release the configuration is written for.
 const ENVOY_VERSION: &str = "1.40.0";
+/// How long Envoy may take to start and reach Onramp.
+const READY: Duration = Duration::from_secs(60);
 
 fn target_dir() -> PathBuf {
     std::env::var_os("CARGO_TARGET_DIR")
@@ -122,7 +122,7 @@ pub struct Gateway {
     child: Child,
     /// `https://localhost:PORT`.
     pub url: String,
-    _folder: TempFolder,
+    folder: TempFolder,
 }
 
 struct TempFolder(PathBuf);
@@ -152,6 +152,9 @@ impl Gateway {
                 "/CN=localhost",
             ])
             .args(["-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"])
+            // An end-entity certificate, so that a verifying client can
+            // trust it as it is.
+            .args(["-addext", "basicConstraints=critical,CA:FALSE"])
             .arg("-keyout")
             .arg(folder.join("key.pem"))
             .arg("-out")
@@ -183,9 +186,9 @@ impl Gateway {
         let gateway = Gateway {
             child,
             url: format!("https://localhost:{port}"),
-            _folder: TempFolder(folder),
+            folder: TempFolder(folder),
         };
-        let deadline = tokio::time::Instant::now() + DEADLINE;
+        let deadline = tokio::time::Instant::now() + READY;
         loop {
             // Onramp answers 401 without a key: the call got through.
             let reply = curl(&[&format!("{}/v1/organizations/-/users", gateway.url)]).await;
@@ -200,6 +203,13 @@ impl Gateway {
             );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
+    }
+}
+
+impl Gateway {
+    /// The test certificate Envoy presents (PEM), for clients that verify it.
+    pub fn certificate(&self) -> PathBuf {
+        self.folder.0.join("cert.pem")
     }
 }
 

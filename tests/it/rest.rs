@@ -141,6 +141,15 @@ async fn users_are_created_read_listed_updated_and_deleted_over_rest() {
     assert_eq!(bad.status, 400, "{}", bad.body);
     let violations = &bad.json()["details"][0]["field_violations"];
     assert_eq!(violations[0]["field"], "email", "{}", bad.body);
+    // The certificate verifies, and HTTP/2 is offered beside HTTP/1.1.
+    let verified = tokio::process::Command::new("curl")
+        .args(["-s", "--http2", "-o", "/dev/null", "-w", "%{http_code} %{http_version}", "--cacert"])
+        .arg(gateway.certificate())
+        .arg(&users)
+        .output()
+        .await
+        .expect("curl");
+    assert_eq!(String::from_utf8_lossy(&verified.stdout), "401 2");
     let anonymous = curl(&[&users]).await;
     assert_eq!(anonymous.status, 401, "{}", anonymous.body);
     assert!(anonymous.json()["message"].as_str().unwrap().contains("API key"));
