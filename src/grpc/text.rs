@@ -37,7 +37,8 @@ fn rule(field: &str) -> Rule {
     match field {
         "onramp.v1.SendInvitationsRequest.recipients_text"
         | "onramp.v1.SendInvitationsRequest.emails"
-        | "onramp.v1.ImportUsersRequest.csv_chunk" => Rule::Own,
+        | "onramp.v1.ImportUsersRequest.csv_chunk"
+        | "onramp.v1.ImportUsersCsvRequest.csv" => Rule::Own,
         f if f.starts_with("onramp.v1.ImportRow.") => Rule::Own,
         "onramp.v1.Template.text_body" | "onramp.v1.Template.html_body" | "onramp.v1.Terms.text" => {
             Rule::Text(MAX_TEXT)
@@ -218,6 +219,7 @@ mod tests {
             "onramp.v1.SendInvitationsRequest.recipients_text",
             "onramp.v1.SendInvitationsRequest.emails",
             "onramp.v1.ImportUsersRequest.csv_chunk",
+            "onramp.v1.ImportUsersCsvRequest.csv",
             "onramp.v1.ImportRow.email",
             "onramp.v1.Template.text_body",
             "onramp.v1.Template.html_body",

@@ -315,3 +315,52 @@ async fn a_duplicate_in_a_later_batch_is_still_refused() {
         ]
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_whole_csv_file_in_one_request_imports_like_the_stream() {
+    let server = TestServer::start().await;
+    let org = server.org("Acme").await;
+    let csv = "email,first_name,service_area,role\n\
+               ada@acme.example,Ada,North ward,Nurse\n\
+               not an address,Bad,North ward,Nurse\n\
+               grace@acme.example,Grace,North ward,Nurse\n";
+    let mut responses = server
+        .admin()
+        .import_users_csv(authed(
+            pb::ImportUsersCsvRequest {
+                options: Some(pb::ImportOptions::default()),
+                csv: csv.into(),
+            },
+            &org.key,
+        ))
+        .await
+        .expect("import")
+        .into_inner();
+    let mut results = Vec::new();
+    let mut summary = None;
+    while let Some(message) = responses.next().await {
+        match message.expect("a result").item {
+            Some(import_users_response::Item::Result(r)) => results.push(r),
+            Some(import_users_response::Item::Summary(s)) => summary = Some(s),
+            None => {}
+        }
+    }
+    assert_eq!(
+        outcomes(&results),
+        [
+            (1, pb::ImportOutcome::Created),
+            (2, pb::ImportOutcome::Error),
+            (3, pb::ImportOutcome::Created)
+        ]
+    );
+    let summary = summary.expect("a summary at the end");
+    assert_eq!((summary.rows, summary.created, summary.errors), (3, 2, 1));
+    assert_eq!(users(&server, &org).await.len(), 2);
+
+    let empty = server
+        .admin()
+        .import_users_csv(authed(pb::ImportUsersCsvRequest::default(), &org.key))
+        .await
+        .expect_err("no CSV");
+    assert_eq!(crate::harness::violations(&empty)[0].0, "csv");
+}

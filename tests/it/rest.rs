@@ -143,7 +143,15 @@ async fn users_are_created_read_listed_updated_and_deleted_over_rest() {
     assert_eq!(violations[0]["field"], "email", "{}", bad.body);
     // The certificate verifies, and HTTP/2 is offered beside HTTP/1.1.
     let verified = tokio::process::Command::new("curl")
-        .args(["-s", "--http2", "-o", "/dev/null", "-w", "%{http_code} %{http_version}", "--cacert"])
+        .args([
+            "-s",
+            "--http2",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code} %{http_version}",
+            "--cacert",
+        ])
         .arg(gateway.certificate())
         .arg(&users)
         .output()
@@ -766,4 +774,28 @@ async fn a_trace_begun_by_the_client_continues_through_envoy_into_onramp() {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_csv_file_is_imported_over_rest() {
+    let (_server, gateway) = behind_envoy(|_| {}).await;
+    let org = rest_org(&gateway, "Acme").await;
+    let reply = call(
+        "POST",
+        &format!("{}/v1/organizations/-/users:importCsv", gateway.url),
+        &org.key,
+        Some(json!({
+            "options": {"default_service_area": "North ward", "default_role": "Nurse"},
+            "csv": "email,first_name\nada@acme.example,Ada\ngrace@acme.example,Grace\n",
+        })),
+    )
+    .await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    let events: Vec<Value> = serde_json::from_str(&reply.body).expect("a JSON array");
+    let created = events
+        .iter()
+        .filter(|e| e["result"]["outcome"] == "IMPORT_OUTCOME_CREATED")
+        .count();
+    assert_eq!(created, 2, "{}", reply.body);
+    assert_eq!(events.last().unwrap()["summary"]["created"], 2, "{}", reply.body);
 }

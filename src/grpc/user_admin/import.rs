@@ -1,4 +1,5 @@
-//! ImportUsers: a bidirectional stream. Rows are validated as they arrive and
+//! ImportUsers (a bidirectional stream) and ImportUsersCsv (a whole file in
+//! one request). Rows are validated as they arrive and
 //! committed in batches; results stream back in row order as each batch
 //! commits. The work runs in its own task, so a client that goes away never
 //! cuts a batch in half.
@@ -12,7 +13,7 @@ use std::{
 
 use serde_json::json;
 use tokio::{sync::mpsc, task::JoinHandle};
-use tokio_stream::{Stream, wrappers::ReceiverStream};
+use tokio_stream::{Stream, StreamExt, wrappers::ReceiverStream};
 use tonic::{Request, Response, Status, Streaming};
 use tracing::Instrument;
 use uuid::Uuid;
@@ -54,14 +55,48 @@ pub async fn import(
     state: &AppState,
     request: Request<Streaming<pb::ImportUsersRequest>>,
 ) -> Result<Response<ImportStream>, Status> {
-    caller(&request)?.require(Scope::UsersWrite)?;
     let who = caller(&request)?.clone();
+    who.require(Scope::UsersWrite)?;
     let actor = actor(&request)?;
     let mut inbound = request.into_inner();
     let options = match inbound.message().await?.and_then(|m| m.item) {
         Some(Item::Options(options)) => options,
         _ => return Err(Error::invalid("options", "the first message must be ImportOptions").into()),
     };
+    start(state, &who, actor, options, inbound).await
+}
+
+/// ImportUsersCsv: the whole file in one request, for clients that cannot
+/// stream requests; the same importer, fed the file as one chunk.
+pub async fn import_csv(
+    state: &AppState,
+    request: Request<pb::ImportUsersCsvRequest>,
+) -> Result<Response<ImportStream>, Status> {
+    let who = caller(&request)?.clone();
+    who.require(Scope::UsersWrite)?;
+    let actor = actor(&request)?;
+    let req = request.into_inner();
+    let options = req.options.unwrap_or_default();
+    if req.csv.trim().is_empty() {
+        return Err(Error::invalid(
+            "csv",
+            "is required: CSV text whose first line names the columns (email required)",
+        )
+        .into());
+    }
+    let chunk = pb::ImportUsersRequest {
+        item: Some(Item::CsvChunk(req.csv)),
+    };
+    start(state, &who, actor, options, tokio_stream::iter([Ok(chunk)])).await
+}
+
+async fn start(
+    state: &AppState,
+    who: &crate::domain::caller::Caller,
+    actor: Actor,
+    options: pb::ImportOptions,
+    inbound: impl Stream<Item = Result<pb::ImportUsersRequest, Status>> + Send + Unpin + 'static,
+) -> Result<Response<ImportStream>, Status> {
     let org = who.organization(&options.organization_id, Scope::UsersWrite)?;
     let catalogs = load_catalogs(state, org).await?;
     let (tx, rx) = mpsc::channel(BATCH_ROWS);
@@ -226,19 +261,22 @@ fn key_hash(key: &str) -> u64 {
 }
 
 impl Importer {
-    async fn run(mut self, mut inbound: Streaming<pb::ImportUsersRequest>) {
+    async fn run(mut self, mut inbound: impl Stream<Item = Result<pb::ImportUsersRequest, Status>> + Unpin) {
         if let Err(status) = self.consume(&mut inbound).await {
             let _ = self.tx.send(Err(status)).await;
         }
     }
 
-    async fn consume(&mut self, inbound: &mut Streaming<pb::ImportUsersRequest>) -> Result<(), Status> {
+    async fn consume(
+        &mut self,
+        inbound: &mut (impl Stream<Item = Result<pb::ImportUsersRequest, Status>> + Unpin),
+    ) -> Result<(), Status> {
         loop {
             let next = if self.pending.is_empty() {
-                inbound.message().await
+                inbound.next().await.transpose()
             } else {
-                match tokio::time::timeout(IDLE_FLUSH, inbound.message()).await {
-                    Ok(next) => next,
+                match tokio::time::timeout(IDLE_FLUSH, inbound.next()).await {
+                    Ok(next) => next.transpose(),
                     Err(_) => {
                         self.flush().await?;
                         self.drain(0).await?;

@@ -166,6 +166,15 @@ impl UserAdmin for UserAdminService {
         import::import(&self.state, request).await
     }
 
+    type ImportUsersCsvStream = import::ImportStream;
+
+    async fn import_users_csv(
+        &self,
+        request: Request<pb::ImportUsersCsvRequest>,
+    ) -> Rpc<Self::ImportUsersCsvStream> {
+        import::import_csv(&self.state, request).await
+    }
+
     async fn list_audit_events(
         &self,
         request: Request<pb::ListAuditEventsRequest>,
