@@ -1,7 +1,8 @@
 //! The pages people open from Onramp's emails (registration, password reset,
-//! first sign-in), served on the gRPC port. They are a static build
-//! (`web/dist`, compiled into the binary) that calls the public API over
-//! gRPC-Web like any other client; this layer only hands out their files.
+//! first sign-in) and the admin console (`/admin`), served on the gRPC port.
+//! They are a static build (`web/dist`, compiled into the binary) that calls
+//! the public API over gRPC-Web like any other client; this layer only hands
+//! out their files.
 //!
 //! gRPC and gRPC-Web never use GET, so every GET or HEAD is a page or an
 //! asset, and every other request goes on to the services.
@@ -40,8 +41,15 @@ fn asset(name: &str) -> Option<(&'static str, &'static [u8])> {
 
 /// The answer to a GET or HEAD of `path`.
 pub fn respond(path: &str, head: bool) -> Response<Body> {
-    let (status, media, bytes, immutable) = if PAGES.contains(&path) {
-        match asset("index.html") {
+    let shell = if PAGES.contains(&path) {
+        Some("index.html")
+    } else if path == "/admin" || path == "/admin/" {
+        Some("console.html")
+    } else {
+        None
+    };
+    let (status, media, bytes, immutable) = if let Some(shell) = shell {
+        match asset(shell) {
             Some((media, bytes)) => (StatusCode::OK, media, bytes, false),
             None => not_found(),
         }

@@ -151,6 +151,11 @@ impl Browser {
         self.client.goto(url).await.expect("open the page");
     }
 
+    /// Loads the page again, as the browser's reload button does.
+    pub async fn reload(&self) {
+        self.client.refresh().await.expect("reload");
+    }
+
     pub async fn url(&self) -> String {
         self.client.current_url().await.expect("current url").to_string()
     }

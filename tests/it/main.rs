@@ -9,6 +9,7 @@
 
 mod auth;
 mod browser;
+mod console;
 mod credentials;
 mod gateway;
 mod harness;

@@ -22,7 +22,7 @@ use onramp::pb;
 const PASSWORD: &str = "plum tractor velvet";
 
 /// The `n`th email to `address` (from 0), once it has arrived.
-async fn nth_email(server: &TestServer, address: &str, n: usize) -> Received {
+pub async fn nth_email(server: &TestServer, address: &str, n: usize) -> Received {
     let deadline = tokio::time::Instant::now() + DEADLINE;
     loop {
         if let Some(mail) = server.smtp.to(address).into_iter().nth(n) {
@@ -40,7 +40,7 @@ async fn nth_email(server: &TestServer, address: &str, n: usize) -> Received {
 }
 
 /// The link in `mail` to this server's page at `path`.
-fn page_link(server: &TestServer, mail: &Received, path: &str) -> String {
+pub fn page_link(server: &TestServer, mail: &Received, path: &str) -> String {
     let prefix = format!("{}{path}", server.address);
     mail.links()
         .into_iter()
@@ -89,7 +89,7 @@ async fn fill_profile(browser: &Browser, password: &str) {
     browser.fill("#f-password", password).await;
 }
 
-async fn assert_accessible(browser: &Browser, page: &str) {
+pub async fn assert_accessible(browser: &Browser, page: &str) {
     let violations = browser.accessibility_violations().await;
     assert!(
         violations.is_empty(),
@@ -100,7 +100,7 @@ async fn assert_accessible(browser: &Browser, page: &str) {
 
 /// Registers through the form, with whatever second-factor step `factor`
 /// performs, and answers the username the done page shows.
-async fn register(browser: &Browser, link: &str, factor: impl AsyncFnOnce(&Browser)) -> String {
+pub async fn register(browser: &Browser, link: &str, factor: impl AsyncFnOnce(&Browser)) -> String {
     browser.goto(link).await;
     browser.wait_for_text("Create your account at Acme").await;
     browser.shot("registration-form").await;

@@ -1,0 +1,160 @@
+//! The admin console in a real Chromium: seed 004's path from pasted
+//! addresses to the people list, against the real server and SMTP receiver.
+
+use std::time::Duration;
+
+use crate::{
+    browser::{Browser, WAIT},
+    harness::TestServer,
+    invitations::{invite, send},
+    pages::{assert_accessible, nth_email, page_link, register},
+    security::user_by_email,
+};
+use onramp::pb;
+
+/// Opens the console and signs in with `key`.
+async fn signed_in(server: &TestServer, journey: &str, key: &str) -> Browser {
+    let browser = Browser::start(journey).await;
+    browser.goto(&format!("{}/admin", server.address)).await;
+    browser.wait_for_text("Sign in to the admin console").await;
+    browser.shot("sign-in").await;
+    browser.fill("#f-api_key", key).await;
+    browser.click("button[type=submit]").await;
+    browser.wait_for_text("People").await;
+    browser.find("nav.console-nav").await;
+    browser
+}
+
+/// Waits until the row of `email` shows `status`, reloading the list.
+async fn row_shows(browser: &Browser, server: &TestServer, email: &str, status: &str) {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        browser
+            .goto(&format!("{}/admin#/people?q={email}", server.address))
+            .await;
+        // The same address again changes no hash: load it afresh.
+        browser.reload().await;
+        let row = browser.find(&format!("tr[data-email='{email}']")).await;
+        let row = row.text().await.unwrap_or_default();
+        if row.contains(status) {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{email} never showed {status}: {row:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_admin_invites_pasted_addresses_and_follows_them_in_the_people_list() {
+    let server = TestServer::start().await;
+    let org = server.org("Acme").await;
+    // One address already belongs to a member.
+    send(&server, &org, invite(&org, "member@acme.example"))
+        .await
+        .expect("invite");
+    let link = page_link(
+        &server,
+        &nth_email(&server, "member@acme.example", 0).await,
+        "/register?token=",
+    );
+    let browser = Browser::start("console-member").await;
+    register(&browser, &link, async |_: &Browser| {}).await;
+    browser.close().await;
+
+    let browser = signed_in(&server, "console-1-invite", &org.key).await;
+    browser.shot("people-before").await;
+    browser.click("a[href='#/invite']").await;
+    browser.wait_for_text("Email addresses").await;
+    let fresh: Vec<String> = (1..=8).map(|i| format!("person{i}@acme.example")).collect();
+    let pasted = format!("{}\nperson9.acme.example\nmember@acme.example", fresh.join("\n"));
+    browser.fill("#f-recipients_text", &pasted).await;
+    browser.wait_for_text("9 recognised").await;
+    assert!(
+        browser
+            .text("#unrecognised-list")
+            .await
+            .contains("person9.acme.example")
+    );
+    browser.shot("invite-counted").await;
+    assert_accessible(&browser, "the invite screen").await;
+    browser.click("button[type=submit]").await;
+    browser.wait_for_text("Invitations sent").await;
+    assert_eq!(browser.text("#sent-count").await, "8 sent");
+    let not_sent = browser.text("#not-sent").await;
+    assert!(
+        not_sent.contains("member@acme.example: already a member"),
+        "{not_sent}"
+    );
+    assert!(
+        not_sent.contains("person9.acme.example: not a valid address"),
+        "{not_sent}"
+    );
+    browser.shot("invite-confirmation").await;
+    for address in &fresh {
+        nth_email(&server, address, 0).await;
+    }
+
+    browser
+        .goto(&format!("{}/admin#/people?status=PENDING", server.address))
+        .await;
+    browser.wait_for_text("Pending (8)").await;
+    browser.shot("people-pending").await;
+    assert_accessible(&browser, "the people list").await;
+
+    // One registers through the person's pages and shows Active.
+    let link = page_link(
+        &server,
+        &nth_email(&server, "person1@acme.example", 0).await,
+        "/register?token=",
+    );
+    let person = Browser::start("console-person").await;
+    register(&person, &link, async |_: &Browser| {}).await;
+    person.close().await;
+    row_shows(&browser, &server, "person1@acme.example", "Active").await;
+
+    // One is paused and shows Inactive.
+    browser
+        .click("tr[data-email='person1@acme.example'] button[data-action='pause']")
+        .await;
+    browser.wait_for_text("person1@acme.example is paused.").await;
+    assert_eq!(
+        user_by_email(&server, &org, "person1@acme.example")
+            .await
+            .status(),
+        pb::UserStatus::Inactive,
+        "the pause button did not pause"
+    );
+    assert_eq!(
+        user_by_email(&server, &org, "person1@acme.example")
+            .await
+            .status(),
+        pb::UserStatus::Inactive,
+        "the pause button did not pause"
+    );
+    row_shows(&browser, &server, "person1@acme.example", "Inactive").await;
+    browser.shot("people-paused").await;
+
+    // A link expires and shows Expired; the paper plane resends it.
+    server.state.clock.advance(chrono::TimeDelta::days(8));
+    row_shows(&browser, &server, "person2@acme.example", "Expired").await;
+    browser.shot("people-expired").await;
+    browser
+        .click("tr[data-email='person2@acme.example'] button[data-action='resend']")
+        .await;
+    browser
+        .wait_for_text("A new invitation is on its way to person2@acme.example.")
+        .await;
+    nth_email(&server, "person2@acme.example", 1).await;
+    row_shows(&browser, &server, "person2@acme.example", "Pending").await;
+    browser.shot("people-resent").await;
+    browser.close().await;
+    assert_eq!(
+        user_by_email(&server, &org, "person2@acme.example")
+            .await
+            .status(),
+        pb::UserStatus::Pending
+    );
+}
