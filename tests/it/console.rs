@@ -158,3 +158,70 @@ async fn an_admin_invites_pasted_addresses_and_follows_them_in_the_people_list()
         pb::UserStatus::Pending
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_read_only_key_is_offered_no_changes_and_a_forged_one_is_refused() {
+    let server = TestServer::start().await;
+    let org = server.org("Acme").await;
+    send(&server, &org, invite(&org, "ada@acme.example"))
+        .await
+        .expect("invite");
+    let reader = server
+        .admin()
+        .create_api_key(crate::harness::authed(
+            pb::CreateApiKeyRequest {
+                organization_id: String::new(),
+                name: "dashboard".into(),
+                scopes: vec![pb::ApiKeyScope::Read as i32],
+                expire_time: None,
+            },
+            &org.key,
+        ))
+        .await
+        .expect("a read key")
+        .into_inner()
+        .secret;
+    let ada = user_by_email(&server, &org, "ada@acme.example").await;
+    let browser = signed_in(&server, "console-5-read-only", &reader).await;
+    browser
+        .wait_for_text("This key can read but not change anything.")
+        .await;
+    browser.find("tr[data-email='ada@acme.example']").await;
+    assert_eq!(
+        browser
+            .text("tr[data-email='ada@acme.example'] td:last-child")
+            .await,
+        ""
+    );
+    assert!(!browser.text("nav.console-nav").await.contains("Invite users"));
+    browser.shot("read-only-people").await;
+
+    // A pause forged from the tab, with the tab's key: one gRPC-Web frame
+    // holding DeactivateUserRequest { user_id }.
+    let status = browser
+        .client
+        .execute_async(
+            "const [userId, done] = arguments;\
+             const id = new TextEncoder().encode(userId);\
+             const message = new Uint8Array([0x12, id.length, ...id]);\
+             const frame = new Uint8Array([0, 0, 0, 0, message.length, ...message]);\
+             fetch('/onramp.v1.UserAdmin/DeactivateUser', {method: 'POST', body: frame, headers: {\
+               'content-type': 'application/grpc-web+proto', 'x-grpc-web': '1',\
+               'authorization': 'Bearer ' + sessionStorage.getItem('onramp.console.key')}})\
+             .then(r => done(r.headers.get('grpc-status') + ' ' + decodeURIComponent(r.headers.get('grpc-message') || '')))\
+             .catch(e => done('failed: ' + e));",
+            vec![serde_json::json!(ada.id)],
+        )
+        .await
+        .expect("the forged call");
+    let status = status.as_str().unwrap_or_default().to_owned();
+    assert!(
+        status.starts_with("7 "),
+        "not refused as PERMISSION_DENIED: {status}"
+    );
+    browser.close().await;
+    assert_eq!(
+        user_by_email(&server, &org, "ada@acme.example").await.status(),
+        pb::UserStatus::Pending
+    );
+}

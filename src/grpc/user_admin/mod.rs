@@ -175,6 +175,15 @@ impl UserAdmin for UserAdminService {
         import::import_csv(&self.state, request).await
     }
 
+    async fn get_caller(&self, request: Request<pb::GetCallerRequest>) -> Rpc<pb::CallerInfo> {
+        let who = caller(&request)?;
+        Ok(Response::new(pb::CallerInfo {
+            api_key_id: who.api_key_id.map(|id| id.to_string()).unwrap_or_default(),
+            organization_id: who.organization_id.map(|id| id.to_string()).unwrap_or_default(),
+            scopes: who.scopes.iter().map(|s| convert::scope(*s) as i32).collect(),
+        }))
+    }
+
     async fn list_audit_events(
         &self,
         request: Request<pb::ListAuditEventsRequest>,

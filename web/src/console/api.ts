@@ -4,7 +4,7 @@
 import { type Interceptor, createClient } from "@connectrpc/connect";
 import { createGrpcWebTransport } from "@connectrpc/connect-web";
 import { Invitations } from "../gen/onramp/v1/invitations_pb";
-import { UserAdmin } from "../gen/onramp/v1/user_admin_pb";
+import { ApiKeyScope, UserAdmin } from "../gen/onramp/v1/user_admin_pb";
 
 // In this tab's session storage only: never a cookie or local storage, and
 // gone on sign-out or when the tab closes.
@@ -20,6 +20,7 @@ export function keepKey(key: string): void {
 
 export function forgetKey(): void {
   sessionStorage.removeItem(KEY);
+  forgetPowers();
 }
 
 const bearer: Interceptor = (next) => async (request) => {
@@ -38,3 +39,25 @@ const transport = createGrpcWebTransport({ baseUrl: baseUrl(), interceptors: [be
 
 export const admin = createClient(UserAdmin, transport);
 export const invitations = createClient(Invitations, transport);
+
+/// What the signed-in key may do, asked once (GetCaller), so that the
+/// console offers only those actions; the server checks every call anyway.
+export interface Powers {
+  users: boolean;
+  invitations: boolean;
+}
+
+let powers: Powers | null = null;
+
+export async function keyPowers(): Promise<Powers> {
+  if (powers) return powers;
+  const info = await admin.getCaller({});
+  const has = (scope: ApiKeyScope) =>
+    info.scopes.some((s) => s === scope || s === ApiKeyScope.ADMIN || s === ApiKeyScope.PLATFORM);
+  powers = { users: has(ApiKeyScope.USERS_WRITE), invitations: has(ApiKeyScope.INVITATIONS_WRITE) };
+  return powers;
+}
+
+export function forgetPowers(): void {
+  powers = null;
+}

@@ -7,7 +7,7 @@ import { Code } from "@connectrpc/connect";
 import { problem, sentence } from "../api";
 import { t } from "../text";
 import { Errors, busy, field, h, paragraph, show, submitButton } from "../ui";
-import { admin, forgetKey, keepKey, storedKey } from "./api";
+import { type Powers, admin, forgetKey, keepKey, keyPowers, storedKey } from "./api";
 import { invitePage } from "./invite";
 import { peoplePage } from "./people";
 
@@ -23,7 +23,7 @@ function signIn(): void {
       keepKey(key.input.value.trim());
       try {
         await admin.listUsers({ pageSize: 1 });
-        route();
+        await route();
       } catch (e) {
         forgetKey();
         const p = problem(e);
@@ -38,8 +38,9 @@ function signIn(): void {
   show(t("console.signInTitle"), paragraph(t("console.signInLead")), errors.box, form);
 }
 
-/// The navigation above every screen, with the current one marked.
-function nav(current: string): HTMLElement {
+/// The navigation above every screen, with the current one marked; a screen
+/// the key cannot use is not offered.
+function nav(current: string, powers: Powers): HTMLElement {
   const item = (href: string, label: string) =>
     h("li", {}, h("a", { href, "aria-current": current === href ? "page" : undefined }, label));
   const out = h("button", { type: "button", class: "link-button" }, t("console.signOut"));
@@ -49,27 +50,34 @@ function nav(current: string): HTMLElement {
     signIn();
   });
   return h("nav", { class: "console-nav", "aria-label": t("console.title") },
-    h("ul", {}, item("#/people", t("console.navPeople")), item("#/invite", t("console.navInvite"))), out);
+    h("ul", {}, item("#/people", t("console.navPeople")), powers.invitations ? item("#/invite", t("console.navInvite")) : null),
+    out);
 }
 
-export function route(): void {
+export async function route(): Promise<void> {
   if (!storedKey()) {
+    signIn();
+    return;
+  }
+  let powers: Powers;
+  try {
+    powers = await keyPowers();
+  } catch {
+    forgetKey();
     signIn();
     return;
   }
   const [path, query] = window.location.hash.replace(/^#/, "").split("?");
   const params = new URLSearchParams(query ?? "");
   const bar = document.getElementById("console-bar") as HTMLElement;
-  switch (path) {
-    case "/invite":
-      bar.replaceChildren(nav("#/invite"));
-      invitePage();
-      break;
-    default:
-      bar.replaceChildren(nav("#/people"));
-      void peoplePage(params);
+  if (path === "/invite" && powers.invitations) {
+    bar.replaceChildren(nav("#/invite", powers));
+    invitePage();
+  } else {
+    bar.replaceChildren(nav("#/people", powers));
+    void peoplePage(params, powers);
   }
 }
 
-window.addEventListener("hashchange", route);
-route();
+window.addEventListener("hashchange", () => void route());
+void route();

@@ -7,7 +7,7 @@ import { UserStatus } from "../gen/onramp/v1/common_pb";
 import type { User } from "../gen/onramp/v1/user_admin_pb";
 import { t } from "../text";
 import { busy, h, paragraph, show } from "../ui";
-import { admin, invitations } from "./api";
+import { type Powers, admin, invitations } from "./api";
 
 const STATUSES = [UserStatus.STAGED, UserStatus.PENDING, UserStatus.EXPIRED, UserStatus.ACTIVE, UserStatus.INACTIVE];
 const PAGE_SIZE = 50;
@@ -26,7 +26,7 @@ function chip(status: UserStatus): HTMLElement {
   return h("span", { class: `chip chip-${name}` }, t(`console.status.${name}`));
 }
 
-export async function peoplePage(params: URLSearchParams): Promise<void> {
+export async function peoplePage(params: URLSearchParams, powers: Powers): Promise<void> {
   const status = params.get("status") ?? "";
   const query = params.get("q") ?? "";
   const pageToken = params.get("page") ?? "";
@@ -68,7 +68,7 @@ export async function peoplePage(params: URLSearchParams): Promise<void> {
     window.location.hash = address({ status, q: search.value.trim() });
   });
 
-  const rows = page.users.map((user) => personRow(user, notice));
+  const rows = page.users.map((user) => personRow(user, notice, powers));
   const table =
     rows.length === 0
       ? paragraph(query || status ? t("console.emptyFilter") : t("console.empty"), "notice")
@@ -90,10 +90,11 @@ export async function peoplePage(params: URLSearchParams): Promise<void> {
     " ",
     page.nextPageToken ? h("a", { href: address({ status, q: query, page: page.nextPageToken }) }, t("console.next")) : null,
   );
-  show(t("console.peopleTitle"), countLinks, filters, notice, table, paging);
+  const readOnly = !powers.users && !powers.invitations ? paragraph(t("console.readOnly"), "notice") : null;
+  show(t("console.peopleTitle"), readOnly, countLinks, filters, notice, table, paging);
 }
 
-function personRow(user: User, notice: HTMLElement): HTMLTableRowElement {
+function personRow(user: User, notice: HTMLElement, powers: Powers): HTMLTableRowElement {
   const name = [user.firstName, user.lastName].filter(Boolean).join(" ") || user.username;
   const actions = h("td", {});
   const say = (text: string) => notice.replaceChildren(paragraph(text, "notice"));
@@ -111,7 +112,7 @@ function personRow(user: User, notice: HTMLElement): HTMLTableRowElement {
     );
     actions.append(button);
   };
-  if (user.status === UserStatus.PENDING || user.status === UserStatus.EXPIRED) {
+  if (powers.invitations && (user.status === UserStatus.PENDING || user.status === UserStatus.EXPIRED)) {
     act("resend", t("console.resendShort"), async () => {
       const found = await invitations.listInvitations({ userId: user.id, pageSize: 100 });
       const latest = found.invitations[found.invitations.length - 1];
@@ -120,7 +121,9 @@ function personRow(user: User, notice: HTMLElement): HTMLTableRowElement {
       return t("console.resent", { email: user.email });
     });
   }
-  if (user.status === UserStatus.INACTIVE) {
+  if (!powers.users) {
+    // Nothing to offer.
+  } else if (user.status === UserStatus.INACTIVE) {
     act("reactivate", t("console.reactivateShort"), async () => {
       await admin.reactivateUser({ userId: user.id });
       return t("console.reactivated", { email: user.email });
