@@ -225,3 +225,54 @@ async fn a_read_only_key_is_offered_no_changes_and_a_forged_one_is_refused() {
         pb::UserStatus::Pending
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_admin_imports_a_csv_and_sends_password_emails_after_a_preview() {
+    let server = TestServer::start().await;
+    let org = server.org("Acme").await;
+    let csv = std::env::temp_dir().join(format!("onramp-console-{}.csv", std::process::id()));
+    std::fs::write(
+        &csv,
+        "email,first_name,last_name,service_area,role\n\
+         ada@acme.example,Ada,Lovelace,North ward,Nurse\n\
+         not-an-address,Bad,Row,North ward,Nurse\n\
+         grace@acme.example,Grace,Hopper,North ward,Nurse\n",
+    )
+    .unwrap();
+    let browser = signed_in(&server, "console-2-import", &org.key).await;
+    browser.click("a[href='#/import']").await;
+    browser.wait_for_text("CSV file").await;
+    browser.shot("import").await;
+    browser
+        .find("#f-csv")
+        .await
+        .send_keys(&csv.display().to_string())
+        .await
+        .expect("choose the file");
+    browser.click("button[type=submit]").await;
+    browser
+        .wait_for_text("3 rows: 2 created, 0 updated, 0 already there, 1 refused.")
+        .await;
+    let refused = browser.text("#import-errors").await;
+    assert!(refused.contains("Row 2 (not-an-address)"), "{refused}");
+    browser.shot("import-results").await;
+    assert_accessible(&browser, "the import results").await;
+
+    browser.click("button[data-action='password-email']").await;
+    browser.wait_for_text("The email they will get").await;
+    let preview = browser.text("#email-preview").await;
+    assert!(preview.contains("Temporary password"), "{preview}");
+    browser.shot("password-email-preview").await;
+    assert!(server.smtp.received().is_empty(), "the preview sent something");
+    browser.click("button[data-action='send']").await;
+    browser.wait_for_text("2 emails sent, 0 not sent.").await;
+    browser.shot("password-emails-sent").await;
+    browser.close().await;
+    let _ = std::fs::remove_file(&csv);
+    for address in ["ada@acme.example", "grace@acme.example"] {
+        let mail = nth_email(&server, address, 0).await;
+        let text = mail.text();
+        let password = crate::credentials::line_value(&text, "Temporary password:");
+        assert!(password.len() >= 12, "{text}");
+    }
+}

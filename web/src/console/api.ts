@@ -3,6 +3,7 @@
 
 import { type Interceptor, createClient } from "@connectrpc/connect";
 import { createGrpcWebTransport } from "@connectrpc/connect-web";
+import { Credentials } from "../gen/onramp/v1/credentials_pb";
 import { Invitations } from "../gen/onramp/v1/invitations_pb";
 import { ApiKeyScope, UserAdmin } from "../gen/onramp/v1/user_admin_pb";
 
@@ -39,12 +40,14 @@ const transport = createGrpcWebTransport({ baseUrl: baseUrl(), interceptors: [be
 
 export const admin = createClient(UserAdmin, transport);
 export const invitations = createClient(Invitations, transport);
+export const credentials = createClient(Credentials, transport);
 
 /// What the signed-in key may do, asked once (GetCaller), so that the
 /// console offers only those actions; the server checks every call anyway.
 export interface Powers {
   users: boolean;
   invitations: boolean;
+  credentials: boolean;
 }
 
 let powers: Powers | null = null;
@@ -54,7 +57,11 @@ export async function keyPowers(): Promise<Powers> {
   const info = await admin.getCaller({});
   const has = (scope: ApiKeyScope) =>
     info.scopes.some((s) => s === scope || s === ApiKeyScope.ADMIN || s === ApiKeyScope.PLATFORM);
-  powers = { users: has(ApiKeyScope.USERS_WRITE), invitations: has(ApiKeyScope.INVITATIONS_WRITE) };
+  powers = {
+    users: has(ApiKeyScope.USERS_WRITE),
+    invitations: has(ApiKeyScope.INVITATIONS_WRITE),
+    credentials: has(ApiKeyScope.CREDENTIALS_WRITE),
+  };
   return powers;
 }
 

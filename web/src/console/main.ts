@@ -8,6 +8,7 @@ import { problem, sentence } from "../api";
 import { t } from "../text";
 import { Errors, busy, field, h, paragraph, show, submitButton } from "../ui";
 import { type Powers, admin, forgetKey, keepKey, keyPowers, storedKey } from "./api";
+import { importPage } from "./import";
 import { invitePage } from "./invite";
 import { peoplePage } from "./people";
 
@@ -50,7 +51,13 @@ function nav(current: string, powers: Powers): HTMLElement {
     signIn();
   });
   return h("nav", { class: "console-nav", "aria-label": t("console.title") },
-    h("ul", {}, item("#/people", t("console.navPeople")), powers.invitations ? item("#/invite", t("console.navInvite")) : null),
+    h(
+      "ul",
+      {},
+      item("#/people", t("console.navPeople")),
+      powers.invitations ? item("#/invite", t("console.navInvite")) : null,
+      powers.users ? item("#/import", t("console.navImport")) : null,
+    ),
     out);
 }
 
@@ -73,6 +80,9 @@ export async function route(): Promise<void> {
   if (path === "/invite" && powers.invitations) {
     bar.replaceChildren(nav("#/invite", powers));
     invitePage();
+  } else if (path === "/import" && powers.users) {
+    bar.replaceChildren(nav("#/import", powers));
+    importPage();
   } else {
     bar.replaceChildren(nav("#/people", powers));
     void peoplePage(params, powers);
