@@ -276,3 +276,41 @@ async fn an_admin_imports_a_csv_and_sends_password_emails_after_a_preview() {
         assert!(password.len() >= 12, "{text}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_admin_emails_credentials_to_three_selected_people_after_confirming() {
+    let server = TestServer::start().await;
+    let org = server.org("Acme").await;
+    let people = ["ada@acme.example", "grace@acme.example", "alan@acme.example"];
+    for (i, email) in people.iter().enumerate() {
+        crate::credentials::staged(&server, &org, email, &format!("person{i}")).await;
+    }
+    crate::credentials::staged(&server, &org, "left@acme.example", "left").await;
+    let browser = signed_in(&server, "console-3-credentials", &org.key).await;
+    browser.find("tr[data-email='left@acme.example']").await;
+    for email in people {
+        browser
+            .click(&format!("tr[data-email='{email}'] input[type=checkbox]"))
+            .await;
+    }
+    browser.click("button[data-bulk='credentials']").await;
+    browser
+        .wait_for_text("Email a username and a new temporary password to these 3 people?")
+        .await;
+    let listed = browser.text("#bulk-confirm").await;
+    for email in people {
+        assert!(listed.contains(email), "{listed}");
+    }
+    assert!(!listed.contains("left@acme.example"), "{listed}");
+    browser.shot("credentials-confirm").await;
+    assert_accessible(&browser, "the confirmation").await;
+    browser.click("button[data-action='confirm']").await;
+    browser.wait_for_text("3 emails sent, 0 not sent.").await;
+    browser.shot("credentials-sent").await;
+    browser.close().await;
+    for email in people {
+        let mail = nth_email(&server, email, 0).await;
+        crate::credentials::line_value(&mail.text(), "Temporary password:");
+    }
+    assert!(server.smtp.to("left@acme.example").is_empty());
+}

@@ -3,11 +3,11 @@
 // and per person the paper plane (resend), pause and reactivate.
 
 import { problem, sentence } from "../api";
-import { UserStatus } from "../gen/onramp/v1/common_pb";
+import { RecipientOutcome, UserStatus } from "../gen/onramp/v1/common_pb";
 import type { User } from "../gen/onramp/v1/user_admin_pb";
 import { t } from "../text";
 import { busy, h, paragraph, show } from "../ui";
-import { type Powers, admin, invitations } from "./api";
+import { type Powers, admin, credentials, invitations } from "./api";
 
 const STATUSES = [UserStatus.STAGED, UserStatus.PENDING, UserStatus.EXPIRED, UserStatus.ACTIVE, UserStatus.INACTIVE];
 const PAGE_SIZE = 50;
@@ -68,7 +68,9 @@ export async function peoplePage(params: URLSearchParams, powers: Powers): Promi
     window.location.hash = address({ status, q: search.value.trim() });
   });
 
-  const rows = page.users.map((user) => personRow(user, notice, powers));
+  const selected = new Map<string, string>();
+  const rows = page.users.map((user) => personRow(user, notice, powers, selected));
+  const bulk = bulkActions(powers, selected, notice);
   const table =
     rows.length === 0
       ? paragraph(query || status ? t("console.emptyFilter") : t("console.empty"), "notice")
@@ -78,7 +80,16 @@ export async function peoplePage(params: URLSearchParams, powers: Powers): Promi
           h(
             "table",
             {},
-            h("thead", {}, h("tr", {}, ...[t("console.name"), t("console.email"), t("console.statusColumn"), t("console.actions")].map((c) => h("th", { scope: "col" }, c)))),
+            h(
+              "thead",
+              {},
+              h(
+                "tr",
+                {},
+                h("th", { scope: "col" }, selectAll(rows)),
+                ...[t("console.name"), t("console.email"), t("console.statusColumn"), t("console.actions")].map((c) => h("th", { scope: "col" }, c)),
+              ),
+            ),
             h("tbody", {}, ...rows),
           ),
         );
@@ -91,10 +102,86 @@ export async function peoplePage(params: URLSearchParams, powers: Powers): Promi
     page.nextPageToken ? h("a", { href: address({ status, q: query, page: page.nextPageToken }) }, t("console.next")) : null,
   );
   const readOnly = !powers.users && !powers.invitations ? paragraph(t("console.readOnly"), "notice") : null;
-  show(t("console.peopleTitle"), readOnly, countLinks, filters, notice, table, paging);
+  show(t("console.peopleTitle"), readOnly, countLinks, filters, bulk, notice, table, paging);
 }
 
-function personRow(user: User, notice: HTMLElement, powers: Powers): HTMLTableRowElement {
+/// A box in the header that ticks or clears every row of the page.
+function selectAll(rows: HTMLTableRowElement[]): HTMLElement {
+  const box = h("input", { type: "checkbox", id: "select-all", "aria-label": t("console.selectAll") });
+  box.addEventListener("change", () => {
+    for (const row of rows) {
+      const each = row.querySelector<HTMLInputElement>("input[type=checkbox]");
+      if (each && each.checked !== box.checked) each.click();
+    }
+  });
+  return box;
+}
+
+type Bulk = "credentials" | "reset" | "invitation";
+
+/// Actions on the selected people, each behind a confirmation that lists
+/// who it will reach.
+function bulkActions(powers: Powers, selected: Map<string, string>, notice: HTMLElement): HTMLElement {
+  const bar = h("div", { class: "bulk", id: "bulk" });
+  const confirm = h("div", { id: "bulk-confirm" });
+  const offer = (kind: Bulk, label: string) => {
+    const button = h("button", { type: "button", class: "button secondary", "data-bulk": kind }, label);
+    button.addEventListener("click", () => {
+      if (selected.size === 0) {
+        notice.replaceChildren(paragraph(t("console.selectFirst"), "notice error-text"));
+        return;
+      }
+      const ids = [...selected.keys()];
+      const go = h("button", { type: "button", class: "button", "data-action": "confirm" }, t("console.confirm"));
+      const cancel = h("button", { type: "button", class: "button secondary" }, t("console.cancel"));
+      cancel.addEventListener("click", () => confirm.replaceChildren());
+      go.addEventListener("click", () =>
+        void busy(go, async () => {
+          try {
+            const events =
+              kind === "credentials"
+                ? credentials.emailCredentials({ userIds: ids })
+                : kind === "reset"
+                  ? credentials.sendResetLinks({ userIds: ids })
+                  : invitations.sendInvitations({ userIds: ids });
+            let sent = 0;
+            let notSent = 0;
+            for await (const event of events) {
+              if (event.event.case === "result") {
+                if (event.event.value.outcome === RecipientOutcome.SENT) sent += 1;
+                else notSent += 1;
+              }
+            }
+            confirm.replaceChildren();
+            notice.replaceChildren(paragraph(t("console.emailsSent", { sent, notSent }), "notice"));
+          } catch (e) {
+            notice.replaceChildren(paragraph(sentence(problem(e)), "notice error-text"));
+          }
+        }),
+      );
+      confirm.replaceChildren(
+        h(
+          "div",
+          { class: "panel-plain", role: "region", "aria-label": label },
+          paragraph(t(`console.confirm_${kind}`, { n: ids.length })),
+          h("ul", {}, ...[...selected.values()].map((email) => h("li", {}, email))),
+          go,
+          cancel,
+        ),
+      );
+      go.focus();
+    });
+    bar.append(button);
+  };
+  if (powers.credentials) {
+    offer("credentials", t("console.emailCredentials"));
+    offer("reset", t("console.sendResetLinks"));
+  }
+  if (powers.invitations) offer("invitation", t("console.sendInvitation"));
+  return h("div", {}, bar, confirm);
+}
+
+function personRow(user: User, notice: HTMLElement, powers: Powers, selected: Map<string, string>): HTMLTableRowElement {
   const name = [user.firstName, user.lastName].filter(Boolean).join(" ") || user.username;
   const actions = h("td", {});
   const say = (text: string) => notice.replaceChildren(paragraph(text, "notice"));
@@ -134,5 +221,18 @@ function personRow(user: User, notice: HTMLElement, powers: Powers): HTMLTableRo
       return t("console.paused", { email: user.email });
     });
   }
-  return h("tr", { "data-email": user.email }, h("td", {}, name), h("td", {}, user.email), h("td", {}, chip(user.status)), actions);
+  const pick = h("input", { type: "checkbox", "aria-label": t("console.select", { email: user.email }) });
+  pick.addEventListener("change", () => {
+    if (pick.checked) selected.set(user.id, user.email);
+    else selected.delete(user.id);
+  });
+  return h(
+    "tr",
+    { "data-email": user.email },
+    h("td", {}, pick),
+    h("td", {}, name),
+    h("td", {}, user.email),
+    h("td", {}, chip(user.status)),
+    actions,
+  );
 }
