@@ -12,6 +12,20 @@ use tokio::{
 const WEBHOOK_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Sends `body` to `to`; the error says why it failed.
+/// Texts a second-factor set-up code, in the words registration and the
+/// set-up at sign-in both use.
+pub async fn send_verification_code(
+    webhook: Option<&str>,
+    to: &str,
+    code: &str,
+    organization_name: &str,
+) -> crate::error::Result<()> {
+    let body = format!("{code} is your {organization_name} verification code.");
+    send(webhook, to, &body)
+        .await
+        .map_err(|why| crate::error::Error::Unavailable(format!("the code could not be sent by SMS: {why}")))
+}
+
 pub async fn send(webhook: Option<&str>, to: &str, body: &str) -> Result<(), String> {
     let Some(url) = webhook else {
         tracing::info!(sms.to = %mask(to), sms.body = %body, "development SMS provider: not sent, only logged");

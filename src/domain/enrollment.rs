@@ -15,7 +15,7 @@ use crate::{
     domain::{
         accounts::{self, Verified},
         audit::{self, Actor},
-        organizations::{Organization, SECOND_FACTOR_METHODS},
+        organizations::{self, Organization},
         rate_limit,
         second_factor::{self, CODE_TTL},
     },
@@ -34,12 +34,10 @@ const CODES_PER_HOUR: i32 = 5;
 /// The methods an organisation allows (all when it names none), less an
 /// authenticator app when the server cannot seal its secret.
 pub fn allowed_methods(org: &Organization, can_seal: bool) -> Vec<String> {
-    let named = if org.second_factor_methods.is_empty() {
-        SECOND_FACTOR_METHODS.iter().map(|m| (*m).to_owned()).collect()
-    } else {
-        org.second_factor_methods.clone()
-    };
-    named.into_iter().filter(|m| can_seal || m != "totp").collect()
+    organizations::second_factor_methods(org)
+        .into_iter()
+        .filter(|m| can_seal || m != "totp")
+        .collect()
 }
 
 /// Where a set-up's code went, or the authenticator's secret.
@@ -173,10 +171,13 @@ pub async fn begin(
                 second_factor::issue_code(&mut conn, state.secrets.as_deref(), &user, None, "sms_code", now)
                     .await?;
             drop(conn);
-            let body = format!("{code} is your {} verification code.", organization.name);
-            sms::send(state.config.sms_webhook_url.as_deref(), &user.mobile, &body)
-                .await
-                .map_err(|why| Error::Unavailable(format!("the code could not be sent by SMS: {why}")))?;
+            sms::send_verification_code(
+                state.config.sms_webhook_url.as_deref(),
+                &user.mobile,
+                &code,
+                &organization.name,
+            )
+            .await?;
             Ok(Begun::Sms {
                 to: user.mobile,
                 expires_at,

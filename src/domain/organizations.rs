@@ -18,6 +18,16 @@ pub const DEFAULT_TEMPORARY_PASSWORD_TTL_SECS: i32 = 7 * 24 * 3600;
 pub const DEFAULT_PASSWORD_MIN_LENGTH: i32 = 12;
 pub const SECOND_FACTOR_METHODS: [&str; 3] = ["totp", "email", "sms"];
 
+/// The second-factor methods an organisation allows: those it names, or all
+/// when it names none.
+pub fn second_factor_methods(org: &Organization) -> Vec<String> {
+    if org.second_factor_methods.is_empty() {
+        SECOND_FACTOR_METHODS.iter().map(|m| (*m).to_owned()).collect()
+    } else {
+        org.second_factor_methods.clone()
+    }
+}
+
 #[derive(Clone, Debug, Queryable, Selectable, Insertable)]
 #[diesel(table_name = organizations)]
 pub struct Organization {

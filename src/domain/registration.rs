@@ -43,15 +43,7 @@ pub struct Invited {
 impl Invited {
     /// The second-factor methods the organisation allows.
     pub fn methods(&self) -> Vec<String> {
-        let methods = &self.organization.organization.second_factor_methods;
-        if methods.is_empty() {
-            organizations::SECOND_FACTOR_METHODS
-                .iter()
-                .map(|m| (*m).to_owned())
-                .collect()
-        } else {
-            methods.clone()
-        }
+        organizations::second_factor_methods(&self.organization.organization)
     }
 }
 

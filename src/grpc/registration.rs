@@ -198,13 +198,13 @@ impl Registration for RegistrationService {
                 )
                 .await?;
                 drop(conn);
-                let body = format!(
-                    "{code} is your {} verification code.",
-                    invited.organization.organization.name
-                );
-                sms::send(state.config.sms_webhook_url.as_deref(), &mobile, &body)
-                    .await
-                    .map_err(|why| Error::Unavailable(format!("the code could not be sent by SMS: {why}")))?;
+                sms::send_verification_code(
+                    state.config.sms_webhook_url.as_deref(),
+                    &mobile,
+                    &code,
+                    &invited.organization.organization.name,
+                )
+                .await?;
                 answer.code_sent_to = sms::mask(&mobile);
                 answer.code_expire_time = Some(convert::timestamp(expires_at));
             }

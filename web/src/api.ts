@@ -3,19 +3,12 @@
 
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import { createGrpcWebTransport } from "@connectrpc/connect-web";
+import { baseUrl } from "./endpoint";
 import { BadRequestSchema, ErrorInfoSchema } from "./gen/google/rpc/error_details_pb";
 import { Credentials } from "./gen/onramp/v1/credentials_pb";
 import { Registration } from "./gen/onramp/v1/registration_pb";
 import { t } from "./text";
 import type { Refusal } from "./ui";
-
-/// Where the API is: this page's own origin, unless the page is hosted
-/// elsewhere and its `onramp-api` meta tag names the gRPC-Web address.
-function baseUrl(): string {
-  const meta = document.querySelector<HTMLMetaElement>('meta[name="onramp-api"]');
-  const configured = meta?.content.trim();
-  return configured ? configured.replace(/\/$/, "") : window.location.origin;
-}
 
 const transport = createGrpcWebTransport({ baseUrl: baseUrl() });
 

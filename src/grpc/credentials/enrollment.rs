@@ -3,11 +3,10 @@
 
 use tonic::{Request, Response, Status};
 
+use super::public::organization_id;
+
 use crate::{
-    domain::{
-        enrollment::{self, Begun},
-        validate,
-    },
+    domain::enrollment::{self, Begun},
     error::Error,
     grpc::{
         client_address, convert,
@@ -18,10 +17,6 @@ use crate::{
     pb, sms,
     state::AppState,
 };
-
-fn organization_id(raw: &str) -> Result<uuid::Uuid, Error> {
-    validate::id(raw).map_err(|e| Error::invalid("organization_id", e))
-}
 
 fn method(raw: i32) -> Result<&'static str, Error> {
     method_name(raw)

@@ -30,7 +30,7 @@ use crate::{
 /// Reset emails one account may be sent per hour.
 const RESETS_PER_ACCOUNT_PER_HOUR: i32 = 3;
 
-fn organization_id(raw: &str) -> Result<Uuid, Error> {
+pub(super) fn organization_id(raw: &str) -> Result<Uuid, Error> {
     validate::id(raw).map_err(|e| Error::invalid("organization_id", e))
 }
 

@@ -3,6 +3,7 @@
 
 import { type Interceptor, createClient } from "@connectrpc/connect";
 import { createGrpcWebTransport } from "@connectrpc/connect-web";
+import { baseUrl } from "../endpoint";
 import { Credentials } from "../gen/onramp/v1/credentials_pb";
 import { Invitations } from "../gen/onramp/v1/invitations_pb";
 import { ApiKeyScope, UserAdmin } from "../gen/onramp/v1/user_admin_pb";
@@ -29,12 +30,6 @@ const bearer: Interceptor = (next) => async (request) => {
   if (key) request.header.set("authorization", `Bearer ${key}`);
   return next(request);
 };
-
-function baseUrl(): string {
-  const meta = document.querySelector<HTMLMetaElement>('meta[name="onramp-api"]');
-  const configured = meta?.content.trim();
-  return configured ? configured.replace(/\/$/, "") : window.location.origin;
-}
 
 const transport = createGrpcWebTransport({ baseUrl: baseUrl(), interceptors: [bearer] });
 
