@@ -144,6 +144,7 @@ diesel::table! {
         accepted_at -> Nullable<Timestamptz>,
         revoked_at -> Nullable<Timestamptz>,
         expires_at -> Nullable<Timestamptz>,
+        outbox_id -> Nullable<Uuid>,
     }
 }
 
@@ -159,6 +160,7 @@ diesel::table! {
         created_at -> Timestamptz,
         expires_at -> Timestamptz,
         consumed_at -> Nullable<Timestamptz>,
+        outbox_id -> Nullable<Uuid>,
     }
 }
 
@@ -183,6 +185,7 @@ diesel::table! {
         created_at -> Timestamptz,
         sent_at -> Nullable<Timestamptz>,
         traceparent -> Nullable<Text>,
+        opened_at -> Nullable<Timestamptz>,
     }
 }
 

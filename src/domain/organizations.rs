@@ -6,7 +6,10 @@ use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use serde_json::json;
 use uuid::Uuid;
 
-use super::audit::{self, Actor};
+use super::{
+    audit::{self, Actor},
+    paging::Page,
+};
 use crate::{
     db::schema::{organizations, terms_versions},
     error::{Error, Result},
@@ -181,6 +184,29 @@ async fn current_terms(conn: &mut AsyncPgConnection, org: &Organization) -> Resu
         .first(conn)
         .await
         .optional()?)
+}
+
+/// Every published version of the organisation's terms, newest first. A
+/// page token holds the version the previous page ended at.
+pub async fn terms_history(
+    conn: &mut AsyncPgConnection,
+    organization_id: Uuid,
+    page: Page,
+) -> Result<(Vec<TermsVersion>, String)> {
+    let mut query = terms_versions::table
+        .filter(terms_versions::organization_id.eq(organization_id))
+        .select(TermsVersion::as_select())
+        .order(terms_versions::version.desc())
+        .limit(page.fetch_limit())
+        .into_boxed();
+    if let Some(after) = page.after {
+        let version = i32::try_from(after.as_u128()).unwrap_or(i32::MAX);
+        query = query.filter(terms_versions::version.lt(version));
+    }
+    let found = query.load(conn).await?;
+    Ok(page.finish(found, |t: &TermsVersion| {
+        Uuid::from_u128(u128::try_from(t.version).unwrap_or_default())
+    }))
 }
 
 pub async fn update(

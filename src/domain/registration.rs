@@ -135,19 +135,23 @@ fn refusal(invitation: &Invitation, user: &UserRow, now: DateTime<Utc>) -> Optio
     }
 }
 
-/// Records that the link was viewed. Never spends it: mail scanners open
-/// links too.
+/// Records that the link was viewed, on the invitation and on the email
+/// that carried it. Never spends it: mail scanners open links too.
 pub async fn mark_opened(
     conn: &mut AsyncPgConnection,
     invitation_id: Uuid,
     now: DateTime<Utc>,
 ) -> Result<()> {
-    diesel::update(
-        invitations::table
-            .find(invitation_id)
-            .filter(invitations::state.eq("sent")),
+    Cached(
+        diesel::sql_query(
+            "WITH opened AS (UPDATE invitations SET state = 'opened', opened_at = $2 \
+               WHERE id = $1 AND state = 'sent') \
+             UPDATE outbox SET opened_at = $2 \
+             WHERE id = (SELECT outbox_id FROM invitations WHERE id = $1) AND opened_at IS NULL",
+        )
+        .bind::<SqlUuid, _>(invitation_id)
+        .bind::<Timestamptz, _>(now),
     )
-    .set((invitations::state.eq("opened"), invitations::opened_at.eq(now)))
     .execute(conn)
     .await?;
     Ok(())

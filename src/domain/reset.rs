@@ -67,6 +67,74 @@ struct Token {
     consumed_at: Option<DateTime<Utc>>,
 }
 
+/// What a live reset link is for.
+pub struct Offered {
+    pub organization: Organization,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// The token of a reset link, its account and the organisation, checked
+/// as completing it would check them.
+async fn live(
+    conn: &mut AsyncPgConnection,
+    token: &str,
+    now: DateTime<Utc>,
+) -> Result<(Token, UserRow, Organization)> {
+    let hash = PlainToken::from_presented(token.trim()).hash();
+    let (found, user, organization) = action_tokens::table
+        .inner_join(users::table.on(users::id.nullable().eq(action_tokens::user_id)))
+        .inner_join(organizations::table.on(organizations::id.eq(users::organization_id)))
+        .filter(action_tokens::token_hash.eq(hash.0))
+        .filter(action_tokens::kind.eq("password_reset"))
+        .select((
+            Token::as_select(),
+            UserRow::as_select(),
+            Organization::as_select(),
+        ))
+        .first::<(Token, UserRow, Organization)>(conn)
+        .await
+        .optional()?
+        .ok_or_else(|| Error::not_found("this reset link is not valid; ask for a new one"))?;
+    if found.consumed_at.is_some() {
+        return Err(Error::Refused {
+            reason: "RESET_LINK_USED",
+            message: "this reset link was already used or replaced by a newer one; ask for a new one".into(),
+        });
+    }
+    if found.expires_at <= now {
+        return Err(Error::Refused {
+            reason: "RESET_LINK_EXPIRED",
+            message: "this reset link has expired; ask for a new one".into(),
+        });
+    }
+    if user.deactivated_at.is_some() {
+        return Err(Error::PermissionDenied(
+            "the account is deactivated; ask your administrator".into(),
+        ));
+    }
+    Ok((found, user, organization))
+}
+
+/// What a reset link is for, without spending it (mail scanners open
+/// links); the email that carried it is marked opened.
+pub async fn offered(conn: &mut AsyncPgConnection, token: &str, now: DateTime<Utc>) -> Result<Offered> {
+    let (found, _, organization) = live(conn, token, now).await?;
+    Cached(
+        diesel::sql_query(
+            "UPDATE outbox SET opened_at = $2 \
+             WHERE id = (SELECT outbox_id FROM action_tokens WHERE id = $1) AND opened_at IS NULL",
+        )
+        .bind::<SqlUuid, _>(found.id)
+        .bind::<Timestamptz, _>(now),
+    )
+    .execute(conn)
+    .await?;
+    Ok(Offered {
+        organization,
+        expires_at: found.expires_at,
+    })
+}
+
 #[derive(QueryableByName)]
 struct Updated {
     #[diesel(sql_type = SqlUuid)]
@@ -84,40 +152,11 @@ pub async fn complete(
     client_address: &str,
 ) -> Result<UserRow> {
     let now = state.clock.now();
-    let hash = PlainToken::from_presented(token.trim()).hash();
     // The token, its account and the organisation's policy in one query.
     let (found, user, organization) = {
         let mut conn = state.pool.get().await?;
-        action_tokens::table
-            .inner_join(users::table.on(users::id.nullable().eq(action_tokens::user_id)))
-            .inner_join(organizations::table.on(organizations::id.eq(users::organization_id)))
-            .filter(action_tokens::token_hash.eq(hash.0))
-            .filter(action_tokens::kind.eq("password_reset"))
-            .select((
-                Token::as_select(),
-                UserRow::as_select(),
-                Organization::as_select(),
-            ))
-            .first::<(Token, UserRow, Organization)>(&mut conn)
-            .await
-            .optional()?
-            .ok_or_else(|| Error::not_found("this reset link is not valid; ask for a new one"))?
+        live(&mut conn, token, now).await?
     };
-    if found.consumed_at.is_some() {
-        return Err(Error::FailedPrecondition(
-            "this reset link was already used or replaced by a newer one; ask for a new one".into(),
-        ));
-    }
-    if found.expires_at <= now {
-        return Err(Error::FailedPrecondition(
-            "this reset link has expired; ask for a new one".into(),
-        ));
-    }
-    if user.deactivated_at.is_some() {
-        return Err(Error::PermissionDenied(
-            "the account is deactivated; ask your administrator".into(),
-        ));
-    }
     accounts::check_policy(&organization, &user, new_password, "new_password")?;
     let new_hash = state.hasher.hash(new_password.to_owned()).await?;
     // Spending the token, the new password, activation, retiring the other

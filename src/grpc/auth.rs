@@ -32,6 +32,7 @@ use crate::{
 const PUBLIC_PREFIXES: &[&str] = &[
     "/onramp.v1.Registration/",
     "/onramp.v1.Credentials/RequestPasswordReset",
+    "/onramp.v1.Credentials/GetPasswordReset",
     "/onramp.v1.Credentials/CompletePasswordReset",
     "/onramp.v1.Credentials/ChangePassword",
     "/onramp.v1.Credentials/Authenticate",

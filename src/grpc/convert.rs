@@ -117,13 +117,7 @@ pub fn organization(o: OrganizationWithTerms) -> pb::Organization {
                 .collect(),
             password_min_length: org.password_min_length,
             password_max_length: i32::try_from(MAX_PASSWORD_LENGTH).unwrap_or(i32::MAX),
-            terms: o.terms.map(|t| pb::Terms {
-                version: t.version,
-                title: t.title,
-                text: t.body,
-                url: t.url,
-                publish_time: Some(timestamp(t.published_at)),
-            }),
+            terms: o.terms.map(terms),
         }),
         create_time: Some(timestamp(org.created_at)),
         update_time: Some(timestamp(org.updated_at)),
@@ -233,5 +227,15 @@ pub fn password_rules(min_length: i32) -> pb::PasswordRules {
             "not be one of the most commonly used passwords".into(),
             "not contain your username or email address".into(),
         ],
+    }
+}
+
+pub fn terms(t: crate::domain::organizations::TermsVersion) -> pb::Terms {
+    pb::Terms {
+        version: t.version,
+        title: t.title,
+        text: t.body,
+        url: t.url,
+        publish_time: Some(timestamp(t.published_at)),
     }
 }

@@ -91,7 +91,10 @@ pub async fn prepare(state: &AppState, claimed: &[Claimed]) -> Result<Vec<(Uuid,
 async fn prepare_invitations(state: &AppState, claimed: &[&Claimed]) -> Result<Vec<(Uuid, Prepared)>> {
     let now = state.clock.now();
     let tokens: Vec<PlainToken> = claimed.iter().map(|_| PlainToken::generate("")).collect();
-    let invitation_ids: Vec<Uuid> = claimed.iter().filter_map(|c| c.invitation_id).collect();
+    let (invitation_ids, outbox_ids): (Vec<Uuid>, Vec<Uuid>) = claimed
+        .iter()
+        .filter_map(|c| c.invitation_id.map(|i| (i, c.id)))
+        .unzip();
     let hashes: Vec<Vec<u8>> = tokens.iter().map(|t| t.hash().0).collect();
     let mut conn = state.pool.get().await?;
     let (contexts, templates) = conn
@@ -99,9 +102,10 @@ async fn prepare_invitations(state: &AppState, claimed: &[&Claimed]) -> Result<V
             // Only invitations that still stand, for people not paused.
             let contexts: Vec<InvitationContext> = Cached(diesel::sql_query(
                 "WITH minted AS ( \
-                   UPDATE invitations i SET token_hash = v.hash, \
+                   UPDATE invitations i SET token_hash = v.hash, outbox_id = v.outbox_id, \
                      expires_at = $2 + make_interval(secs => o.invitation_ttl_secs) \
-                   FROM unnest($1::uuid[], $3::bytea[]) AS v(id, hash), organizations o, users u \
+                   FROM unnest($1::uuid[], $3::bytea[], $4::uuid[]) AS v(id, hash, outbox_id), \
+                     organizations o, users u \
                    WHERE i.id = v.id AND o.id = i.organization_id AND u.id = i.user_id \
                      AND i.state IN ('queued', 'sent', 'opened', 'failed') AND u.deactivated_at IS NULL \
                    RETURNING i.id, i.user_id, i.expires_at, o.name AS organization_name, u.first_name, \
@@ -115,7 +119,8 @@ async fn prepare_invitations(state: &AppState, claimed: &[&Claimed]) -> Result<V
             )
             .bind::<Array<SqlUuid>, _>(&invitation_ids)
             .bind::<Timestamptz, _>(now)
-            .bind::<Array<Bytea>, _>(&hashes))
+            .bind::<Array<Bytea>, _>(&hashes)
+            .bind::<Array<SqlUuid>, _>(&outbox_ids))
             .load(conn)
             .await?;
             let templates = load_templates(conn, claimed, Kind::Invitation).await?;

@@ -192,6 +192,7 @@ pub async fn prepare_reset_links(
     let now = state.clock.now();
     let tokens: Vec<PlainToken> = claimed.iter().map(|_| PlainToken::generate("")).collect();
     let user_ids: Vec<Uuid> = claimed.iter().map(|c| c.user_id.unwrap_or_default()).collect();
+    let outbox_ids: Vec<Uuid> = claimed.iter().map(|c| c.id).collect();
     let hashes: Vec<Vec<u8>> = tokens.iter().map(|t| t.hash().0).collect();
     let mut conn = state.pool.get().await?;
     let (minted, templates) = conn
@@ -206,10 +207,11 @@ pub async fn prepare_reset_links(
             .await?;
             let minted: Vec<Minted> = Cached(diesel::sql_query(
                 "WITH minted AS ( \
-                   INSERT INTO action_tokens (id, organization_id, user_id, kind, token_hash, created_at, expires_at) \
+                   INSERT INTO action_tokens (id, organization_id, user_id, kind, token_hash, created_at, \
+                     expires_at, outbox_id) \
                    SELECT gen_random_uuid(), u.organization_id, u.id, 'password_reset', v.hash, $3, \
-                     $3 + make_interval(secs => o.reset_link_ttl_secs) \
-                   FROM unnest($1::uuid[], $2::bytea[]) AS v(user_id, hash) \
+                     $3 + make_interval(secs => o.reset_link_ttl_secs), v.outbox_id \
+                   FROM unnest($1::uuid[], $2::bytea[], $4::uuid[]) AS v(user_id, hash, outbox_id) \
                    JOIN users u ON u.id = v.user_id AND u.deactivated_at IS NULL \
                    JOIN organizations o ON o.id = u.organization_id \
                    RETURNING user_id, expires_at) \
@@ -218,7 +220,8 @@ pub async fn prepare_reset_links(
             )
             .bind::<Array<SqlUuid>, _>(&user_ids)
             .bind::<Array<Bytea>, _>(&hashes)
-            .bind::<Timestamptz, _>(now))
+            .bind::<Timestamptz, _>(now)
+            .bind::<Array<SqlUuid>, _>(&outbox_ids))
             .load(conn)
             .await?;
             let templates = load_templates(conn, claimed, kind).await?;

@@ -11,6 +11,7 @@ mod auth;
 mod browser;
 mod console;
 mod credentials;
+mod deliveries;
 mod gateway;
 mod harness;
 mod hostile;

@@ -225,3 +225,43 @@ async fn every_change_is_in_the_audit_log_with_its_actor() {
         .await;
     assert_eq!(only_user.len(), 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_published_terms_version_is_listed_newest_first() {
+    let server = TestServer::start().await;
+    let org = server.org("Acme").await;
+    let list = |page_size: i32, page_token: String| {
+        let mut admin = server.admin();
+        let key = org.key.clone();
+        async move {
+            admin
+                .list_terms(authed(
+                    pb::ListTermsRequest {
+                        page_size,
+                        page_token,
+                        ..Default::default()
+                    },
+                    &key,
+                ))
+                .await
+                .expect("list terms")
+                .into_inner()
+        }
+    };
+    assert!(list(0, String::new()).await.terms.is_empty());
+    for text in ["First terms", "Second terms", "Third terms"] {
+        crate::pages::publish_terms(&server, &org, text).await;
+    }
+    let all = list(0, String::new()).await;
+    let seen: Vec<(i32, &str)> = all.terms.iter().map(|t| (t.version, t.text.as_str())).collect();
+    assert_eq!(
+        seen,
+        [(3, "Third terms"), (2, "Second terms"), (1, "First terms")]
+    );
+    assert!(all.terms.iter().all(|t| t.publish_time.is_some()));
+    let first = list(2, String::new()).await;
+    assert_eq!(first.terms.len(), 2);
+    let rest = list(2, first.next_page_token).await;
+    assert_eq!(rest.terms.iter().map(|t| t.version).collect::<Vec<_>>(), [1]);
+    assert!(rest.next_page_token.is_empty());
+}

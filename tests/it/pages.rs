@@ -294,7 +294,7 @@ async fn a_person_registers_with_a_texted_code_on_a_phone_sized_screen() {
 }
 
 /// Publishes new terms (no second factor).
-async fn publish_terms(server: &TestServer, org: &Org, text: &str) {
+pub async fn publish_terms(server: &TestServer, org: &Org, text: &str) {
     server
         .admin()
         .update_organization(authed(
@@ -403,13 +403,21 @@ async fn a_reset_link_onboards_a_person_and_shows_their_username() {
     browser.goto(&link).await;
     browser.wait_for_text("Choose a new password").await;
     assert!(!browser.url().await.contains("token"));
+    // Whose page it is, and the rules before the person types.
+    browser.wait_for_text("This link is from Acme.").await;
+    browser.wait_for_text("be at least 12 characters long").await;
     browser.shot("choose-password").await;
+    assert_accessible(&browser, "the new-password page").await;
     browser.fill("#f-new_password", PASSWORD).await;
     browser.click("button[type=submit]").await;
     browser.wait_for_text("Your password has been changed").await;
     browser.shot("done").await;
     assert_accessible(&browser, "the reset confirmation").await;
     assert_eq!(browser.text("#username").await, "ada.l");
+    // The spent link, opened again, says so before anything is typed.
+    browser.goto(&link).await;
+    browser.wait_for_text("This link has already been used").await;
+    browser.shot("used-link").await;
     browser.close().await;
     assert_eq!(
         user_by_email(&server, &org, "ada@acme.example").await.status(),

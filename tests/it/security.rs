@@ -959,6 +959,14 @@ async fn random_bytes_in_every_public_text_field_never_fault_the_server() {
                     .err(),
             ),
             (
+                "GetPasswordReset",
+                credentials
+                    .clone()
+                    .get_password_reset(pb::GetPasswordResetRequest { token: n() })
+                    .await
+                    .err(),
+            ),
+            (
                 "GetRegistration",
                 registration
                     .clone()

@@ -22,6 +22,7 @@ const EXPECTED: &[(&str, &[&str])] = &[
             "CreateOrganization",
             "GetOrganization",
             "UpdateOrganization",
+            "ListTerms",
             "CreateServiceArea",
             "ListServiceAreas",
             "CreateRole",
@@ -45,6 +46,7 @@ const EXPECTED: &[(&str, &[&str])] = &[
         &[
             "SendInvitations",
             "WatchBatch",
+            "ListBatches",
             "GetInvitation",
             "ListInvitations",
             "ResendInvitation",
@@ -63,6 +65,7 @@ const EXPECTED: &[(&str, &[&str])] = &[
             "EmailCredentials",
             "SendResetLinks",
             "RequestPasswordReset",
+            "GetPasswordReset",
             "CompletePasswordReset",
             "ChangePassword",
             "Authenticate",

@@ -8,7 +8,7 @@ import { BadRequestSchema, ErrorInfoSchema } from "./gen/google/rpc/error_detail
 import { Credentials } from "./gen/onramp/v1/credentials_pb";
 import { Registration } from "./gen/onramp/v1/registration_pb";
 import { t } from "./text";
-import type { Refusal } from "./ui";
+import { type Refusal, h, paragraph, show } from "./ui";
 
 const transport = createGrpcWebTransport({ baseUrl: baseUrl() });
 
@@ -63,4 +63,21 @@ export function sentence(p: Problem): string {
 /// Field violations beside their fields, and anything else as a sentence.
 export function refusals(p: Problem): Refusal[] {
   return p.fields.length > 0 ? p.fields : [{ message: sentence(p) }];
+}
+
+/// Why a link cannot be used: one of `reasons` the server named, or what
+/// its status says (unknown or malformed, or a paused account).
+export function linkProblem(p: Problem, reasons: readonly string[]): string | undefined {
+  if (p.reason && reasons.includes(p.reason)) return p.reason;
+  if (p.code === Code.NotFound || p.code === Code.InvalidArgument) return "NOT_FOUND";
+  if (p.code === Code.PermissionDenied) return "PAUSED";
+  return undefined;
+}
+
+/// A page that could not load for a passing reason, with a button to try
+/// again.
+export function showUnavailable(title: string, p: Problem, again: () => void): void {
+  const retry = h("button", { type: "button", class: "button" }, t("retry"));
+  retry.addEventListener("click", again);
+  show(title, paragraph(sentence(p), "notice"), retry);
 }

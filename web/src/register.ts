@@ -3,7 +3,7 @@
 
 import { Code } from "@connectrpc/connect";
 import { timestampDate } from "@bufbuild/protobuf/wkt";
-import { registration, problem, refusals, sentence, type Problem } from "./api";
+import { linkProblem, registration, problem, refusals, sentence, showUnavailable, type Problem } from "./api";
 import { SecondFactorMethod } from "./gen/onramp/v1/common_pb";
 import type { RegistrationInfo } from "./gen/onramp/v1/registration_pb";
 import { choices, methodLabel, showBegun } from "./factor";
@@ -34,18 +34,9 @@ export async function registerPage(): Promise<void> {
 
 /// A link that cannot register: each state with its own way forward.
 function refused(token: string, p: Problem): void {
-  const reason =
-    p.reason && ["INVITATION_EXPIRED", "INVITATION_REVOKED", "INVITATION_USED", "ALREADY_REGISTERED"].includes(p.reason)
-      ? p.reason
-      : p.code === Code.NotFound || p.code === Code.InvalidArgument
-        ? "NOT_FOUND"
-        : p.code === Code.PermissionDenied
-          ? "PAUSED"
-          : undefined;
+  const reason = linkProblem(p, ["INVITATION_EXPIRED", "INVITATION_REVOKED", "INVITATION_USED", "ALREADY_REGISTERED"]);
   if (!reason) {
-    const retry = h("button", { type: "button", class: "button" }, t("retry"));
-    retry.addEventListener("click", () => void registerPage());
-    show(t("register.unavailableTitle"), paragraph(sentence(p), "notice"), retry);
+    showUnavailable(t("register.unavailableTitle"), p, () => void registerPage());
     return;
   }
   if (reason !== "INVITATION_EXPIRED") sessionStorage.removeItem(TOKEN_KEY);

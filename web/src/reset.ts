@@ -2,8 +2,11 @@
 // the new password; the end page shows the username (seed 000).
 
 import { Code } from "@connectrpc/connect";
-import { credentials, problem, refusals } from "./api";
-import { t } from "./text";
+import { timestampDate } from "@bufbuild/protobuf/wkt";
+import { type Problem, credentials, linkProblem, problem, refusals, showUnavailable } from "./api";
+import type { PasswordResetInfo } from "./gen/onramp/v1/credentials_pb";
+import { passwordRules } from "./rules";
+import { formatTime, t } from "./text";
 import { Errors, busy, field, h, link, paragraph, passwordField, show, submitButton, takeParam } from "./ui";
 
 const TOKEN_KEY = "onramp.reset.token";
@@ -12,7 +15,7 @@ export function resetPage(): void {
   const token = takeParam("token") ?? sessionStorage.getItem(TOKEN_KEY);
   if (token) {
     sessionStorage.setItem(TOKEN_KEY, token);
-    choosePassword(token);
+    void choosePassword(token);
     return;
   }
   const organization = new URLSearchParams(window.location.search).get("organization");
@@ -51,12 +54,23 @@ function requestLink(organization: string): void {
   show(t("reset.requestTitle"), paragraph(t("reset.requestLead")), errors.box, form);
 }
 
-function choosePassword(token: string): void {
+/// A reset link: the organisation and its password rules first (viewing
+/// spends nothing), then the new password.
+async function choosePassword(token: string): Promise<void> {
+  show(t("loading"));
+  let info: PasswordResetInfo;
+  try {
+    info = await credentials.getPasswordReset({ token });
+  } catch (e) {
+    linkRefused(token, problem(e));
+    return;
+  }
   const errors = new Errors();
-  const password = passwordField({ name: "new_password", label: t("reset.newPassword"), autocomplete: "new-password", hint: t("reset.newPasswordHint") });
+  const password = passwordField({ name: "new_password", label: t("reset.newPassword"), autocomplete: "new-password" });
+  const rules = passwordRules(info.passwordRules, password.input);
   errors.add(password);
   const submit = submitButton(t("reset.setSubmit"));
-  const form = h("form", { novalidate: true }, password.wrap, submit);
+  const form = h("form", { novalidate: true }, rules, password.wrap, submit);
   form.addEventListener("submit", (event) => {
     event.preventDefault();
     void busy(submit, async () => {
@@ -71,11 +85,25 @@ function choosePassword(token: string): void {
         );
       } catch (e) {
         const p = problem(e);
-        // A spent, expired or unknown link: the server's sentence says which.
-        if (p.code === Code.NotFound || p.code === Code.FailedPrecondition) sessionStorage.removeItem(TOKEN_KEY);
+        if (p.fields.length === 0 && (p.code === Code.NotFound || p.code === Code.FailedPrecondition || p.code === Code.PermissionDenied)) {
+          linkRefused(token, p);
+          return;
+        }
         errors.show(refusals(p));
       }
     });
   });
-  show(t("reset.setTitle"), errors.box, form);
+  const expires = info.expireTime ? paragraph(t("reset.expires", { when: formatTime(timestampDate(info.expireTime)) }), "hint") : null;
+  show(t("reset.setTitle"), paragraph(t("reset.setLead", { organization: info.organizationName })), expires, errors.box, form);
+}
+
+/// A link that cannot set a password, each case with what to do instead.
+function linkRefused(token: string, p: Problem): void {
+  const reason = linkProblem(p, ["RESET_LINK_EXPIRED", "RESET_LINK_USED"]);
+  if (!reason) {
+    showUnavailable(t("reset.unavailableTitle"), p, () => void choosePassword(token));
+    return;
+  }
+  sessionStorage.removeItem(TOKEN_KEY);
+  show(t(`reset.errors.${reason}.title`), paragraph(t(`reset.errors.${reason}.body`)));
 }

@@ -30,6 +30,7 @@ pub enum BatchKind {
     Invitation,
     Credentials,
     Welcome,
+    PasswordReset,
 }
 
 impl BatchKind {
@@ -38,6 +39,7 @@ impl BatchKind {
             BatchKind::Invitation => "invitation",
             BatchKind::Credentials => "credentials",
             BatchKind::Welcome => "welcome",
+            BatchKind::PasswordReset => "password_reset",
         }
     }
 }

@@ -14,6 +14,7 @@ use uuid::Uuid;
 
 use crate::{
     db::schema::batches,
+    domain::paging::Page,
     error::{Error, Result},
 };
 
@@ -23,6 +24,7 @@ pub struct Batch {
     pub id: Uuid,
     pub organization_id: Uuid,
     pub kind: String,
+    pub actor: String,
     pub total: i32,
     pub recognized: i32,
     pub invalid: i32,
@@ -100,4 +102,66 @@ pub async fn counts(conn: &mut AsyncPgConnection, batch_id: Uuid) -> Result<Vec<
     .load(conn)
     .await?;
     Ok(rows.into_iter().map(|r| (r.outcome, r.count)).collect())
+}
+
+/// A batch with how many of its emails were accepted and refused so far.
+pub struct Progress {
+    pub batch: Batch,
+    pub sent: i64,
+    pub failed: i64,
+}
+
+#[derive(QueryableByName)]
+struct SentAndFailed {
+    #[diesel(sql_type = SqlUuid)]
+    batch_id: Uuid,
+    #[diesel(sql_type = BigInt)]
+    sent: i64,
+    #[diesel(sql_type = BigInt)]
+    failed: i64,
+}
+
+/// The organisation's batches, newest first, with their progress.
+pub async fn list(
+    conn: &mut AsyncPgConnection,
+    organization_id: Uuid,
+    kind: Option<&str>,
+    page: Page,
+) -> Result<(Vec<Progress>, String)> {
+    let mut query = batches::table
+        .filter(batches::organization_id.eq(organization_id))
+        .select(Batch::as_select())
+        .order(batches::id.desc())
+        .limit(page.fetch_limit())
+        .into_boxed();
+    if let Some(after) = page.after {
+        query = query.filter(batches::id.lt(after));
+    }
+    if let Some(kind) = kind {
+        query = query.filter(batches::kind.eq(kind.to_owned()));
+    }
+    let (found, token) = page.finish(query.load(conn).await?, |b: &Batch| b.id);
+    let ids: Vec<Uuid> = found.iter().map(|b| b.id).collect();
+    let counted: Vec<SentAndFailed> = Cached(
+        diesel::sql_query(
+            "SELECT batch_id, count(*) FILTER (WHERE outcome = 'sent') AS sent, \
+           count(*) FILTER (WHERE outcome = 'failed') AS failed \
+         FROM batch_items WHERE batch_id = ANY($1) GROUP BY 1",
+        )
+        .bind::<diesel::sql_types::Array<SqlUuid>, _>(&ids),
+    )
+    .load(conn)
+    .await?;
+    let progress = found
+        .into_iter()
+        .map(|batch| {
+            let counts = counted.iter().find(|c| c.batch_id == batch.id);
+            Progress {
+                sent: counts.map_or(0, |c| c.sent),
+                failed: counts.map_or(0, |c| c.failed),
+                batch,
+            }
+        })
+        .collect();
+    Ok((progress, token))
 }

@@ -298,6 +298,30 @@ pub struct Delivery {
     pub created_at: DateTime<Utc>,
     pub sent_at: Option<DateTime<Utc>>,
     pub next_attempt_at: DateTime<Utc>,
+    pub opened_at: Option<DateTime<Utc>>,
+}
+
+/// Where one email stands: the outbox row's state, and OPENED once the link
+/// it carried was viewed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DeliveryState {
+    Queued,
+    Sending,
+    Sent,
+    Failed,
+    Opened,
+}
+
+impl Delivery {
+    pub fn state(&self) -> DeliveryState {
+        match self.state.as_str() {
+            "sent" if self.opened_at.is_some() => DeliveryState::Opened,
+            "sent" => DeliveryState::Sent,
+            "sending" => DeliveryState::Sending,
+            "failed" => DeliveryState::Failed,
+            _ => DeliveryState::Queued,
+        }
+    }
 }
 
 #[derive(Debug, Default)]
@@ -305,7 +329,7 @@ pub struct DeliveryFilter {
     pub user_id: Option<Uuid>,
     pub batch_id: Option<Uuid>,
     pub kind: Option<&'static str>,
-    pub state: Option<&'static str>,
+    pub state: Option<DeliveryState>,
 }
 
 /// Newest first.
@@ -333,8 +357,17 @@ pub async fn deliveries(
     if let Some(kind) = filter.kind {
         query = query.filter(outbox::kind.eq(kind));
     }
-    if let Some(state) = filter.state {
-        query = query.filter(outbox::state.eq(state));
-    }
+    query = match filter.state {
+        None => query,
+        Some(DeliveryState::Queued) => query.filter(outbox::state.eq("queued")),
+        Some(DeliveryState::Sending) => query.filter(outbox::state.eq("sending")),
+        Some(DeliveryState::Failed) => query.filter(outbox::state.eq("failed")),
+        Some(DeliveryState::Sent) => query
+            .filter(outbox::state.eq("sent"))
+            .filter(outbox::opened_at.is_null()),
+        Some(DeliveryState::Opened) => query
+            .filter(outbox::state.eq("sent"))
+            .filter(outbox::opened_at.is_not_null()),
+    };
     Ok(page.finish(query.load(conn).await?, |d| d.id))
 }

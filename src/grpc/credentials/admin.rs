@@ -154,9 +154,22 @@ pub async fn send_reset_links(
     let org = caller(&request)?.organization(&request.get_ref().organization_id, Scope::CredentialsWrite)?;
     let actor = actor(&request)?;
     let req = request.into_inner();
+    let (kind, email) = match pb::EmailKind::try_from(req.kind) {
+        Ok(pb::EmailKind::Unspecified | pb::EmailKind::Welcome) => {
+            (BatchKind::Welcome, templates::Kind::Welcome)
+        }
+        Ok(pb::EmailKind::PasswordReset) => (BatchKind::PasswordReset, templates::Kind::PasswordReset),
+        _ => {
+            return Err(Error::invalid(
+                "kind",
+                "must be EMAIL_KIND_WELCOME or EMAIL_KIND_PASSWORD_RESET: the emails that carry a reset link",
+            )
+            .into());
+        }
+    };
     let request = Bulk {
-        kind: BatchKind::Welcome,
-        email: templates::Kind::Welcome,
+        kind,
+        email,
         user_ids: req.user_ids,
         all_staged: req.all_staged,
         dry_run: req.dry_run,

@@ -45,6 +45,13 @@ impl Credentials for CredentialsService {
         public::request_reset(&self.state, request).await
     }
 
+    async fn get_password_reset(
+        &self,
+        request: Request<pb::GetPasswordResetRequest>,
+    ) -> Rpc<pb::PasswordResetInfo> {
+        public::get_reset(&self.state, request).await
+    }
+
     async fn complete_password_reset(
         &self,
         request: Request<pb::CompletePasswordResetRequest>,

@@ -109,6 +109,26 @@ async fn queue_reset(state: &AppState, org: Uuid, login: &str, address: &str) ->
     .await
 }
 
+pub async fn get_reset(
+    state: &AppState,
+    request: Request<pb::GetPasswordResetRequest>,
+) -> Result<Response<pb::PasswordResetInfo>, Status> {
+    let address = client_address(&request);
+    let token = request.into_inner().token;
+    if token.trim().is_empty() {
+        return Err(Error::invalid("token", "is required: the token from the reset link").into());
+    }
+    limit_client(state, "complete-reset", &address)?;
+    let mut conn = state.pool.get().await.map_err(Error::from)?;
+    let offered = reset::offered(&mut conn, &token, state.clock.now()).await?;
+    Ok(Response::new(pb::PasswordResetInfo {
+        organization_id: offered.organization.id.to_string(),
+        organization_name: offered.organization.name,
+        password_rules: Some(convert::password_rules(offered.organization.password_min_length)),
+        expire_time: Some(convert::timestamp(offered.expires_at)),
+    }))
+}
+
 pub async fn complete_reset(
     state: &AppState,
     request: Request<pb::CompletePasswordResetRequest>,

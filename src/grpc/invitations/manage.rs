@@ -1,4 +1,4 @@
-//! WatchBatch, GetInvitation, ListInvitations, ResendInvitation,
+//! WatchBatch, ListBatches, GetInvitation, ListInvitations, ResendInvitation,
 //! RevokeInvitation and ListDeliveries.
 
 use tonic::{Request, Response, Status};
@@ -7,7 +7,10 @@ use uuid::Uuid;
 use crate::{
     domain::{
         caller::Scope,
-        invitations::manage::{self, Delivery, DeliveryFilter, Invitation, InvitationFilter, State},
+        invitations::follow,
+        invitations::manage::{
+            self, Delivery, DeliveryFilter, DeliveryState, Invitation, InvitationFilter, State,
+        },
         paging::Page,
         validate,
     },
@@ -91,6 +94,45 @@ pub async fn watch(
     Ok(Response::new(batches::follow(state.clone(), batch, true)))
 }
 
+pub async fn list_batches(
+    state: &AppState,
+    request: Request<pb::ListBatchesRequest>,
+) -> Result<Response<pb::ListBatchesResponse>, Status> {
+    let org = caller(&request)?.organization(&request.get_ref().organization_id, Scope::Read)?;
+    let req = request.into_inner();
+    let page = Page::parse(req.page_size, &req.page_token)?;
+    let kind = pb::EmailKind::try_from(req.kind)
+        .ok()
+        .and_then(super::templates::kind_from_pb)
+        .map(|k| k.as_str());
+    let mut conn = state.pool.get().await.map_err(Error::from)?;
+    let (found, next_page_token) = follow::list(&mut conn, org, kind, page).await?;
+    let count = |n: i64| i32::try_from(n).unwrap_or(i32::MAX);
+    Ok(Response::new(pb::ListBatchesResponse {
+        batches: found
+            .into_iter()
+            .map(|p| pb::Batch {
+                id: p.batch.id.to_string(),
+                organization_id: p.batch.organization_id.to_string(),
+                kind: crate::domain::templates::Kind::parse(&p.batch.kind)
+                    .map_or(pb::EmailKind::Unspecified, super::templates::kind_pb)
+                    as i32,
+                actor: p.batch.actor,
+                total: p.batch.total,
+                recognized: p.batch.recognized,
+                invalid: p.batch.invalid,
+                duplicates: p.batch.duplicates,
+                outstanding: p.batch.outstanding,
+                sent: count(p.sent),
+                failed: count(p.failed),
+                create_time: Some(convert::timestamp(p.batch.created_at)),
+                complete_time: convert::opt_timestamp(p.batch.completed_at),
+            })
+            .collect(),
+        next_page_token,
+    }))
+}
+
 pub async fn get(
     state: &AppState,
     request: Request<pb::GetInvitationRequest>,
@@ -154,18 +196,16 @@ pub async fn revoke(
     Ok(Response::new(invitation(updated, now)))
 }
 
-fn delivery_state(s: &str) -> pb::DeliveryState {
-    match s {
-        "queued" => pb::DeliveryState::Queued,
-        "sending" => pb::DeliveryState::Sending,
-        "sent" => pb::DeliveryState::Sent,
-        "failed" => pb::DeliveryState::Failed,
-        _ => pb::DeliveryState::Unspecified,
-    }
-}
+const DELIVERY_STATES: [(DeliveryState, pb::DeliveryState); 5] = [
+    (DeliveryState::Queued, pb::DeliveryState::Queued),
+    (DeliveryState::Sending, pb::DeliveryState::Sending),
+    (DeliveryState::Sent, pb::DeliveryState::Sent),
+    (DeliveryState::Failed, pb::DeliveryState::Failed),
+    (DeliveryState::Opened, pb::DeliveryState::Opened),
+];
 
 fn delivery(d: Delivery) -> pb::Delivery {
-    let queued = d.state == "queued";
+    let state = d.state();
     pb::Delivery {
         id: d.id.to_string(),
         kind: crate::domain::templates::Kind::parse(&d.kind)
@@ -173,17 +213,17 @@ fn delivery(d: Delivery) -> pb::Delivery {
         email: d.recipient,
         user_id: d.user_id.map(|u| u.to_string()).unwrap_or_default(),
         batch_id: d.batch_id.map(|b| b.to_string()).unwrap_or_default(),
-        state: delivery_state(&d.state) as i32,
+        state: DELIVERY_STATES
+            .iter()
+            .find(|(s, _)| *s == state)
+            .map_or(pb::DeliveryState::Unspecified, |(_, p)| *p) as i32,
         attempts: d.attempts,
         last_error: d.last_error,
         message_id: d.message_id,
         create_time: Some(convert::timestamp(d.created_at)),
         send_time: convert::opt_timestamp(d.sent_at),
-        next_attempt_time: if queued {
-            Some(convert::timestamp(d.next_attempt_at))
-        } else {
-            None
-        },
+        next_attempt_time: (state == DeliveryState::Queued).then(|| convert::timestamp(d.next_attempt_at)),
+        open_time: convert::opt_timestamp(d.opened_at),
     }
 }
 
@@ -202,13 +242,10 @@ pub async fn deliveries(
             .ok()
             .and_then(super::templates::kind_from_pb)
             .map(|k| k.as_str()),
-        state: match pb::DeliveryState::try_from(req.state) {
-            Ok(pb::DeliveryState::Queued) => Some("queued"),
-            Ok(pb::DeliveryState::Sending) => Some("sending"),
-            Ok(pb::DeliveryState::Sent) => Some("sent"),
-            Ok(pb::DeliveryState::Failed) => Some("failed"),
-            _ => None,
-        },
+        state: DELIVERY_STATES
+            .iter()
+            .find(|(_, p)| *p as i32 == req.state)
+            .map(|(s, _)| *s),
     };
     v.into_result()?;
     let mut conn = state.pool.get().await.map_err(Error::from)?;

@@ -37,6 +37,10 @@ impl Invitations for InvitationsService {
         manage::watch(&self.state, request).await
     }
 
+    async fn list_batches(&self, request: Request<pb::ListBatchesRequest>) -> Rpc<pb::ListBatchesResponse> {
+        manage::list_batches(&self.state, request).await
+    }
+
     async fn get_invitation(&self, request: Request<pb::GetInvitationRequest>) -> Rpc<pb::Invitation> {
         manage::get(&self.state, request).await
     }

@@ -48,6 +48,10 @@ impl UserAdmin for UserAdminService {
         organizations::update(&self.state, request).await
     }
 
+    async fn list_terms(&self, request: Request<pb::ListTermsRequest>) -> Rpc<pb::ListTermsResponse> {
+        organizations::list_terms(&self.state, request).await
+    }
+
     async fn create_service_area(
         &self,
         request: Request<pb::CreateServiceAreaRequest>,

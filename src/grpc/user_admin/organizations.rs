@@ -1,4 +1,4 @@
-//! CreateOrganization, GetOrganization, UpdateOrganization.
+//! CreateOrganization, GetOrganization, UpdateOrganization, ListTerms.
 
 use tonic::{Request, Response, Status};
 
@@ -6,6 +6,7 @@ use crate::{
     domain::{
         caller::Scope,
         organizations::{self, NewTerms, PolicyChanges, SECOND_FACTOR_METHODS},
+        paging::Page,
         validate,
     },
     error::{Error, Violations},
@@ -71,6 +72,21 @@ pub async fn get(
     Ok(Response::new(convert::organization(
         organizations::find(&mut conn, id).await?,
     )))
+}
+
+pub async fn list_terms(
+    state: &AppState,
+    request: Request<pb::ListTermsRequest>,
+) -> Result<Response<pb::ListTermsResponse>, Status> {
+    let id = caller(&request)?.organization(&request.get_ref().organization_id, Scope::Read)?;
+    let req = request.into_inner();
+    let page = Page::parse(req.page_size, &req.page_token)?;
+    let mut conn = state.pool.get().await.map_err(Error::from)?;
+    let (found, next_page_token) = organizations::terms_history(&mut conn, id, page).await?;
+    Ok(Response::new(pb::ListTermsResponse {
+        terms: found.into_iter().map(convert::terms).collect(),
+        next_page_token,
+    }))
 }
 
 pub async fn update(
