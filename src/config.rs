@@ -157,6 +157,12 @@ impl Config {
         self.app_url
             .replace("{organization_id}", &organization_id.to_string())
     }
+
+    /// The sign-in page named in the credentials email.
+    pub fn sign_in_url_for(&self, organization_id: uuid::Uuid) -> String {
+        self.sign_in_url
+            .replace("{organization_id}", &organization_id.to_string())
+    }
 }
 
 /// Every problem found in the environment, one line each.

@@ -152,10 +152,7 @@ pub async fn prepare(state: &AppState, claimed: &[&Claimed]) -> Result<Vec<(Uuid
             vars.insert("password", password.clone());
             vars.insert(
                 "sign_in_url",
-                state
-                    .config
-                    .sign_in_url
-                    .replace("{organization_id}", &message.organization_id.to_string()),
+                state.config.sign_in_url_for(message.organization_id),
             );
             (
                 message.id,

@@ -110,6 +110,8 @@ impl Browser {
                     "--no-first-run",
                     "--disable-extensions",
                     "--lang=en-GB",
+                    // performance.memory in whole bytes, not coarse buckets.
+                    "--enable-precise-memory-info",
                     // The gateway tests' certificate is made by the test.
                     "--ignore-certificate-errors",
                     format!("--window-size={width},{height}"),
@@ -179,7 +181,12 @@ impl Browser {
 
     /// Waits until the page's text contains `words`.
     pub async fn wait_for_text(&self, words: &str) {
-        let deadline = tokio::time::Instant::now() + WAIT;
+        self.wait_for_text_within(words, WAIT).await;
+    }
+
+    /// Waits up to `wait` until the page's text contains `words`.
+    pub async fn wait_for_text_within(&self, words: &str, wait: Duration) {
+        let deadline = tokio::time::Instant::now() + wait;
         loop {
             let body = self.text("body").await;
             if body.contains(words) {
@@ -241,6 +248,74 @@ impl Browser {
             Some(id) if !id.is_empty() => id,
             _ => focused.text().await.unwrap_or_default(),
         }
+    }
+
+    /// Runs `script` in the page and answers what it returns.
+    pub async fn run(&self, script: &str, args: Vec<Value>) -> Value {
+        self.client.execute(script, args).await.expect("run a script")
+    }
+
+    /// Whether the page is wider than its window (it would scroll sideways).
+    pub async fn overflows(&self) -> Option<i64> {
+        let width = self
+            .run(
+                "return [document.documentElement.scrollWidth, window.innerWidth];",
+                vec![],
+            )
+            .await;
+        let (scroll, inner) = (width[0].as_i64()?, width[1].as_i64()?);
+        (scroll > inner).then_some(scroll)
+    }
+
+    /// Opens a new tab in the same browser and moves to it; answers the tab
+    /// it left.
+    pub async fn new_tab(&self) -> fantoccini::wd::WindowHandle {
+        let before = self.client.window().await.expect("this tab");
+        let opened = self.client.new_window(true).await.expect("a new tab");
+        self.client
+            .switch_to_window(opened.handle)
+            .await
+            .expect("switch to the new tab");
+        before
+    }
+
+    pub async fn switch_to(&self, tab: fantoccini::wd::WindowHandle) {
+        self.client.switch_to_window(tab).await.expect("switch tabs");
+    }
+
+    /// The memory of this browser's largest page process (renderer), in
+    /// bytes: its proportional set size from `/proc`, so that pages shared
+    /// with other processes (libraries, shared memory) count in part. A
+    /// tab's renderer is one of them, so this bounds the tab's memory.
+    pub fn renderer_memory(&self) -> u64 {
+        let group = self.driver.id();
+        let mut largest = 0;
+        for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+            let path = entry.path();
+            let Ok(stat) = std::fs::read_to_string(path.join("stat")) else {
+                continue;
+            };
+            // The process group is the fifth field, after the name in
+            // parentheses (which may hold spaces).
+            let after_name = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+            let pgrp: Option<u32> = after_name.split_whitespace().nth(2).and_then(|p| p.parse().ok());
+            if pgrp != Some(group) {
+                continue;
+            }
+            let cmdline = std::fs::read(path.join("cmdline")).unwrap_or_default();
+            if !String::from_utf8_lossy(&cmdline).contains("--type=renderer") {
+                continue;
+            }
+            let rollup = std::fs::read_to_string(path.join("smaps_rollup")).unwrap_or_default();
+            let pss_kib: u64 = rollup
+                .lines()
+                .find_map(|l| l.strip_prefix("Pss:"))
+                .and_then(|v| v.split_whitespace().next())
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0);
+            largest = largest.max(pss_kib * 1024);
+        }
+        largest
     }
 
     /// Saves what the person sees now as `NN-name.png`.

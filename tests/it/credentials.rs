@@ -506,3 +506,39 @@ async fn an_expired_temporary_password_has_its_own_error_and_a_paused_account_is
         .expect_err("paused");
     assert_eq!(paused.code(), Code::PermissionDenied);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_credentials_preview_names_the_organisations_real_sign_in_page() {
+    let server = TestServer::start().await;
+    let org = server.org("Acme").await;
+    let user = staged(&server, &org, "ada@acme.example", "ada.l").await;
+    let sign_in = format!("{}/sign-in?organization={}", server.address, org.id);
+    let stream = server
+        .credentials()
+        .email_credentials(authed(
+            pb::EmailCredentialsRequest {
+                user_ids: vec![user.id.clone()],
+                dry_run: true,
+                ..Default::default()
+            },
+            &org.key,
+        ))
+        .await
+        .expect("dry run")
+        .into_inner();
+    let preview = finish(stream).await.expect("dry run").preview.expect("a preview");
+    assert!(preview.text_body.contains(&sign_in), "{}", preview.text_body);
+    let rendered = server
+        .invitations()
+        .render_template(authed(
+            pb::RenderTemplateRequest {
+                kind: pb::EmailKind::Credentials as i32,
+                ..Default::default()
+            },
+            &org.key,
+        ))
+        .await
+        .expect("render")
+        .into_inner();
+    assert!(rendered.text_body.contains(&sign_in), "{}", rendered.text_body);
+}

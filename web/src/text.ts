@@ -42,8 +42,11 @@ export function has(key: string): boolean {
   return lookup(chosen, key) !== undefined || lookup(english, key) !== undefined;
 }
 
+/// A field's name as a person reads it; a request path (`user.email`,
+/// `access_grants[0].role_id`) is named by its last part.
 export function fieldLabel(field: string): string {
-  return has(`fields.${field}`) ? t(`fields.${field}`) : field.replace(/_/g, " ");
+  const name = field.replace(/\[\d+\]/g, "").split(".").pop() ?? field;
+  return has(`fields.${name}`) ? t(`fields.${name}`) : name.replace(/_/g, " ");
 }
 
 export function formatTime(date: Date): string {

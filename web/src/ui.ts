@@ -72,7 +72,7 @@ export interface FieldOptions {
 /// A labelled input with its hint and its error above it (GOV.UK's order),
 /// both tied to the input by `aria-describedby`.
 export function field(o: FieldOptions): Field {
-  const id = `f-${o.name}`;
+  const id = fieldId(o.name);
   const hint = o.hint ? h("p", { class: "hint", id: `${id}-hint` }, o.hint) : null;
   const error = h("p", { class: "field-error", id: `${id}-error`, hidden: true });
   const input = h("input", {
@@ -109,12 +109,18 @@ export function withError(name: string, wrap: HTMLElement, input: HTMLInputEleme
 }
 
 export function errorSlot(name: string): HTMLParagraphElement {
-  return h("p", { class: "field-error", id: `f-${name}-error`, hidden: true });
+  return h("p", { class: "field-error", id: `${fieldId(name)}-error`, hidden: true });
+}
+
+/// The input id of a field named by its request path (`user.email` gives
+/// `f-user-email`), so that it can be written in a CSS selector.
+export function fieldId(name: string): string {
+  return `f-${name.replace(/[.[\]]+/g, "-").replace(/-$/, "")}`;
 }
 
 /// A checkbox with its label beside it, and its error above.
 export function checkbox(name: string, label: string): Field {
-  const box = h("input", { type: "checkbox", id: `f-${name}`, name, "aria-describedby": `f-${name}-error` });
+  const box = h("input", { type: "checkbox", id: fieldId(name), name, "aria-describedby": `${fieldId(name)}-error` });
   const error = errorSlot(name);
   const wrap = h("div", { class: "field" }, error, h("div", { class: "choice" }, box, h("label", { for: box.id }, label)));
   return withError(name, wrap, box, error);

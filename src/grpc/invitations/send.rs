@@ -192,6 +192,8 @@ pub async fn preview(
     let organization = organizations::find(conn, org).await?.organization;
     let template = templates::load(conn, org, kind, DEFAULT_LOCALE).await?;
     let mut vars = templates::sample_vars(kind, &organization.name);
+    // The organisation's real sign-in page, not a sample one.
+    vars.insert("sign_in_url", state.config.sign_in_url_for(org));
     let (first_name, last_name) = first.name.split_once(' ').unwrap_or((first.name.as_str(), ""));
     let expires = now_plus_secs(state, organization.invitation_ttl_secs);
     for (key, value) in person_vars(

@@ -2,14 +2,29 @@
 // results as they arrive, then Invite Email or Password Email to the people
 // imported, after a preview of the real email (a dry run of the send).
 
-import { problem, refusals, sentence } from "../api";
-import type { BatchEvent } from "../gen/onramp/v1/common_pb";
+import { problem, refusals } from "../api";
 import { ImportOutcome } from "../gen/onramp/v1/user_admin_pb";
 import { t } from "../text";
-import { Errors, busy, errorSlot, h, paragraph, show, submitButton, withError } from "../ui";
-import { admin, credentials, invitations } from "./api";
+import { Errors, append, busy, checkbox, errorSlot, h, paragraph, show, submitButton, withError } from "../ui";
+import { type Powers, admin, here, left, say } from "./api";
+import { type SendKind, emailView, preview, stream } from "./bulk";
+import { failed, loading, select } from "./parts";
+import { follow } from "./progress";
 
-export function importPage(): void {
+/// Refused rows listed by name; the rest are counted.
+const LISTED = 1_000;
+
+export async function importPage(powers: Powers): Promise<void> {
+  const title = t("console.importTitle");
+  loading(title);
+  let areas;
+  let roles;
+  try {
+    [areas, roles] = await Promise.all([admin.listServiceAreas({ pageSize: 1000 }, here()), admin.listRoles({ pageSize: 1000 }, here())]);
+  } catch (e) {
+    failed(title, e);
+    return;
+  }
   const errors = new Errors();
   const file = h("input", { type: "file", id: "f-csv", name: "csv", accept: ".csv,text/csv", "aria-describedby": "f-csv-hint f-csv-error" });
   const error = errorSlot("csv");
@@ -22,8 +37,11 @@ export function importPage(): void {
     file,
   );
   errors.add(withError("csv", wrap, file, error));
+  const area = select("f-default_service_area", t("console.defaultArea"), [["", t("console.noDefault")], ...areas.serviceAreas.map((a): [string, string] => [a.id, a.name])]);
+  const role = select("f-default_role", t("console.defaultRole"), [["", t("console.noDefault")], ...roles.roles.map((r): [string, string] => [r.id, r.name])]);
+  const upsert = checkbox("upsert", t("console.upsert"));
   const submit = submitButton(t("console.import"));
-  const form = h("form", { novalidate: true }, wrap, submit);
+  const form = h("form", { novalidate: true }, wrap, h("div", { class: "two-columns" }, area.wrap, role.wrap), upsert.wrap, submit);
   form.addEventListener("submit", (event) => {
     event.preventDefault();
     void busy(submit, async () => {
@@ -32,25 +50,34 @@ export function importPage(): void {
         errors.show([{ field: "csv", message: t("console.csvMissing") }]);
         return;
       }
-      await run(await chosen.text(), errors);
+      const options = { upsert: upsert.input.checked, defaultServiceArea: area.select.value, defaultRole: role.select.value };
+      await run(await chosen.text(), options, powers, errors);
     });
   });
-  show(t("console.importTitle"), errors.box, form);
+  show(title, errors.box, form);
 }
 
-async function run(csv: string, errors: Errors): Promise<void> {
+interface Options {
+  upsert: boolean;
+  defaultServiceArea: string;
+  defaultRole: string;
+}
+
+async function run(csv: string, options: Options, powers: Powers, errors: Errors): Promise<void> {
   const status = h("p", { role: "status", "aria-live": "polite", id: "import-status" });
   const refused = h("ul", { id: "import-errors" });
   const created: string[] = [];
   let rows = 0;
+  let listed = 0;
   let summary = null;
   try {
-    for await (const message of admin.importUsersCsv({ options: {}, csv })) {
+    for await (const message of admin.importUsersCsv({ options, csv }, here())) {
       if (message.item.case === "result") {
         const r = message.item.value;
         rows += 1;
         if (r.outcome === ImportOutcome.CREATED) created.push(r.userId);
-        if (r.outcome === ImportOutcome.ERROR) {
+        if (r.outcome === ImportOutcome.ERROR && listed < LISTED) {
+          listed += 1;
           const why = r.errors.map((e) => `${e.field} ${e.description}`).join("; ");
           refused.append(h("li", {}, t("console.rowRefused", { row: r.rowNumber, email: r.email, why })));
         }
@@ -61,11 +88,12 @@ async function run(csv: string, errors: Errors): Promise<void> {
       }
     }
   } catch (e) {
+    if (left(e)) return;
     if (rows === 0) {
       errors.show(refusals(problem(e)));
       return;
     }
-    status.textContent = sentence(problem(e));
+    status.textContent = say(e);
     return;
   }
   if (!summary) return;
@@ -76,62 +104,47 @@ async function run(csv: string, errors: Errors): Promise<void> {
     skipped: summary.skippedExisting,
     errors: summary.errors,
   });
+  const more = summary.errors > listed ? paragraph(t("console.andMore", { n: summary.errors - listed })) : null;
   const next = h("div", { id: "import-next" });
-  if (created.length > 0) {
-    const invite = h("button", { type: "button", class: "button", "data-action": "invite-email" }, t("console.inviteEmail"));
-    const password = h("button", { type: "button", class: "button", "data-action": "password-email" }, t("console.passwordEmail"));
-    invite.addEventListener("click", () => void preview(created, "invite", next));
-    password.addEventListener("click", () => void preview(created, "password", next));
-    next.append(paragraph(t("console.importNext", { n: created.length })), invite, password);
-  }
-  show(t("console.importTitle"), status, refused, next);
-}
-
-type Kind = "invite" | "password";
-
-function stream(kind: Kind, userIds: string[], dryRun: boolean): AsyncIterable<BatchEvent> {
-  return kind === "invite"
-    ? invitations.sendInvitations({ userIds, dryRun })
-    : credentials.emailCredentials({ userIds, dryRun });
-}
-
-/// Shows the real email as the server renders it, and who gets it, before
-/// anything is sent.
-async function preview(userIds: string[], kind: Kind, area: HTMLElement): Promise<void> {
-  area.replaceChildren(paragraph(t("console.loading")));
-  let email = null;
-  try {
-    for await (const event of stream(kind, userIds, true)) {
-      if (event.event.case === "preview") email = event.event.value;
+  if (created.length > 0 && (powers.invitations || powers.credentials)) {
+    next.append(paragraph(t("console.importNext", { n: created.length })));
+    if (powers.invitations) {
+      const invite = h("button", { type: "button", class: "button", "data-action": "invite-email" }, t("console.inviteEmail"));
+      invite.addEventListener("click", () => void previewThenSend(created, "invitation", next));
+      next.append(invite);
     }
+    if (powers.credentials) {
+      const password = h("button", { type: "button", class: "button", "data-action": "password-email" }, t("console.passwordEmail"));
+      password.addEventListener("click", () => void previewThenSend(created, "credentials", next));
+      next.append(password);
+    }
+  }
+  show(t("console.importTitle"), status, refused, more, next);
+}
+
+/// Shows the real email as the server renders it (a dry run), and who
+/// gets it, before anything is sent.
+async function previewThenSend(userIds: string[], kind: SendKind, area: HTMLElement): Promise<void> {
+  area.replaceChildren(paragraph(t("console.loading")));
+  let email;
+  try {
+    email = await preview(kind, { userIds });
   } catch (e) {
-    area.replaceChildren(paragraph(sentence(problem(e)), "notice error-text"));
+    if (!left(e)) area.replaceChildren(paragraph(say(e), "notice error-text"));
     return;
   }
   const send = h("button", { type: "button", class: "button", "data-action": "send" }, t("console.sendTo", { n: userIds.length }));
-  send.addEventListener("click", () => void busy(send, () => sendNow(userIds, kind, area)));
-  area.replaceChildren(h("h2", {}, t("console.previewTitle")));
-  if (email) {
-    area.append(
-      h("div", { class: "panel-plain", id: "email-preview" }, h("p", {}, h("strong", {}, email.subject)), h("pre", { class: "email-text" }, email.textBody)),
-    );
-  }
-  area.append(send);
-}
-
-async function sendNow(userIds: string[], kind: Kind, area: HTMLElement): Promise<void> {
-  let sent = 0;
-  let notSent = 0;
-  try {
-    for await (const event of stream(kind, userIds, false)) {
-      if (event.event.case === "completion") {
-        sent = event.event.value.sent;
-        notSent = event.event.value.failed + event.event.value.invalid;
+  send.addEventListener("click", () =>
+    void busy(send, async () => {
+      const progress = h("div", { id: "send-progress" });
+      area.replaceChildren(progress);
+      try {
+        await follow(stream(kind, { userIds }, false), progress);
+      } catch (e) {
+        area.replaceChildren(paragraph(say(e), "notice error-text"));
       }
-    }
-  } catch (e) {
-    area.replaceChildren(paragraph(sentence(problem(e)), "notice error-text"));
-    return;
-  }
-  area.replaceChildren(paragraph(t("console.emailsSent", { sent, notSent }), "notice"));
+    }),
+  );
+  area.replaceChildren(h("h2", {}, t("console.previewTitle")));
+  append(area, [email ? emailView(email) : null, send]);
 }

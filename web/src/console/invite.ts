@@ -3,13 +3,17 @@
 // role, Invite; then the results as they stream in, with a progress bar, and
 // who was not sent and why.
 
-import { problem, refusals, sentence } from "../api";
+import { problem, refusals } from "../api";
 import { RecipientOutcome } from "../gen/onramp/v1/common_pb";
 import { t } from "../text";
 import { Errors, busy, errorSlot, h, paragraph, show, submitButton, withError } from "../ui";
-import { admin, invitations } from "./api";
+import { admin, here, invitations, left, say } from "./api";
+import { address } from "./parts";
+import { follow } from "./progress";
 
 const COUNT_AFTER_MS = 300;
+/// Unrecognised entries listed by name; the rest are counted.
+const LISTED = 100;
 
 function picker(name: string, label: string, options: { id: string; name: string }[]) {
   const select = h("select", { id: `f-${name}`, name, "aria-describedby": `f-${name}-error` });
@@ -21,9 +25,11 @@ function picker(name: string, label: string, options: { id: string; name: string
 
 export function invitePage(): void {
   show(t("console.inviteTitle"), paragraph(t("console.loading")));
-  void Promise.all([admin.listServiceAreas({}), admin.listRoles({})])
+  void Promise.all([admin.listServiceAreas({ pageSize: 1000 }, here()), admin.listRoles({ pageSize: 1000 }, here())])
     .then(([areas, roles]) => form(areas.serviceAreas, roles.roles))
-    .catch((e) => show(t("console.inviteTitle"), paragraph(sentence(problem(e)), "notice error-text")));
+    .catch((e) => {
+      if (!left(e)) show(t("console.inviteTitle"), paragraph(say(e), "notice error-text"));
+    });
 }
 
 function form(areas: { id: string; name: string }[], roles: { id: string; name: string }[]): void {
@@ -51,9 +57,13 @@ function form(areas: { id: string; name: string }[], roles: { id: string; name: 
   // Counted by the server, so the console and the API never disagree on
   // what an address is.
   let timer: number | undefined;
-  let asked = 0;
+  let counting: AbortController | undefined;
   const count = async () => {
-    const mine = ++asked;
+    // A newer count replaces one still streaming.
+    counting?.abort();
+    const mine = new AbortController();
+    counting = mine;
+    here().signal.addEventListener("abort", () => mine.abort());
     if (!text.value.trim()) {
       counted.replaceChildren();
       return;
@@ -62,28 +72,34 @@ function form(areas: { id: string; name: string }[], roles: { id: string; name: 
     let recognised = 0;
     let invalid = 0;
     try {
-      for await (const event of invitations.sendInvitations({
-        recipientsText: text.value,
-        serviceAreaId: area.select.value,
-        roleId: role.select.value,
-        dryRun: true,
-      })) {
+      for await (const event of invitations.sendInvitations(
+        { recipientsText: text.value, serviceAreaId: area.select.value, roleId: role.select.value, dryRun: true },
+        { signal: mine.signal },
+      )) {
         if (event.event.case === "summary") {
           recognised = event.event.value.recognized;
           invalid = event.event.value.invalid;
         } else if (event.event.case === "result" && event.event.value.outcome === RecipientOutcome.INVALID_ADDRESS) {
-          unrecognised.push(event.event.value.input);
+          if (unrecognised.length < LISTED) unrecognised.push(event.event.value.input);
         }
       }
     } catch {
       return;
     }
-    if (mine !== asked) return;
+    if (mine !== counting) return;
     counted.replaceChildren(
       h("p", { class: "count" }, h("strong", { id: "recognised" }, t("console.recognised", { n: recognised })), ", ", h("strong", { id: "unrecognised" }, t("console.unrecognised", { n: invalid }))),
     );
     if (unrecognised.length) {
-      counted.append(h("div", {}, paragraph(t("console.unrecognisedList")), h("ul", { id: "unrecognised-list" }, ...unrecognised.map((u) => h("li", {}, u)))));
+      counted.append(
+        h(
+          "div",
+          {},
+          paragraph(t("console.unrecognisedList")),
+          h("ul", { id: "unrecognised-list" }, ...unrecognised.map((u) => h("li", {}, u))),
+          invalid > unrecognised.length ? paragraph(t("console.andMore", { n: invalid - unrecognised.length })) : null,
+        ),
+      );
     }
   };
   text.addEventListener("input", () => {
@@ -101,76 +117,25 @@ function form(areas: { id: string; name: string }[], roles: { id: string; name: 
 }
 
 /// Sends, showing progress as results stream in, then the confirmation.
+/// Once the batch exists its address replaces this one, so a reload (or
+/// coming back) follows it with WatchBatch instead of sending again.
 async function send(recipientsText: string, serviceAreaId: string, roleId: string, errors: Errors): Promise<void> {
-  const bar = h("progress", { class: "progress", max: "1", value: "0" });
-  const status = h("p", { role: "status", "aria-live": "polite" });
-  let total = 0;
-  let done = 0;
-  let sent = 0;
-  const notSent: { input: string; outcome: RecipientOutcome; reason: string }[] = [];
-  try {
-    for await (const event of invitations.sendInvitations({ recipientsText, serviceAreaId, roleId })) {
-      switch (event.event.case) {
-        case "summary":
-          total = event.event.value.total;
-          bar.max = Math.max(total, 1);
-          show(t("console.inviteTitle"), bar, status);
-          break;
-        case "result": {
-          done += 1;
-          const r = event.event.value;
-          if (r.outcome === RecipientOutcome.SENT) sent += 1;
-          else notSent.push({ input: r.input, outcome: r.outcome, reason: r.reason });
-          // Counts, not rows, stay in memory: a send of many thousands
-          // keeps the page light.
-          if (done % 50 === 0 || done === total) {
-            bar.value = done;
-            status.textContent = t("console.progress", { done, total, sent, notSent: notSent.length });
-          }
-          break;
-        }
-        default:
-          break;
-      }
-    }
-  } catch (e) {
-    if (total === 0) {
-      errors.show(refusals(problem(e)));
-      return;
-    }
-    status.textContent = sentence(problem(e));
-    return;
-  }
-  bar.value = bar.max;
+  const area = h("div", { id: "send-progress" });
   const more = h("a", { href: "#/invite", class: "button" }, t("console.more"));
   more.addEventListener("click", (e) => {
     e.preventDefault();
     invitePage();
   });
-  show(
-    t("console.confirmationTitle"),
-    bar,
-    h("p", { id: "sent-count" }, t("console.sentCount", { n: sent })),
-    notSent.length
-      ? h(
-          "section",
-          { "aria-labelledby": "not-sent-title" },
-          h("h2", { id: "not-sent-title" }, t("console.notSentTitle")),
-          h(
-            "ul",
-            { id: "not-sent" },
-            ...notSent.slice(0, 1000).map((n) =>
-              h("li", {}, `${n.input}: ${reasonText(n.outcome, n.reason)}`),
-            ),
-          ),
-        )
-      : null,
-    more,
-  );
-}
-
-function reasonText(outcome: RecipientOutcome, reason: string): string {
-  const key = `console.reason.RECIPIENT_OUTCOME_${RecipientOutcome[outcome]}`;
-  const text = t(key);
-  return text === key ? reason : outcome === RecipientOutcome.FAILED && reason ? `${text} (${reason})` : text;
+  try {
+    await follow(invitations.sendInvitations({ recipientsText, serviceAreaId, roleId }, here()), area, {
+      onBatch: (batch) => {
+        history.replaceState(null, "", address("/deliveries", { batch }));
+        show(t("console.confirmationTitle"), area);
+      },
+    });
+  } catch (e) {
+    if (!left(e)) errors.show(refusals(problem(e)));
+    return;
+  }
+  area.append(more);
 }

@@ -1,5 +1,6 @@
 // The admin console: one script, routed by the address's hash (#/people,
-// #/invite), so that a view and its filters can be shared as a link.
+// #/invite, #/deliveries?batch=…), so that a view and its filters can be
+// shared as a link.
 
 import "../pages.css";
 import "./console.css";
@@ -7,12 +8,20 @@ import { Code } from "@connectrpc/connect";
 import { problem, sentence } from "../api";
 import { t } from "../text";
 import { Errors, busy, field, h, paragraph, show, submitButton } from "../ui";
-import { type Powers, admin, forgetKey, keepKey, keyPowers, storedKey } from "./api";
+import { type Powers, forgetKey, keepKey, keyPowers, newScreen, storedKey } from "./api";
+import { auditPage } from "./audit";
+import { catalogPage } from "./catalog";
+import { deliveriesPage } from "./deliveries";
+import { emailPage, emailsPage } from "./emails";
 import { importPage } from "./import";
 import { invitePage } from "./invite";
+import { keysPage } from "./keys";
+import { organisationPage } from "./organisation";
 import { peoplePage } from "./people";
+import { personPage } from "./person";
 
 function signIn(): void {
+  (document.getElementById("console-bar") as HTMLElement).replaceChildren();
   const errors = new Errors();
   const key = field({ name: "api_key", label: t("console.apiKey"), type: "password", autocomplete: "off", hint: t("console.apiKeyHint") });
   errors.add(key);
@@ -23,7 +32,7 @@ function signIn(): void {
     void busy(submit, async () => {
       keepKey(key.input.value.trim());
       try {
-        await admin.listUsers({ pageSize: 1 });
+        await keyPowers();
         await route();
       } catch (e) {
         forgetKey();
@@ -46,22 +55,58 @@ function nav(current: string, powers: Powers): HTMLElement {
     h("li", {}, h("a", { href, "aria-current": current === href ? "page" : undefined }, label));
   const out = h("button", { type: "button", class: "link-button" }, t("console.signOut"));
   out.addEventListener("click", () => {
+    newScreen();
     forgetKey();
-    window.location.hash = "";
+    history.replaceState(null, "", window.location.pathname);
     signIn();
   });
-  return h("nav", { class: "console-nav", "aria-label": t("console.title") },
+  return h(
+    "nav",
+    { class: "console-nav", "aria-label": t("console.title") },
     h(
       "ul",
       {},
       item("#/people", t("console.navPeople")),
       powers.invitations ? item("#/invite", t("console.navInvite")) : null,
       powers.users ? item("#/import", t("console.navImport")) : null,
+      item("#/emails", t("console.navEmails")),
+      item("#/deliveries", t("console.navDeliveries")),
+      item("#/organisation", t("console.navOrganisation")),
     ),
-    out);
+    out,
+  );
+}
+
+/// The screen an address names, if the key may see it: [nav entry, draw].
+function screen(path: string, params: URLSearchParams, powers: Powers): [string, () => unknown] {
+  const [, first = "", second = ""] = path.split("/");
+  switch (first) {
+    case "invite":
+      if (powers.invitations) return ["#/invite", () => invitePage()];
+      break;
+    case "import":
+      if (powers.users) return ["#/import", () => importPage(powers)];
+      break;
+    case "emails":
+      return ["#/emails", () => (second ? emailPage(second, powers) : emailsPage())];
+    case "deliveries":
+      return ["#/deliveries", () => deliveriesPage(params)];
+    case "organisation":
+      if (second === "catalog") return ["#/organisation", () => catalogPage(powers)];
+      if (second === "keys" && powers.admin) return ["#/organisation", () => keysPage(powers)];
+      if (second === "audit" && powers.audit) return ["#/organisation", () => auditPage(params, powers)];
+      return ["#/organisation", () => organisationPage(powers)];
+    case "people":
+      if (second) return ["#/people", () => personPage(second, powers)];
+      break;
+    default:
+      break;
+  }
+  return ["#/people", () => peoplePage(params, powers)];
 }
 
 export async function route(): Promise<void> {
+  newScreen();
   if (!storedKey()) {
     signIn();
     return;
@@ -75,18 +120,9 @@ export async function route(): Promise<void> {
     return;
   }
   const [path, query] = window.location.hash.replace(/^#/, "").split("?");
-  const params = new URLSearchParams(query ?? "");
-  const bar = document.getElementById("console-bar") as HTMLElement;
-  if (path === "/invite" && powers.invitations) {
-    bar.replaceChildren(nav("#/invite", powers));
-    invitePage();
-  } else if (path === "/import" && powers.users) {
-    bar.replaceChildren(nav("#/import", powers));
-    importPage();
-  } else {
-    bar.replaceChildren(nav("#/people", powers));
-    void peoplePage(params, powers);
-  }
+  const [current, draw] = screen(path ?? "", new URLSearchParams(query ?? ""), powers);
+  (document.getElementById("console-bar") as HTMLElement).replaceChildren(nav(current, powers));
+  void draw();
 }
 
 window.addEventListener("hashchange", () => void route());
