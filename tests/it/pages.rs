@@ -466,7 +466,7 @@ async fn an_emailed_temporary_password_is_changed_at_the_first_sign_in() {
 }
 
 /// A plain HTTP GET, as a mail scanner makes: no script runs.
-async fn scanner_get(url: &str) -> String {
+pub async fn scanner_get(url: &str) -> String {
     let rest = url.strip_prefix("http://").expect("http link");
     let (host, path) = rest.split_once('/').expect("a path");
     let mut stream = tokio::net::TcpStream::connect(host).await.expect("connect");

@@ -350,3 +350,61 @@ async fn a_read_only_key_is_offered_no_changes_and_a_forged_one_is_refused() {
         pb::UserStatus::Pending
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_console_has_the_pages_headers_and_works_from_the_keyboard_alone() {
+    use fantoccini::key::Key;
+    let server = TestServer::start().await;
+    let org = server.org("Acme").await;
+    let served = crate::pages::scanner_get(&format!("{}/admin", server.address)).await;
+    let lower = served.to_ascii_lowercase();
+    for header in [
+        "content-security-policy: default-src 'none'; script-src 'self'",
+        "frame-ancestors 'none'",
+        "referrer-policy: no-referrer",
+        "x-content-type-options: nosniff",
+        "x-frame-options: deny",
+        "cache-control: no-store",
+    ] {
+        assert!(lower.contains(header), "no {header}: {served}");
+    }
+    assert!(!lower.contains("unsafe-inline"), "{served}");
+
+    let browser = crate::browser::Browser::start("console-keyboard").await;
+    open(&browser, &server, "").await;
+    browser.wait_for_text("Sign in to the admin console").await;
+    browser.tab().await;
+    assert_eq!(browser.focused().await, "f-api_key");
+    browser.keys(&org.key).await;
+    browser.enter().await;
+    browser.wait_for_text("Staged (0)").await;
+    // Back from the heading into the navigation, to Invite users.
+    let back = format!(
+        "{}{}{}",
+        char::from(Key::Shift),
+        char::from(Key::Tab),
+        char::from(Key::Null)
+    );
+    for _ in 0..10 {
+        if browser.focused().await == "Invite users" {
+            break;
+        }
+        browser.keys(&back).await;
+    }
+    assert_eq!(browser.focused().await, "Invite users");
+    browser.enter().await;
+    browser.wait_for_text("Email addresses").await;
+    browser.tab().await;
+    assert_eq!(browser.focused().await, "f-recipients_text");
+    browser.keys("ada@acme.example").await;
+    browser.wait_for_text("1 recognised").await;
+    browser.tab().await;
+    browser.tab().await;
+    browser.tab().await;
+    assert_eq!(browser.focused().await, "Invite");
+    browser.enter().await;
+    browser.wait_for_text("1 sent").await;
+    browser.shot("sent-by-keyboard").await;
+    browser.close().await;
+    crate::pages::nth_email(&server, "ada@acme.example", 0).await;
+}
