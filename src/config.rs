@@ -5,6 +5,7 @@ use std::{fmt, net::SocketAddr, path::PathBuf, time::Duration};
 
 pub const DEFAULT_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/onramp";
 pub const DEFAULT_LISTEN_ADDR: &str = "127.0.0.1:50051";
+pub const DEFAULT_METRICS_ADDR: &str = "127.0.0.1:9464";
 pub const DEFAULT_MAIL_DIR: &str = "mail-outbox";
 pub const DEFAULT_MAIL_FROM: &str = "Onramp <onramp@localhost>";
 const DEFAULT_DB_POOL_SIZE: u32 = 16;
@@ -50,6 +51,8 @@ pub struct OutboxConfig {
 pub struct Config {
     pub database_url: String,
     pub listen_addr: SocketAddr,
+    /// Where `/metrics` is served; `None` serves none.
+    pub metrics_addr: Option<SocketAddr>,
     /// `None` writes emails as `.eml` files into `mail_dir`.
     pub smtp_url: Option<String>,
     pub mail_dir: PathBuf,
@@ -183,7 +186,12 @@ impl std::error::Error for ConfigError {}
 
 impl Config {
     pub fn from_environment() -> Result<Self, ConfigError> {
-        Self::from_lookup(|name| std::env::var(name).ok().filter(|v| !v.trim().is_empty()))
+        Self::from_lookup(|name| match std::env::var(name) {
+            // The one setting whose empty value means something: off.
+            Ok(value) if name == "ONRAMP_METRICS_ADDR" => Some(value),
+            Ok(value) => Some(value).filter(|v| !v.trim().is_empty()),
+            Err(_) => None,
+        })
     }
 
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
@@ -203,6 +211,16 @@ impl Config {
                 "is not a socket address like 127.0.0.1:50051",
             )
             .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 50051)));
+        // Empty turns the listener off (every other empty setting means
+        // its default).
+        let metrics_addr = match lookup("ONRAMP_METRICS_ADDR") {
+            Some(empty) if empty.trim().is_empty() => None,
+            _ => read.parsed(
+                "ONRAMP_METRICS_ADDR",
+                DEFAULT_METRICS_ADDR,
+                "is not a socket address like 127.0.0.1:9464 (empty turns /metrics off)",
+            ),
+        };
         let smtp_url = lookup("SMTP_URL");
         if let Some(url) = &smtp_url {
             if let Err(e) = lettre::AsyncSmtpTransport::<lettre::Tokio1Executor>::from_url(url) {
@@ -354,6 +372,7 @@ impl Config {
         let config = Config {
             database_url,
             listen_addr,
+            metrics_addr,
             smtp_url,
             mail_dir: PathBuf::from(read.string("ONRAMP_MAIL_DIR", DEFAULT_MAIL_DIR)),
             mail_from,
@@ -516,6 +535,26 @@ mod tests {
         );
         assert_eq!(bootstrap(&[("ONRAMP_LISTEN_ADDR", "0.0.0.0:50051")]), Some(false));
         assert_eq!(bootstrap(&[named, ("ONRAMP_DEV_BOOTSTRAP", "true")]), Some(true));
+    }
+
+    #[test]
+    fn metrics_are_served_on_their_own_port_unless_the_address_is_empty() {
+        let metrics = |vars: &[(&str, &str)]| {
+            config(vars)
+                .map(|c| c.metrics_addr.map(|a| a.to_string()))
+                .map_err(|e| e.to_string())
+        };
+        assert_eq!(metrics(&[]), Ok(Some("127.0.0.1:9464".to_owned())));
+        assert_eq!(
+            metrics(&[("ONRAMP_METRICS_ADDR", "0.0.0.0:9100")]),
+            Ok(Some("0.0.0.0:9100".to_owned()))
+        );
+        assert_eq!(metrics(&[("ONRAMP_METRICS_ADDR", "")]), Ok(None));
+        let refused = metrics(&[("ONRAMP_METRICS_ADDR", "port 9464")]);
+        assert!(
+            refused.as_ref().is_err_and(|e| e.contains("ONRAMP_METRICS_ADDR")),
+            "{refused:?}"
+        );
     }
 
     #[test]

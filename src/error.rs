@@ -151,6 +151,15 @@ impl From<DieselError> for Error {
             DieselError::DatabaseError(DatabaseErrorKind::Unknown, info) if is_shutdown(info.message()) => {
                 Error::Unavailable("the database is restarting; try again".into())
             }
+            // ONRAMP_DB_STATEMENT_TIMEOUT_MS passed (SQLSTATE 57014).
+            DieselError::DatabaseError(DatabaseErrorKind::Unknown, info)
+                if info
+                    .message()
+                    .starts_with("canceling statement due to statement timeout") =>
+            {
+                crate::metrics::get().statement_timeouts.add(1, &[]);
+                Error::Unavailable("the database took too long to answer; try again".into())
+            }
             other => Error::Internal(other.to_string()),
         }
     }

@@ -10,6 +10,7 @@ pub mod domain;
 pub mod error;
 pub mod grpc;
 pub mod mail;
+pub mod metrics;
 pub mod outbox;
 pub mod pages;
 pub mod passwords;

@@ -36,7 +36,7 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let telemetry = match Telemetry::init() {
+    let telemetry = match Telemetry::init(command == "serve" && config.metrics_addr.is_some()) {
         Ok(t) => t,
         Err(e) => {
             eprintln!("{e}");
@@ -45,7 +45,7 @@ async fn main() -> ExitCode {
     };
     let result = match command.as_str() {
         "migrate" => migrate(&config).await,
-        _ => serve(config, telemetry.exporting()).await,
+        _ => serve(config, &telemetry).await,
     };
     telemetry.shutdown();
     match result {
@@ -82,19 +82,33 @@ async fn migrate(config: &Config) -> Result<(), server::StartError> {
     Ok(())
 }
 
-async fn serve(config: Config, exporting_traces: bool) -> Result<(), server::StartError> {
+async fn serve(config: Config, telemetry: &Telemetry) -> Result<(), server::StartError> {
     let listen_addr = config.listen_addr;
+    let metrics_addr = config.metrics_addr;
     let dev_bootstrap = config.dev_bootstrap;
     let state = server::prepare(config, Clock::system()).await?;
     let listener = TcpListener::bind(listen_addr)
         .await
         .map_err(|e| format!("cannot listen on {listen_addr} (ONRAMP_LISTEN_ADDR): {e}"))?;
     let address = listener.local_addr()?;
+    let metrics = match (metrics_addr, telemetry.registry()) {
+        (Some(at), Some(registry)) => {
+            let listener = TcpListener::bind(at)
+                .await
+                .map_err(|e| format!("cannot serve metrics on {at} (ONRAMP_METRICS_ADDR): {e}"))?;
+            let at = listener.local_addr()?;
+            Some((at, tokio::spawn(onramp::metrics::serve::run(listener, registry))))
+        }
+        _ => None,
+    };
 
     println!("Onramp is listening on {address} (gRPC, gRPC-Web, health, reflection, the web pages)");
     println!("Emails are {}", state.mailer.describe());
-    if exporting_traces {
+    if telemetry.exporting() {
         println!("Traces are exported over OTLP");
+    }
+    if let Some((at, _)) = &metrics {
+        println!("Metrics are served at http://{at}/metrics");
     }
     let dev = if dev_bootstrap {
         bootstrap::dev_organization(&state).await?
@@ -140,6 +154,9 @@ async fn serve(config: Config, exporting_traces: bool) -> Result<(), server::Sta
     println!();
 
     server::run(state, listener, shutdown_signal()).await?;
+    if let Some((_, serving)) = metrics {
+        serving.abort();
+    }
     tracing::info!("stopped");
     Ok(())
 }

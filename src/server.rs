@@ -20,6 +20,7 @@ use crate::{
         registration::RegistrationService, user_admin::UserAdminService,
     },
     mail::Mailer,
+    metrics::rpc::RpcMetricsLayer,
     outbox::{self, notifier::Notifier},
     pages::PagesLayer,
     passwords::Hasher,
@@ -101,6 +102,7 @@ pub async fn run(
 ) -> Result<(), tonic::transport::Error> {
     let listening = tokio::spawn(state.notifier.clone().run(state.config.database_url.clone()));
     let counting = tokio::spawn(client_limits::run(state.clone()));
+    let measuring = crate::metrics::installed().then(|| tokio::spawn(outbox::backlog::run(state.clone())));
     let mut workers = outbox::start(&state, &state.shutdown.subscribe());
     let stopping = state.shutdown.clone();
     let shutdown = async move {
@@ -111,6 +113,9 @@ pub async fn run(
     while workers.join_next().await.is_some() {}
     listening.abort();
     counting.abort();
+    if let Some(measuring) = measuring {
+        measuring.abort();
+    }
     served
 }
 
@@ -181,6 +186,7 @@ pub async fn serve(
         .layer(PagesLayer)
         .layer(cors)
         .layer(GrpcWebLayer::new())
+        .layer(RpcMetricsLayer)
         .layer(AuthLayer::new(state.clone()))
         .add_service(health_service)
         .add_service(reflection_v1)

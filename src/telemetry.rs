@@ -1,6 +1,7 @@
-//! Logs for people on stderr, and OpenTelemetry traces over OTLP when the
-//! standard `OTEL_EXPORTER_OTLP_*` variables ask for them. Every RPC is a span
-//! whose parent is the caller's `traceparent`, when it sends one.
+//! Logs for people on stderr, and OpenTelemetry traces (and metrics, see
+//! `metrics`) over OTLP when the standard `OTEL_EXPORTER_OTLP_*` variables
+//! ask for them. Every RPC is a span whose parent is the caller's
+//! `traceparent`, when it sends one.
 
 use http::HeaderMap;
 use opentelemetry::{global, propagation::Extractor, trace::TracerProvider as _};
@@ -9,29 +10,40 @@ use tracing::Span;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 use tracing_subscriber::{EnvFilter, layer::SubscriberExt, util::SubscriberInitExt};
 
-const DEFAULT_FILTER: &str = "info,h2=warn,tower=warn,hyper=warn,tonic=warn";
+const DEFAULT_FILTER: &str =
+    "info,h2=warn,tower=warn,hyper=warn,tonic=warn,opentelemetry=warn,opentelemetry_sdk=warn";
 
-/// Holds the trace exporter; `shutdown` flushes what is buffered.
+/// Holds the trace and metric exporters; `shutdown` flushes what is
+/// buffered.
 pub struct Telemetry {
     provider: Option<SdkTracerProvider>,
+    metrics: Option<crate::metrics::Installed>,
+}
+
+/// Whether the standard variables ask for a signal (`traces`, `metrics`)
+/// over OTLP.
+fn wants_otlp(signal: &str) -> bool {
+    let upper = signal.to_uppercase();
+    [
+        "OTEL_EXPORTER_OTLP_ENDPOINT".to_owned(),
+        format!("OTEL_EXPORTER_OTLP_{upper}_ENDPOINT"),
+    ]
+    .iter()
+    .any(|v| std::env::var(v).is_ok_and(|s| !s.is_empty()))
+        && std::env::var(format!("OTEL_{upper}_EXPORTER")).map_or(true, |v| v != "none")
 }
 
 impl Telemetry {
-    /// Installs the global subscriber. Call once, inside the runtime.
-    pub fn init() -> Result<Telemetry, String> {
+    /// Installs the global subscriber and meter provider (serving
+    /// Prometheus metrics when `serve_metrics`). Call once, inside the
+    /// runtime.
+    pub fn init(serve_metrics: bool) -> Result<Telemetry, String> {
         global::set_text_map_propagator(TraceContextPropagator::new());
         let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(DEFAULT_FILTER));
         let fmt = tracing_subscriber::fmt::layer()
             .with_writer(std::io::stderr)
             .with_target(false);
-        let wants_otlp = [
-            "OTEL_EXPORTER_OTLP_ENDPOINT",
-            "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
-        ]
-        .iter()
-        .any(|v| std::env::var(v).is_ok_and(|s| !s.is_empty()))
-            && std::env::var("OTEL_TRACES_EXPORTER").map_or(true, |v| v != "none");
-        let provider = if wants_otlp {
+        let provider = if wants_otlp("traces") {
             let exporter = opentelemetry_otlp::SpanExporter::builder()
                 .with_tonic()
                 .build()
@@ -58,11 +70,17 @@ impl Telemetry {
             .with(otel)
             .try_init()
             .map_err(|e| format!("tracing: {e}"))?;
-        Ok(Telemetry { provider })
+        let metrics = crate::metrics::install(serve_metrics, wants_otlp("metrics"))?;
+        Ok(Telemetry { provider, metrics })
     }
 
     pub fn exporting(&self) -> bool {
         self.provider.is_some()
+    }
+
+    /// What `/metrics` serves, when it is served.
+    pub fn registry(&self) -> Option<prometheus::Registry> {
+        self.metrics.as_ref().and_then(|m| m.registry.clone())
     }
 
     pub fn shutdown(self) {
@@ -70,6 +88,9 @@ impl Telemetry {
             if let Err(e) = provider.shutdown() {
                 eprintln!("flushing traces failed: {e}");
             }
+        }
+        if let Some(metrics) = self.metrics {
+            metrics.shutdown();
         }
     }
 }

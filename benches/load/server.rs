@@ -39,6 +39,9 @@ impl ServerProcess {
             .env("ONRAMP_LISTEN_ADDR", format!("127.0.0.1:{port}"))
             .env("ONRAMP_BOOTSTRAP_API_KEY", PLATFORM_KEY)
             .env("ONRAMP_DEV_BOOTSTRAP", "false")
+            // Off unless a test asks for it: processes started side by side
+            // would all want the default port.
+            .env("ONRAMP_METRICS_ADDR", "")
             .env("RUST_LOG", "warn")
             .stdout(Stdio::null())
             .stderr(Stdio::inherit());

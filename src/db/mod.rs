@@ -46,15 +46,33 @@ impl Pool {
     /// configured wait.
     pub async fn get(&self) -> Result<Conn, PoolError> {
         let started = tokio::time::Instant::now();
-        let turn = tokio::time::timeout(self.wait, self.turns.clone().acquire_owned())
-            .await
-            .map_err(|_| PoolError::TimedOut)?
-            .map_err(|_| PoolError::TimedOut)?;
-        let left = self.wait.saturating_sub(started.elapsed());
-        let conn = tokio::time::timeout(left, self.connections.get_owned())
-            .await
-            .map_err(|_| PoolError::TimedOut)??;
-        Ok(Conn { conn, _turn: turn })
+        let metrics = crate::metrics::get();
+        // Counted until it has a connection, gives up, or is dropped.
+        let waiting = crate::metrics::Held::new(&metrics.pool_waiting);
+        let got = async {
+            let turn = tokio::time::timeout(self.wait, self.turns.clone().acquire_owned())
+                .await
+                .map_err(|_| PoolError::TimedOut)?
+                .map_err(|_| PoolError::TimedOut)?;
+            let left = self.wait.saturating_sub(started.elapsed());
+            let conn = tokio::time::timeout(left, self.connections.get_owned())
+                .await
+                .map_err(|_| PoolError::TimedOut)??;
+            Ok(Conn { conn, _turn: turn })
+        }
+        .await;
+        drop(waiting);
+        metrics.pool_wait.record(started.elapsed().as_secs_f64(), &[]);
+        if matches!(got, Err(PoolError::TimedOut)) {
+            metrics.pool_timeouts.add(1, &[]);
+        }
+        got
+    }
+
+    /// Connections handed out, and connections open and idle.
+    pub fn connections(&self) -> (u32, u32) {
+        let state = self.connections.state();
+        (state.connections - state.idle_connections, state.idle_connections)
     }
 }
 

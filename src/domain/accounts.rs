@@ -147,8 +147,15 @@ pub async fn verify(
         };
         (found, attempt)
     };
+    // An account with a password that counted no attempt is locked.
+    let locked = attempt.is_none()
+        && found
+            .as_ref()
+            .and_then(|(_, a)| a.as_ref())
+            .is_some_and(|a| a.user.password_hash.is_some());
     let (Some((organization, Some(Account { user, second_factor }))), Some(attempt)) = (found, attempt)
     else {
+        count_sign_in(if locked { "locked" } else { "wrong_password" });
         burn_a_hash(state, password).await?;
         return Err(wrong_login());
     };
@@ -159,6 +166,7 @@ pub async fn verify(
             name: format!("user:{}", user.id),
             client_address: client_address.to_owned(),
         };
+        count_sign_in("wrong_password");
         record_failure(state, &user, &actor, attempt, "password", now).await?;
         return Err(wrong_login());
     }
@@ -188,6 +196,16 @@ pub async fn verify(
         organization,
         second_factor,
     })
+}
+
+/// Counts a password check in `onramp_sign_ins_total` by `result`. The
+/// failures are counted here for every RPC that checks a password (an
+/// attack may come through any of them); the sign-ins that succeed, by
+/// `Authenticate`.
+pub fn count_sign_in(result: &'static str) {
+    crate::metrics::get()
+        .sign_ins
+        .add(1, &[crate::metrics::kv("result", result)]);
 }
 
 /// The answer to a wrong username, a wrong password and a locked account
@@ -267,6 +285,9 @@ pub async fn record_failure(
 ) -> Result<()> {
     let mut conn = state.pool.get().await?;
     let lock = lock_duration(attempt);
+    if lock.is_some() {
+        crate::metrics::get().lockouts.add(1, &[]);
+    }
     let details =
         json!({"failures": attempt, "wrong": what, "locked_minutes": lock.map(|l| l.num_minutes())});
     audit::record(

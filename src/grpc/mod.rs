@@ -43,7 +43,7 @@ pub fn actor<T>(request: &Request<T>) -> Result<Actor, Status> {
 }
 
 /// Refuses a client address that called public RPCs too often this minute.
-pub fn limit_client(state: &crate::state::AppState, rpc: &str, address: &str) -> Result<(), Status> {
+pub fn limit_client(state: &crate::state::AppState, rpc: &'static str, address: &str) -> Result<(), Status> {
     use crate::domain::client_limits::WINDOW;
     let bucket = format!("{rpc}:{address}");
     let limit = state.config.public_rate_limit;
@@ -53,6 +53,9 @@ pub fn limit_client(state: &crate::state::AppState, rpc: &str, address: &str) ->
     {
         Ok(())
     } else {
+        crate::metrics::get()
+            .rate_limited
+            .add(1, &[crate::metrics::kv("group", rpc)]);
         Err(Status::resource_exhausted(
             "too many requests from this address; wait a minute and try again",
         ))

@@ -21,8 +21,22 @@ pub enum Mailer {
 pub enum SendError {
     /// The server refused for good (5xx): do not retry.
     Permanent(String),
-    /// A 4xx, a timeout or a connection failure: retry later.
+    /// The server refused for now (4xx): retry later.
     Transient(String),
+    /// No answer: a connection failure, a time-out, a file not written.
+    /// Retry later.
+    Unreachable(String),
+}
+
+impl SendError {
+    /// The class of the server's answer, as operators count them.
+    pub fn reply_class(&self) -> &'static str {
+        match self {
+            SendError::Permanent(_) => "5xx",
+            SendError::Transient(_) => "4xx",
+            SendError::Unreachable(_) => "none",
+        }
+    }
 }
 
 impl Mailer {
@@ -61,15 +75,17 @@ impl Mailer {
             Mailer::Smtp(smtp) => smtp.send(message).await.map(drop).map_err(|e| {
                 if e.is_permanent() {
                     SendError::Permanent(e.to_string())
-                } else {
+                } else if e.status().is_some() {
                     SendError::Transient(e.to_string())
+                } else {
+                    SendError::Unreachable(e.to_string())
                 }
             }),
             Mailer::Files(files, _) => files
                 .send(message)
                 .await
                 .map(drop)
-                .map_err(|e| SendError::Transient(e.to_string())),
+                .map_err(|e| SendError::Unreachable(e.to_string())),
         }
     }
 }

@@ -6,7 +6,7 @@ use crate::db::Cached;
 use chrono::{DateTime, Utc};
 use diesel::{
     QueryableByName,
-    sql_types::{BigInt, Int4, Nullable, Text, Timestamptz, Uuid as SqlUuid},
+    sql_types::{BigInt, Bool, Int4, Nullable, Text, Timestamptz, Uuid as SqlUuid},
 };
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use uuid::Uuid;
@@ -40,6 +40,9 @@ pub struct Claimed {
     /// The trace of the request that queued it.
     #[diesel(sql_type = Nullable<Text>)]
     pub traceparent: Option<String>,
+    /// Claimed from a worker whose lease ran out (it stopped mid-send).
+    #[diesel(sql_type = Bool)]
+    pub taken_over: bool,
 }
 
 /// Claims up to `limit` due messages for `worker` until `lease_until`.
@@ -50,20 +53,23 @@ pub async fn claim(
     lease_until: DateTime<Utc>,
     limit: i64,
 ) -> Result<Vec<Claimed>> {
-    Ok(Cached(diesel::sql_query(
-        "UPDATE outbox o SET state = 'sending', lease_until = $2, leased_by = $3, attempts = o.attempts + 1 \
-         WHERE o.id IN ( \
-           SELECT id FROM outbox \
+    Ok(Cached(
+        diesel::sql_query(
+            "WITH due AS ( \
+           SELECT id, state = 'sending' AS taken_over FROM outbox \
            WHERE state IN ('queued', 'sending') AND next_attempt_at <= $1 \
              AND (lease_until IS NULL OR lease_until < $1) \
            ORDER BY next_attempt_at, id LIMIT $4 FOR UPDATE SKIP LOCKED) \
+         UPDATE outbox o SET state = 'sending', lease_until = $2, leased_by = $3, attempts = o.attempts + 1 \
+         FROM due WHERE o.id = due.id \
          RETURNING o.id, o.organization_id, o.kind, o.recipient, o.user_id, o.batch_id, o.batch_position, \
-           o.invitation_id, o.action_token_id, o.attempts, o.message_id, o.traceparent",
+           o.invitation_id, o.action_token_id, o.attempts, o.message_id, o.traceparent, due.taken_over",
+        )
+        .bind::<Timestamptz, _>(now)
+        .bind::<Timestamptz, _>(lease_until)
+        .bind::<Text, _>(worker)
+        .bind::<BigInt, _>(limit),
     )
-    .bind::<Timestamptz, _>(now)
-    .bind::<Timestamptz, _>(lease_until)
-    .bind::<Text, _>(worker)
-    .bind::<BigInt, _>(limit))
     .load(conn)
     .await?)
 }

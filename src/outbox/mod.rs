@@ -2,6 +2,7 @@
 //! same transaction as the data they belong to, and sent by workers on
 //! every replica.
 
+pub mod backlog;
 pub mod claim;
 pub mod codes;
 pub mod compose;

@@ -44,13 +44,13 @@ pub struct Policy {
     pub retry_base: TimeDelta,
 }
 
-/// Records the outcomes; answers the batches that got new results.
+/// Records the outcomes; answers the kinds of the batches they completed.
 pub async fn record(
     conn: &mut AsyncPgConnection,
     results: &[(Claimed, Outcome)],
     policy: &Policy,
     now: DateTime<Utc>,
-) -> Result<Vec<Uuid>> {
+) -> Result<Vec<String>> {
     // A transient failure on the last allowed attempt is final.
     let results: Vec<(&Claimed, Outcome)> = results
         .iter()
@@ -149,8 +149,8 @@ pub async fn record(
                 })
             })
             .collect();
-        let batch_ids = finish_batch_items(conn, &items, now).await?;
-        Ok(batch_ids)
+        let touched = finish_batch_items(conn, &items, now).await?;
+        Ok(touched.into_iter().filter(|b| b.completed).map(|b| b.kind).collect())
     })
     .await
 }
@@ -163,6 +163,18 @@ pub struct BatchItemResult {
     pub reason: String,
 }
 
+/// A batch that got new results.
+#[derive(QueryableByName)]
+pub struct Touched {
+    #[diesel(sql_type = SqlUuid)]
+    pub id: Uuid,
+    #[diesel(sql_type = Text)]
+    pub kind: String,
+    /// Its last result came now.
+    #[diesel(sql_type = diesel::sql_types::Bool)]
+    pub completed: bool,
+}
+
 /// Makes results final (once: a result already final stays), counts them
 /// off their batches, completes batches with nothing outstanding and tells
 /// their followers. Call inside a transaction; answers the batches touched.
@@ -170,7 +182,7 @@ pub async fn finish_batch_items(
     conn: &mut AsyncPgConnection,
     items: &[BatchItemResult],
     now: DateTime<Utc>,
-) -> Result<Vec<Uuid>> {
+) -> Result<Vec<Touched>> {
     if items.is_empty() {
         return Ok(Vec::new());
     }
@@ -186,7 +198,7 @@ pub async fn finish_batch_items(
     )
     .load::<Id>(conn)
     .await?;
-    let batches: Vec<Id> = Cached(diesel::sql_query(
+    let batches: Vec<Touched> = Cached(diesel::sql_query(
         "WITH done AS ( \
            UPDATE batch_items b SET outcome = v.outcome, reason = v.reason, finished_at = $1, \
              finished_seq = nextval('batch_items_finished_seq') \
@@ -197,7 +209,7 @@ pub async fn finish_batch_items(
          UPDATE batches SET outstanding = batches.outstanding - counted.n, \
            completed_at = CASE WHEN batches.outstanding - counted.n = 0 THEN $1 END \
          FROM counted WHERE batches.id = counted.batch_id \
-         RETURNING batches.id",
+         RETURNING batches.id, batches.kind, batches.completed_at IS NOT NULL AS completed",
     )
     .bind::<Timestamptz, _>(now)
     .bind::<Array<SqlUuid>, _>(items.iter().map(|i| i.batch_id).collect::<Vec<_>>())
@@ -206,14 +218,14 @@ pub async fn finish_batch_items(
     .bind::<Array<Text>, _>(items.iter().map(|i| i.reason.clone()).collect::<Vec<_>>()))
     .load(conn)
     .await?;
-    let batch_ids: Vec<Uuid> = batches.into_iter().map(|b| b.id).collect();
+    let batch_ids: Vec<Uuid> = batches.iter().map(|b| b.id).collect();
     Cached(
         diesel::sql_query("SELECT pg_notify('onramp_batch', id::text) FROM unnest($1::uuid[]) AS id")
             .bind::<Array<SqlUuid>, _>(&batch_ids),
     )
     .execute(conn)
     .await?;
-    Ok(batch_ids)
+    Ok(batches)
 }
 
 #[derive(QueryableByName)]

@@ -13,7 +13,7 @@ use super::{
     notifier::OUTBOX_CHANNEL,
     record::{Outcome, Policy, record},
 };
-use crate::{mail::SendError, state::AppState};
+use crate::{mail::SendError, metrics::kv, state::AppState};
 
 pub struct Worker {
     pub state: AppState,
@@ -81,6 +81,15 @@ impl Worker {
         if claimed.is_empty() {
             return Ok(0);
         }
+        let metrics = crate::metrics::get();
+        for message in &claimed {
+            metrics
+                .outbox_attempts
+                .add(1, &[kv("kind", message.kind.clone())]);
+            if message.taken_over {
+                metrics.outbox_takeovers.add(1, &[]);
+            }
+        }
         let span = tracing::info_span!("outbox.chunk", messages = claimed.len(), worker = %self.name);
         let results = async {
             let prepared = prepare(&self.state, &claimed).await?;
@@ -117,7 +126,10 @@ impl Worker {
             }
             .await;
             match attempt {
-                Ok(_) => return Ok(()),
+                Ok(completed) => {
+                    count_recorded(results, &completed, policy.max_attempts);
+                    return Ok(());
+                }
                 Err(e) if tokio::time::Instant::now() + backoff < until => {
                     tracing::warn!(error = %e, "recording send outcomes failed; retrying");
                     tokio::time::sleep(backoff).await;
@@ -140,7 +152,12 @@ impl Worker {
                 continue;
             };
             match prepared {
-                Prepared::Skip(why) => results.push((message, Outcome::Failed(why))),
+                Prepared::Skip(why) => {
+                    crate::metrics::get()
+                        .outbox_sends
+                        .add(1, &[kv("kind", message.kind.clone()), kv("outcome", "failed")]);
+                    results.push((message, Outcome::Failed(why)));
+                }
                 Prepared::Ready(email) => {
                     let mailer = self.state.mailer.clone();
                     // In the trace of the request that queued the email, when
@@ -154,12 +171,17 @@ impl Worker {
                         }
                     };
                     crate::telemetry::continue_trace(&span, message.traceparent.as_deref());
+                    let max_attempts = self.state.config.outbox.max_attempts;
                     sends.spawn(
                         async move {
-                            let outcome = match mailer.send(*email).await {
+                            let sent = mailer.send(*email).await;
+                            count_send(&message, &sent, max_attempts);
+                            let outcome = match sent {
                                 Ok(()) => Outcome::Sent,
                                 Err(SendError::Permanent(why)) => Outcome::Failed(why),
-                                Err(SendError::Transient(why)) => Outcome::Retry(why),
+                                Err(SendError::Transient(why) | SendError::Unreachable(why)) => {
+                                    Outcome::Retry(why)
+                                }
                             };
                             (message, outcome)
                         }
@@ -175,5 +197,42 @@ impl Worker {
             }
         }
         results
+    }
+}
+
+/// Counts one send: its outcome (a transient failure on the last allowed
+/// attempt is final) and the class of the server's answer.
+fn count_send(message: &Claimed, sent: &Result<(), SendError>, max_attempts: i32) {
+    let outcome = match sent {
+        Ok(()) => "sent",
+        Err(SendError::Permanent(_)) => "failed",
+        Err(_) if message.attempts >= max_attempts => "failed",
+        Err(_) => "deferred",
+    };
+    let metrics = crate::metrics::get();
+    metrics
+        .outbox_sends
+        .add(1, &[kv("kind", message.kind.clone()), kv("outcome", outcome)]);
+    let class = sent.as_ref().err().map_or("2xx", SendError::reply_class);
+    metrics.smtp_replies.add(1, &[kv("class", class)]);
+}
+
+/// Counts the recipients of batches whose results became final, and the
+/// batches they completed.
+fn count_recorded(results: &[(Claimed, Outcome)], completed: &[String], max_attempts: i32) {
+    let metrics = crate::metrics::get();
+    for (message, outcome) in results.iter().filter(|(c, _)| c.batch_id.is_some()) {
+        let outcome = match outcome {
+            Outcome::Sent => "sent",
+            Outcome::Failed(_) => "failed",
+            Outcome::Retry(_) if message.attempts >= max_attempts => "failed",
+            Outcome::Retry(_) => continue,
+        };
+        metrics
+            .batch_recipients
+            .add(1, &[kv("kind", message.kind.clone()), kv("outcome", outcome)]);
+    }
+    for kind in completed {
+        metrics.batches_finished.add(1, &[kv("kind", kind.clone())]);
     }
 }

@@ -185,6 +185,7 @@ impl Hasher {
                 })
                 .map_err(|e| Error::Internal(format!("starting a hashing thread: {e}")))?;
         }
+        crate::metrics::get().hash_threads.record(concurrency as u64, &[]);
         Ok(Self {
             params,
             permits: Arc::new(Semaphore::new(concurrency * 2)),
@@ -206,6 +207,10 @@ impl Hasher {
         &self,
         work: impl FnOnce(&mut Memory, &Params) -> T + Send + 'static,
     ) -> Result<T> {
+        let asked = std::time::Instant::now();
+        // Counted from the ask until the thread is done, or the caller went
+        // away.
+        let queued = crate::metrics::Held::new(&crate::metrics::get().hash_jobs);
         let permit = self
             .permits
             .clone()
@@ -222,7 +227,11 @@ impl Hasher {
                 // that ran it, so the queue's bound holds even when the
                 // caller has gone; a caller gone before its turn costs no hash.
                 let _permit = permit;
+                let _queued = queued;
                 if !done.is_closed() {
+                    let metrics = crate::metrics::get();
+                    metrics.hash_wait.record(asked.elapsed().as_secs_f64(), &[]);
+                    metrics.hashes.add(1, &[]);
                     computed.fetch_add(1, Ordering::Relaxed);
                     let _ = done.send(span.in_scope(|| work(memory, &params)));
                 }

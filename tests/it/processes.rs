@@ -7,6 +7,10 @@ use std::{
     time::Duration,
 };
 
+use opentelemetry_proto::tonic::collector::metrics::v1::{
+    ExportMetricsServiceRequest, ExportMetricsServiceResponse,
+    metrics_service_server::{MetricsService, MetricsServiceServer},
+};
 use opentelemetry_proto::tonic::collector::trace::v1::{
     ExportTraceServiceRequest, ExportTraceServiceResponse,
     trace_service_server::{TraceService, TraceServiceServer},
@@ -44,6 +48,9 @@ impl Process {
             .env("SMTP_URL", server.smtp.url())
             .env("ONRAMP_BOOTSTRAP_API_KEY", PLATFORM_KEY)
             .env("ONRAMP_DEV_BOOTSTRAP", "false")
+            // Off unless a test asks for it: processes started side by side
+            // would all want the default port.
+            .env("ONRAMP_METRICS_ADDR", "")
             .env("ONRAMP_OUTBOX_POLL_MS", "100")
             .env("RUST_LOG", "warn")
             .stdout(Stdio::null())
@@ -75,8 +82,12 @@ impl Process {
         }
     }
 
-    fn invitations(&self) -> pb::invitations_client::InvitationsClient<Channel> {
+    pub fn invitations(&self) -> pb::invitations_client::InvitationsClient<Channel> {
         pb::invitations_client::InvitationsClient::new(self.channel.clone())
+    }
+
+    pub fn credentials(&self) -> pb::credentials_client::CredentialsClient<Channel> {
+        pb::credentials_client::CredentialsClient::new(self.channel.clone())
     }
 }
 
@@ -207,10 +218,28 @@ async fn sigterm_mid_batch_finishes_what_is_in_flight_and_another_replica_sends_
     assert_eq!(mail.len(), 60, "no email went twice");
 }
 
-/// An OTLP trace receiver that keeps every span it is sent.
+/// An OTLP receiver that keeps every span it is sent, and the names of the
+/// metrics.
 #[derive(Clone, Default)]
 pub struct Receiver {
     pub spans: Arc<Mutex<Vec<opentelemetry_proto::tonic::trace::v1::Span>>>,
+    pub metrics: Arc<Mutex<Vec<String>>>,
+}
+
+#[tonic::async_trait]
+impl MetricsService for Receiver {
+    async fn export(
+        &self,
+        request: tonic::Request<ExportMetricsServiceRequest>,
+    ) -> Result<tonic::Response<ExportMetricsServiceResponse>, tonic::Status> {
+        let mut names = self.metrics.lock().unwrap();
+        for resource in request.into_inner().resource_metrics {
+            for scope in resource.scope_metrics {
+                names.extend(scope.metrics.into_iter().map(|m| m.name));
+            }
+        }
+        Ok(tonic::Response::new(ExportMetricsServiceResponse::default()))
+    }
 }
 
 #[tonic::async_trait]
@@ -238,6 +267,7 @@ impl Receiver {
         tokio::spawn(
             tonic::transport::Server::builder()
                 .add_service(TraceServiceServer::new(receiver.clone()))
+                .add_service(MetricsServiceServer::new(receiver.clone()))
                 .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
         );
         (receiver, endpoint)
@@ -319,4 +349,47 @@ async fn a_bulk_invite_is_one_trace_under_the_callers_traceparent() {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_metrics_go_out_over_otlp_too_with_the_standard_variables() {
+    let (receiver, endpoint) = Receiver::start().await;
+    let server = TestServer::start_with(|c| c.outbox.workers = 0).await;
+    let org = server.org("Acme").await;
+    let exporting = Process::start(
+        &server,
+        &[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint),
+            ("OTEL_METRIC_EXPORT_INTERVAL", "200".into()),
+            ("OTEL_TRACES_EXPORTER", "none".into()),
+        ],
+    )
+    .await;
+    let stream = exporting
+        .invitations()
+        .send_invitations(authed(invite(&org, "ada@acme.example"), &org.key))
+        .await
+        .expect("send")
+        .into_inner();
+    finish(stream).await.expect("batch");
+    let deadline = tokio::time::Instant::now() + DEADLINE;
+    loop {
+        let names = receiver.metrics.lock().unwrap().clone();
+        if ["onramp.rpc.requests", "onramp.outbox.sends", "process.cpu"]
+            .iter()
+            .all(|n| names.iter().any(|m| m == n))
+        {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the metrics that came over OTLP: {names:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        receiver.spans.lock().unwrap().is_empty(),
+        "OTEL_TRACES_EXPORTER=none exported spans"
+    );
+    drop(exporting);
 }

@@ -400,11 +400,13 @@ pub enum Created {
     New {
         batch_id: Uuid,
         summary: Summary,
+        /// Recipients whose result was final at once, by outcome.
+        settled: HashMap<&'static str, u64>,
+        /// Emails queued.
+        sends: i32,
     },
     /// A batch with the same idempotency key exists: nothing was written.
-    Replay {
-        batch_id: Uuid,
-    },
+    Replay { batch_id: Uuid },
 }
 
 /// Finds the batch an idempotency key created.
@@ -463,7 +465,27 @@ pub async fn create(
                 )),
             }
         }
-        (result, _) => result,
+        (result, _) => {
+            if let Ok(Created::New { settled, sends, .. }) = &result {
+                count_started(batch.kind, settled, *sends);
+            }
+            result
+        }
+    }
+}
+
+/// Counts a batch that committed, and the results it settled at once.
+fn count_started(kind: BatchKind, settled: &HashMap<&'static str, u64>, sends: i32) {
+    let metrics = crate::metrics::get();
+    let kind = crate::metrics::kv("kind", kind.as_str());
+    metrics.batches_started.add(1, std::slice::from_ref(&kind));
+    for (outcome, n) in settled {
+        metrics
+            .batch_recipients
+            .add(*n, &[kind.clone(), crate::metrics::kv("outcome", *outcome)]);
+    }
+    if sends == 0 {
+        metrics.batches_finished.add(1, &[kind]);
     }
 }
 
@@ -499,10 +521,14 @@ async fn write(
     })?;
     let mut planner = Planner::new(org, batch.recipients, batch.kind, now, true);
     let mut summary = Summary::default();
+    let mut settled: HashMap<&'static str, u64> = HashMap::new();
     let mut sends = 0;
     let mut position = 0;
     while let Some(chunk) = planner.next_chunk(conn).await? {
         summary += summarize(&chunk);
+        for outcome in chunk.iter().filter_map(|p| p.decision.outcome()) {
+            *settled.entry(outcome).or_default() += 1;
+        }
         sends += write_chunk(conn, batch, batch_id, &chunk, position, now).await?;
         position += i32::try_from(chunk.len()).unwrap_or(i32::MAX);
     }
@@ -533,7 +559,12 @@ async fn write(
         .bind::<Text, _>(batch_id.to_string())
         .execute(conn)
         .await?;
-    Ok(Created::New { batch_id, summary })
+    Ok(Created::New {
+        batch_id,
+        summary,
+        settled,
+        sends,
+    })
 }
 
 #[derive(QueryableByName)]

@@ -292,6 +292,7 @@ pub async fn authenticate(
             client_address: address,
         };
         let attempt = user.failed_sign_ins + 1;
+        accounts::count_sign_in("wrong_code");
         accounts::record_failure(state, &user, &actor, attempt, "second_factor_code", now).await?;
         return Err(Error::Unauthenticated(
             "the second-factor code is wrong, has expired or was used already".into(),
@@ -349,6 +350,7 @@ pub async fn authenticate(
     .load(&mut conn)
     .await
     .map_err(Error::from)?;
+    accounts::count_sign_in(if code_due { "second_factor_required" } else { "ok" });
     let mut row = user;
     if !code_due {
         row.last_sign_in_at = Some(now);
