@@ -8,7 +8,7 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Empty};
 use hyper::client::conn::http1::SendRequest;
 use hyper_util::rt::TokioIo;
-use onramp::pb::{self, user_admin_client::UserAdminClient};
+use onramp::pb::user_admin_client::UserAdminClient;
 use tokio::sync::Mutex;
 use tokio_rustls::{
     TlsConnector,
@@ -22,7 +22,7 @@ use crate::{
     latency::drive,
     report::Report,
     server::{PLATFORM_KEY, ServerProcess},
-    setup::{authed, organisation},
+    setup::{authed, one_user, organisation},
 };
 
 #[allow(
@@ -69,29 +69,12 @@ pub async fn run(seconds: u64, report: &mut Report) {
     let server = ServerProcess::start(None, &[]).await;
     let channel = server.channel().await;
     let org = organisation(&channel, PLATFORM_KEY).await;
-    let user = UserAdminClient::new(channel.clone())
-        .create_user(authed(
-            pb::CreateUserRequest {
-                organization_id: org.id.clone(),
-                email: "ada@bench.example".into(),
-                first_name: "Ada".into(),
-                service_area_id: org.service_area_id.clone(),
-                role_id: org.role_id.clone(),
-                ..Default::default()
-            },
-            PLATFORM_KEY,
-        ))
-        .await
-        .expect("user")
-        .into_inner();
+    let request = one_user(&channel, &org).await;
+    let path = format!("/v1/organizations/{}/users/{}", org.id, request.user_id);
     let upstream = server.address.trim_start_matches("http://").to_owned();
     let gateway = envoy::Gateway::start(envoy::free_port(), &[upstream]).await;
     let duration = Duration::from_secs(seconds);
 
-    let request = pb::GetUserRequest {
-        organization_id: org.id.clone(),
-        user_id: user.id.clone(),
-    };
     let grpc = drive(CLIENTS, duration, None, move |_| {
         let mut client = UserAdminClient::new(channel.clone());
         let request = request.clone();
@@ -105,7 +88,6 @@ pub async fn run(seconds: u64, report: &mut Report) {
         senders.push(Mutex::new(connection(&gateway).await));
     }
     let senders = Arc::new(senders);
-    let path = format!("/v1/organizations/{}/users/{}", org.id, user.id);
     let rest = drive(CLIENTS, duration, None, move |client| {
         let senders = senders.clone();
         let request = hyper::Request::get(path.as_str())

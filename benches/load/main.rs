@@ -2,7 +2,7 @@
 //! release binary) against a fresh database on the local PostgreSQL and
 //! drives it over gRPC.
 //!
-//!     cargo bench --bench load -- [import] [invite] [auth] [gateway] [--rows N] [--seconds S] [--out FILE]
+//!     cargo bench --bench load -- [import] [invite] [auth] [gateway] [metrics] [--rows N] [--seconds S] [--out FILE]
 #![allow(
     clippy::expect_used,
     clippy::unwrap_used,
@@ -16,12 +16,13 @@ mod gateway;
 mod import;
 mod invite;
 mod latency;
+mod metrics;
 mod report;
 mod server;
 mod setup;
 mod sink;
 
-const USAGE: &str = "usage: cargo bench --bench load -- [import] [invite] [auth] [gateway] [--rows N] [--seconds S] [--out FILE]";
+const USAGE: &str = "usage: cargo bench --bench load -- [import] [invite] [auth] [gateway] [metrics] [--rows N] [--seconds S] [--out FILE]";
 
 #[tokio::main]
 async fn main() {
@@ -35,7 +36,7 @@ async fn main() {
             "--rows" => rows = args.next().and_then(|v| v.parse().ok()),
             "--out" => out = args.next().unwrap_or(out),
             "--bench" => {}
-            "import" | "invite" | "auth" | "gateway" => scenarios.push(arg),
+            "import" | "invite" | "auth" | "gateway" | "metrics" => scenarios.push(arg),
             "--seconds" => seconds = args.next().and_then(|v| v.parse().ok()).unwrap_or(seconds),
             other => {
                 eprintln!("unknown argument '{other}'\n{USAGE}");
@@ -44,7 +45,13 @@ async fn main() {
         }
     }
     if scenarios.is_empty() {
-        scenarios.extend(["import".into(), "invite".into(), "auth".into(), "gateway".into()]);
+        scenarios.extend([
+            "import".into(),
+            "invite".into(),
+            "auth".into(),
+            "gateway".into(),
+            "metrics".into(),
+        ]);
     }
     let mut report = report::Report::default();
     for scenario in &scenarios {
@@ -62,6 +69,7 @@ async fn main() {
             }
             "auth" => auth::run(seconds, &mut report).await,
             "gateway" => gateway::run(seconds, &mut report).await,
+            "metrics" => metrics::run(seconds, &mut report).await,
             _ => unreachable!("checked above"),
         }
     }

@@ -64,6 +64,29 @@ pub async fn organisation(channel: &Channel, key: &str) -> Org {
     }
 }
 
+/// A user of `org` to read back, and the `GetUser` request that reads it.
+pub async fn one_user(channel: &Channel, org: &Org) -> pb::GetUserRequest {
+    let user = UserAdminClient::new(channel.clone())
+        .create_user(authed(
+            pb::CreateUserRequest {
+                organization_id: org.id.clone(),
+                email: "ada@bench.example".into(),
+                first_name: "Ada".into(),
+                service_area_id: org.service_area_id.clone(),
+                role_id: org.role_id.clone(),
+                ..Default::default()
+            },
+            PLATFORM_KEY,
+        ))
+        .await
+        .expect("user")
+        .into_inner();
+    pb::GetUserRequest {
+        organization_id: org.id.clone(),
+        user_id: user.id,
+    }
+}
+
 /// Invites every address in `text` (one a line) to `org`'s service area and
 /// role; the results stream back as the emails are sent.
 pub async fn invite(channel: &Channel, org: &Org, text: String) -> Streaming<pb::BatchEvent> {

@@ -35,21 +35,8 @@ fn ensure_installed() {
         if std::path::Path::new(CHROMEDRIVER).exists() && std::path::Path::new(CHROMIUM).exists() {
             return Ok(());
         }
-        let run = |args: &[&str]| {
-            std::process::Command::new("apt-get")
-                .args(args)
-                .env("DEBIAN_FRONTEND", "noninteractive")
-                .stdout(Stdio::null())
-                .status()
-                .map_err(|e| format!("apt-get: {e}"))
-                .and_then(|s| {
-                    s.success()
-                        .then_some(())
-                        .ok_or(format!("apt-get {args:?} failed"))
-                })
-        };
-        run(&["update", "-qq"])?;
-        run(&["install", "-y", "-qq", "chromium", "chromium-driver"])
+        // With what they recommend: the fonts pages are drawn in.
+        crate::harness::apt_install(&["chromium", "chromium-driver"], true)
     });
     if let Err(why) = result {
         panic!("Chromium is needed for the page tests and could not be installed: {why}");

@@ -392,3 +392,29 @@ pub fn violations(status: &tonic::Status) -> Vec<(String, String)> {
         })
         .unwrap_or_default()
 }
+
+/// Installs Debian `packages` (with the packages they recommend only when
+/// `recommended`) when a test needs a real program this machine lacks; as
+/// root, which CI and these machines are.
+pub fn apt_install(packages: &[&str], recommended: bool) -> Result<(), String> {
+    let run = |args: &[&str]| {
+        std::process::Command::new("apt-get")
+            .args(args)
+            .env("DEBIAN_FRONTEND", "noninteractive")
+            .stdout(std::process::Stdio::null())
+            .status()
+            .map_err(|e| format!("apt-get: {e}"))
+            .and_then(|s| {
+                s.success()
+                    .then_some(())
+                    .ok_or(format!("apt-get {args:?} failed"))
+            })
+    };
+    run(&["update", "-qq"])?;
+    let install: &[&str] = if recommended {
+        &["install", "-y", "-qq"]
+    } else {
+        &["install", "-y", "-qq", "--no-install-recommends"]
+    };
+    run(&[install, packages].concat())
+}

@@ -19,6 +19,7 @@ mod import;
 mod invitations;
 mod lifecycle;
 mod mailer;
+mod metrics;
 mod organizations;
 mod pages;
 mod private_pg;

@@ -85,11 +85,23 @@ pub struct Behaviour {
     pub down: bool,
 }
 
+/// What the server refused, counted as it answered.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Refusals {
+    /// Permanent 550s to a recipient.
+    pub permanent: u64,
+    /// Transient 451s to a recipient.
+    pub transient: u64,
+    /// Connections greeted with 421 while down.
+    pub turned_away: u64,
+}
+
 #[derive(Clone)]
 pub struct SmtpServer {
     pub port: u16,
     received: Arc<Mutex<Vec<Received>>>,
     behaviour: Arc<Mutex<Behaviour>>,
+    refusals: Arc<Mutex<Refusals>>,
     arrived: Arc<Notify>,
 }
 
@@ -103,6 +115,7 @@ impl SmtpServer {
             port,
             received: Arc::default(),
             behaviour: Arc::default(),
+            refusals: Arc::default(),
             arrived: Arc::new(Notify::new()),
         };
         let accepting = server.clone();
@@ -123,6 +136,14 @@ impl SmtpServer {
 
     pub fn set(&self, change: impl FnOnce(&mut Behaviour)) {
         change(&mut self.behaviour.lock().expect("behaviour lock"));
+    }
+
+    pub fn refusals(&self) -> Refusals {
+        *self.refusals.lock().expect("refusals lock")
+    }
+
+    fn refused(&self, count: impl FnOnce(&mut Refusals)) {
+        count(&mut self.refusals.lock().expect("refusals lock"));
     }
 
     pub fn received(&self) -> Vec<Received> {
@@ -164,6 +185,7 @@ impl SmtpServer {
         let (read, mut write) = stream.into_split();
         let mut lines = BufReader::new(read);
         if self.behaviour.lock().expect("behaviour lock").down {
+            self.refused(|r| r.turned_away += 1);
             write
                 .write_all(b"421 localhost service not available\r\n")
                 .await?;
@@ -192,8 +214,10 @@ impl SmtpServer {
                 let rcpt = address_of(&command);
                 let behaviour = self.behaviour.lock().expect("behaviour lock").clone();
                 if behaviour.refuse.iter().any(|r| r.eq_ignore_ascii_case(&rcpt)) {
+                    self.refused(|r| r.permanent += 1);
                     "550 5.1.1 mailbox unavailable\r\n".into()
                 } else if behaviour.defer.iter().any(|r| r.eq_ignore_ascii_case(&rcpt)) {
+                    self.refused(|r| r.transient += 1);
                     "451 4.3.0 try again later\r\n".into()
                 } else {
                     to.push(rcpt);
