@@ -13,7 +13,7 @@ use crate::{
         organizations::{self, PolicyChanges},
     },
     error::Result,
-    state::AppState,
+    services::Services,
 };
 
 /// Serialises the check-and-create across replicas starting together.
@@ -29,7 +29,7 @@ pub struct DevOrganization {
 
 /// Creates the development organisation if no organisation exists. Answers it
 /// with its key (shown only now), or `None` when there was one already.
-pub async fn dev_organization(state: &AppState) -> Result<Option<DevOrganization>> {
+pub async fn dev_organization(state: &Services) -> Result<Option<DevOrganization>> {
     let mut conn = state.pool.get().await?;
     let now = state.clock.now();
     let actor = Actor {

@@ -56,26 +56,17 @@ pub struct Config {
     /// `None` writes emails as `.eml` files into `mail_dir`.
     pub smtp_url: Option<String>,
     pub mail_dir: PathBuf,
-    pub mail_from: String,
+    pub mail_from: lettre::message::Mailbox,
     /// Base of the links in emails, without a trailing slash.
     pub public_url: String,
-    /// The invitation link, with `{token}` where the token goes.
-    pub invitation_url: String,
-    /// The password-reset link, with `{token}`.
-    pub reset_url: String,
-    /// Where people sign in, for the credentials email; `{organization_id}`
-    /// is replaced.
-    pub sign_in_url: String,
-    /// Where a person goes once registered or signed in; `{organization_id}`
-    /// is replaced.
-    pub app_url: String,
+    pub links: Links,
     pub smtp_connections: u32,
     pub smtp_timeout: Duration,
     pub outbox: OutboxConfig,
     pub argon2: Argon2Config,
     /// Encrypts second-factor secrets; required when any organisation asks
     /// for a second factor.
-    pub secret_key: Option<String>,
+    pub secret_key: Option<crate::secrets::SecretKey>,
     /// Where SMS codes are POSTed; unset: they are written to the log.
     pub sms_webhook_url: Option<String>,
     /// Calls to public RPCs allowed per client address per minute.
@@ -113,23 +104,49 @@ impl fmt::Debug for Config {
     }
 }
 
-/// The links in emails and pages, all under one public address.
-struct Links {
-    invitation_url: String,
-    reset_url: String,
-    sign_in_url: String,
-    app_url: String,
+/// The links in emails and pages.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Links {
+    /// The invitation link, with `{token}` where the token goes.
+    pub invitation: String,
+    /// The password-reset link, with `{token}`.
+    pub reset: String,
+    /// Where people sign in, for the credentials email; `{organization_id}`
+    /// is replaced.
+    pub sign_in: String,
+    /// Where a person goes once registered or signed in; `{organization_id}`
+    /// is replaced.
+    pub app: String,
 }
 
 impl Links {
+    /// Every link under one public address.
     fn under(public_url: &str) -> Links {
-        let sign_in_url = format!("{public_url}/sign-in?organization={{organization_id}}");
+        let sign_in = format!("{public_url}/sign-in?organization={{organization_id}}");
         Links {
-            invitation_url: format!("{public_url}/register?token={{token}}"),
-            reset_url: format!("{public_url}/reset-password?token={{token}}"),
-            app_url: sign_in_url.clone(),
-            sign_in_url,
+            invitation: format!("{public_url}/register?token={{token}}"),
+            reset: format!("{public_url}/reset-password?token={{token}}"),
+            app: sign_in.clone(),
+            sign_in,
         }
+    }
+
+    pub fn invitation_for(&self, token: &str) -> String {
+        self.invitation.replace("{token}", token)
+    }
+
+    pub fn reset_for(&self, token: &str) -> String {
+        self.reset.replace("{token}", token)
+    }
+
+    pub fn sign_in_for(&self, organization_id: uuid::Uuid) -> String {
+        self.sign_in
+            .replace("{organization_id}", &organization_id.to_string())
+    }
+
+    pub fn app_for(&self, organization_id: uuid::Uuid) -> String {
+        self.app
+            .replace("{organization_id}", &organization_id.to_string())
     }
 }
 
@@ -147,24 +164,16 @@ impl Config {
     /// Points every link at `public_url`, as if only `ONRAMP_PUBLIC_URL`
     /// had been set.
     pub fn set_public_url(&mut self, public_url: &str) {
-        let links = Links::under(public_url);
         self.public_url = public_url.to_owned();
-        self.invitation_url = links.invitation_url;
-        self.reset_url = links.reset_url;
-        self.sign_in_url = links.sign_in_url;
-        self.app_url = links.app_url;
+        self.links = Links::under(public_url);
     }
 
-    /// `app_url` for one organisation.
-    pub fn app_url_for(&self, organization_id: uuid::Uuid) -> String {
-        self.app_url
-            .replace("{organization_id}", &organization_id.to_string())
-    }
-
-    /// The sign-in page named in the credentials email.
-    pub fn sign_in_url_for(&self, organization_id: uuid::Uuid) -> String {
-        self.sign_in_url
-            .replace("{organization_id}", &organization_id.to_string())
+    /// The domain of `ONRAMP_MAIL_FROM`, which the outbox's Message-IDs end
+    /// in.
+    pub fn message_domain(&self) -> String {
+        Some(self.mail_from.email.domain().to_owned())
+            .filter(|d| !d.is_empty())
+            .unwrap_or_else(|| "onramp.localhost".into())
     }
 }
 
@@ -250,10 +259,12 @@ impl Config {
             }
             url
         };
-        let invitation_url = link("ONRAMP_INVITATION_URL", links.invitation_url);
-        let reset_url = link("ONRAMP_RESET_URL", links.reset_url);
-        let sign_in_url = read.string("ONRAMP_SIGN_IN_URL", &links.sign_in_url);
-        let app_url = read.string("ONRAMP_APP_URL", &links.app_url);
+        let links = Links {
+            invitation: link("ONRAMP_INVITATION_URL", links.invitation),
+            reset: link("ONRAMP_RESET_URL", links.reset),
+            sign_in: read.string("ONRAMP_SIGN_IN_URL", &links.sign_in),
+            app: read.string("ONRAMP_APP_URL", &links.app),
+        };
         let outbox = OutboxConfig {
             workers: read
                 .parsed(
@@ -322,13 +333,14 @@ impl Config {
             .parsed("ONRAMP_PUBLIC_RATE_LIMIT", "120", "is not a whole number")
             .filter(|n: &i32| *n > 0)
             .unwrap_or(120);
-        let secret_key = lookup("ONRAMP_SECRET_KEY");
-        if let Some(Err(why)) = secret_key
-            .as_deref()
-            .map(crate::domain::second_factor::SecretBox::from_key)
-        {
-            read.problem("ONRAMP_SECRET_KEY", "(hidden)", &why);
-        }
+        let secret_key = match lookup("ONRAMP_SECRET_KEY").map(|k| crate::secrets::SecretKey::parse(&k)) {
+            Some(Ok(key)) => Some(key),
+            Some(Err(why)) => {
+                read.problem("ONRAMP_SECRET_KEY", "(hidden)", &why);
+                None
+            }
+            None => None,
+        };
         let sms_webhook_url = lookup("ONRAMP_SMS_WEBHOOK_URL");
         if sms_webhook_url
             .as_deref()
@@ -340,14 +352,19 @@ impl Config {
                 "must be an http:// URL (a local relay for HTTPS providers)",
             );
         }
-        let mail_from = read.string("ONRAMP_MAIL_FROM", DEFAULT_MAIL_FROM);
-        if mail_from.parse::<lettre::message::Mailbox>().is_err() {
-            read.problem(
+        // Refused, the stand-in is never used: the problem is reported.
+        let mail_from = read
+            .parsed(
                 "ONRAMP_MAIL_FROM",
-                &mail_from,
+                DEFAULT_MAIL_FROM,
                 "is not a mailbox such as 'Onramp <onramp@example.com>'",
-            );
-        }
+            )
+            .unwrap_or_else(|| {
+                lettre::message::Mailbox::new(
+                    Some("Onramp".into()),
+                    lettre::Address::new_dangerous("onramp", "localhost"),
+                )
+            });
         let bootstrap_api_key = lookup("ONRAMP_BOOTSTRAP_API_KEY");
         if bootstrap_api_key
             .as_ref()
@@ -377,10 +394,7 @@ impl Config {
             mail_dir: PathBuf::from(read.string("ONRAMP_MAIL_DIR", DEFAULT_MAIL_DIR)),
             mail_from,
             public_url,
-            invitation_url,
-            reset_url,
-            sign_in_url,
-            app_url,
+            links,
             smtp_connections,
             smtp_timeout,
             outbox,
@@ -502,7 +516,7 @@ mod tests {
     fn links_point_at_the_server_itself_unless_a_public_address_is_given() {
         let links = |vars: &[(&str, &str)]| {
             config(vars)
-                .map(|c| (c.invitation_url, c.sign_in_url, c.app_url))
+                .map(|c| (c.links.invitation, c.links.sign_in, c.links.app))
                 .map_err(|e| e.to_string())
         };
         let own = links(&[]).unwrap_or_default();

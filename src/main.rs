@@ -145,10 +145,7 @@ async fn serve(config: Config, telemetry: &Telemetry) -> Result<(), server::Star
         println!();
         println!(
             "Sign-in page: {}",
-            state
-                .config
-                .sign_in_url
-                .replace("{organization_id}", &dev.organization_id.to_string())
+            state.config.links.sign_in_for(dev.organization_id)
         );
     }
     println!();

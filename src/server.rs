@@ -14,7 +14,7 @@ use crate::{
     clock::Clock,
     config::Config,
     db,
-    domain::{client_limits, organizations, second_factor::SecretBox},
+    domain::{client_limits, key_cache::KeyCache, organizations},
     grpc::{
         auth::AuthLayer, credentials::CredentialsService, invitations::InvitationsService,
         registration::RegistrationService, user_admin::UserAdminService,
@@ -28,6 +28,8 @@ use crate::{
         self, credentials_server::CredentialsServer, invitations_server::InvitationsServer,
         registration_server::RegistrationServer, user_admin_server::UserAdminServer,
     },
+    secrets::SecretBox,
+    services::Services,
     state::AppState,
     telemetry,
 };
@@ -62,9 +64,8 @@ pub async fn prepare(config: Config, clock: Clock) -> Result<AppState, StartErro
     let mailer = Mailer::from_config(&config)?;
     let a = &config.argon2;
     let hasher = Hasher::new(a.memory_kib, a.iterations, a.parallelism, a.concurrency)?;
-    let secrets = match config.secret_key.as_deref().map(SecretBox::from_key) {
-        Some(Ok(secrets)) => Some(Arc::new(secrets)),
-        Some(Err(why)) => return Err(format!("ONRAMP_SECRET_KEY {why}").into()),
+    let secrets = match &config.secret_key {
+        Some(key) => Some(Arc::new(SecretBox::new(key))),
         None => {
             let mut conn = pool.get().await?;
             if organizations::any_require_second_factor(&mut conn).await? {
@@ -77,15 +78,20 @@ pub async fn prepare(config: Config, clock: Clock) -> Result<AppState, StartErro
             None
         }
     };
-    Ok(AppState {
+    let keys = KeyCache::new(config.bootstrap_api_key.as_deref());
+    let services = Services {
         pool,
         clock,
+        message_domain: config.message_domain().into(),
         config: Arc::new(config),
         hasher,
         mailer,
-        notifier: Notifier::new(),
         secrets,
-        keys: Default::default(),
+    };
+    Ok(AppState {
+        services,
+        notifier: Notifier::new(),
+        keys: Arc::new(keys),
         shutdown: Default::default(),
         client_limits: Default::default(),
     })
@@ -101,9 +107,13 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), tonic::transport::Error> {
     let listening = tokio::spawn(state.notifier.clone().run(state.config.database_url.clone()));
-    let counting = tokio::spawn(client_limits::run(state.clone()));
-    let measuring = crate::metrics::installed().then(|| tokio::spawn(outbox::backlog::run(state.clone())));
-    let mut workers = outbox::start(&state, &state.shutdown.subscribe());
+    let counting = tokio::spawn(client_limits::run(
+        state.services.clone(),
+        state.client_limits.clone(),
+    ));
+    let measuring =
+        crate::metrics::installed().then(|| tokio::spawn(outbox::backlog::run(state.services.clone())));
+    let mut workers = outbox::start(&state, &state.notifier, &state.shutdown.subscribe());
     let stopping = state.shutdown.clone();
     let shutdown = async move {
         shutdown.await;

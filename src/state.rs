@@ -1,29 +1,32 @@
-//! What every RPC handler shares.
+//! What every RPC handler shares: the use cases' `Services`, and the parts
+//! only the front doors use.
 
-use std::sync::Arc;
-
-use crate::grpc::auth::KeyCache;
+use std::{ops::Deref, sync::Arc};
 
 use crate::{
-    clock::Clock, config::Config, db::Pool, domain::second_factor::SecretBox, mail::Mailer,
-    outbox::notifier::Notifier, passwords::Hasher,
+    domain::{client_limits::ClientLimits, key_cache::KeyCache},
+    outbox::notifier::Notifier,
+    services::Services,
 };
 
 #[derive(Clone)]
 pub struct AppState {
-    pub pool: Pool,
-    pub clock: Clock,
-    pub config: Arc<Config>,
-    pub hasher: Hasher,
-    pub mailer: Mailer,
+    pub services: Services,
     pub notifier: Notifier,
-    /// `None` when `ONRAMP_SECRET_KEY` is unset.
-    pub secrets: Option<Arc<SecretBox>>,
     /// API keys resolved lately.
     pub keys: Arc<KeyCache>,
     pub shutdown: Shutdown,
     /// Calls to public RPCs per client address.
-    pub client_limits: Arc<crate::domain::client_limits::ClientLimits>,
+    pub client_limits: Arc<ClientLimits>,
+}
+
+/// A handler hands `&state` where a use case takes `&Services`.
+impl Deref for AppState {
+    type Target = Services;
+
+    fn deref(&self) -> &Services {
+        &self.services
+    }
 }
 
 /// Turns true once the process is asked to stop: workers finish the chunk

@@ -18,7 +18,7 @@ use crate::{
     db::schema::users,
     error::{Error, Result},
     passwords::{PasswordPolicy, Verification, check_password},
-    state::AppState,
+    services::Services,
 };
 
 /// Failed sign-ins before the account locks.
@@ -96,7 +96,7 @@ pub async fn find_with_organization(
 /// ones.
 static DUMMY_HASH: OnceCell<String> = OnceCell::const_new();
 
-async fn dummy_hash(state: &AppState) -> Result<String> {
+async fn dummy_hash(state: &Services) -> Result<String> {
     DUMMY_HASH
         .get_or_try_init(|| {
             state
@@ -127,7 +127,7 @@ pub struct Verified {
 /// (`settle`) once the sign-in is complete, so a second factor still to be
 /// presented keeps its wrong codes counted.
 pub async fn verify(
-    state: &AppState,
+    state: &Services,
     organization_id: Uuid,
     login: &str,
     password: &str,
@@ -216,7 +216,7 @@ pub fn wrong_login() -> Error {
 
 /// Costs what checking a real password costs, for answers that must take as
 /// long as one.
-async fn burn_a_hash(state: &AppState, password: &str) -> Result<()> {
+async fn burn_a_hash(state: &Services, password: &str) -> Result<()> {
     state
         .hasher
         .verify(password.to_owned(), dummy_hash(state).await?)
@@ -276,7 +276,7 @@ pub async fn settle(conn: &mut AsyncPgConnection, user_id: Uuid) -> Result<()> {
 /// Audits a failed attempt, already counted by `reserve_attempt`: a wrong
 /// password or a wrong second-factor code.
 pub async fn record_failure(
-    state: &AppState,
+    state: &Services,
     user: &UserRow,
     actor: &Actor,
     attempt: i32,

@@ -16,7 +16,7 @@ use diesel::{
 };
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 
-use crate::{db::Cached, error::Result, state::AppState};
+use crate::{db::Cached, error::Result, services::Services};
 
 /// How often hits are written and the other replicas' read back.
 pub const EXCHANGE_EVERY: Duration = Duration::from_millis(100);
@@ -157,18 +157,15 @@ impl ClientLimits {
     }
 }
 
-/// Exchanges counts until the process ends.
-pub async fn run(state: AppState) {
+/// Exchanges `limits`' counts until the process ends.
+pub async fn run(app: Services, limits: std::sync::Arc<ClientLimits>) {
     let mut every = tokio::time::interval(EXCHANGE_EVERY);
     every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         every.tick().await;
         let exchanged = async {
-            let mut conn = state.pool.get().await?;
-            state
-                .client_limits
-                .exchange(&mut conn, WINDOW, state.clock.now())
-                .await
+            let mut conn = app.pool.get().await?;
+            limits.exchange(&mut conn, WINDOW, app.clock.now()).await
         };
         if let Err(e) = exchanged.await {
             tracing::warn!(error = %e, "sharing rate-limit counts failed; retrying");

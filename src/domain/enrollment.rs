@@ -20,8 +20,9 @@ use crate::{
         second_factor::{self, CODE_TTL},
     },
     error::{Error, Result},
-    outbox, sms,
-    state::AppState,
+    outbox,
+    services::Services,
+    sms,
 };
 
 /// How long a begun set-up waits for its first code.
@@ -60,7 +61,7 @@ pub enum Begun {
 /// The account behind a sign-in that may set up a factor: the password is
 /// right, and it has none.
 async fn account(
-    state: &AppState,
+    state: &Services,
     organization_id: Uuid,
     login: &str,
     password: &str,
@@ -79,7 +80,7 @@ async fn account(
 }
 
 pub async fn begin(
-    state: &AppState,
+    state: &Services,
     organization_id: Uuid,
     login: &str,
     password: &str,
@@ -196,7 +197,7 @@ struct Pending {
 }
 
 pub async fn complete(
-    state: &AppState,
+    state: &Services,
     organization_id: Uuid,
     login: &str,
     password: &str,

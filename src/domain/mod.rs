@@ -1,5 +1,6 @@
-//! Business rules, free of gRPC: each module takes a connection and plain
-//! values, and answers domain types or `crate::error::Error`.
+//! Business rules, free of gRPC: one function per use case, taking the
+//! `Services` (or the connection) it needs and plain values, owning its
+//! transaction, and answering domain types or `crate::error::Error`.
 
 pub mod accounts;
 pub mod api_keys;
@@ -10,6 +11,7 @@ pub mod client_limits;
 pub mod enrollment;
 pub mod import;
 pub mod invitations;
+pub mod key_cache;
 pub mod organizations;
 pub mod paging;
 pub mod rate_limit;

@@ -29,7 +29,7 @@ use crate::{
         },
     },
     error::{Error, Result},
-    state::AppState,
+    services::Services,
     tokens::PlainToken,
 };
 
@@ -171,7 +171,7 @@ pub struct Completion {
 /// Registers the person of a link. The password is hashed before any
 /// transaction; the invitation is locked and checked again inside it, so of
 /// two completions of one link exactly one succeeds.
-pub async fn complete(state: &AppState, token: &str, form: Completion, client_address: &str) -> Result<User> {
+pub async fn complete(state: &Services, token: &str, form: Completion, client_address: &str) -> Result<User> {
     let now = state.clock.now();
     let invited = {
         let mut conn = state.pool.get().await?;
@@ -347,7 +347,7 @@ impl Registering<'_> {
 /// Whether `code` proves the second factor being set up.
 /// `None` when it does not; for an authenticator app, the time step of the
 /// code, which is then spent: it cannot sign in as well.
-async fn prove(state: &AppState, user: &UserRow, method: &str, code: &str) -> Result<Option<Option<i64>>> {
+async fn prove(state: &Services, user: &UserRow, method: &str, code: &str) -> Result<Option<Option<i64>>> {
     let now = state.clock.now();
     let secrets = state.secrets.as_deref();
     let mut conn = state.pool.get().await?;

@@ -18,7 +18,7 @@ use crate::{
     },
     error::{Error, Result},
     outbox,
-    state::AppState,
+    services::Services,
     tokens::PlainToken,
 };
 
@@ -146,7 +146,7 @@ struct Updated {
 /// before the change: its id and username), so the person learns their
 /// username.
 pub async fn complete(
-    state: &AppState,
+    state: &Services,
     token: &str,
     new_password: &str,
     client_address: &str,

@@ -2,10 +2,6 @@
 //! and six-digit codes sent by email or SMS (stored as keyed hashes,
 //! short-lived, limited in attempts).
 
-use chacha20poly1305::{
-    ChaCha20Poly1305, KeyInit,
-    aead::{Aead, AeadCore, OsRng},
-};
 use chrono::{DateTime, TimeDelta, Utc};
 use diesel::prelude::*;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
@@ -16,8 +12,9 @@ use uuid::Uuid;
 use super::users::UserRow;
 use crate::{
     db::schema::{action_tokens, second_factors},
-    error::{Error, Result},
-    state::AppState,
+    error::Result,
+    secrets::SecretBox,
+    services::Services,
 };
 
 /// How long an emailed or texted code works.
@@ -26,78 +23,6 @@ pub const CODE_TTL: TimeDelta = TimeDelta::minutes(10);
 pub const MAX_CODE_ATTEMPTS: i32 = 5;
 const TOTP_STEP_SECS: i64 = 30;
 const TOTP_SECRET_BYTES: usize = 20;
-
-/// Encrypts second-factor secrets with the key of `ONRAMP_SECRET_KEY`.
-#[derive(Clone)]
-pub struct SecretBox {
-    cipher: ChaCha20Poly1305,
-    key: [u8; 32],
-}
-
-impl SecretBox {
-    /// The key is 32 bytes, given as base64 or as 64 hex digits.
-    pub fn from_key(text: &str) -> std::result::Result<SecretBox, String> {
-        use base64::{Engine, engine::general_purpose::STANDARD};
-        let text = text.trim();
-        let bytes = if text.len() == 64 && text.chars().all(|c| c.is_ascii_hexdigit()) {
-            (0..32)
-                .map(|i| u8::from_str_radix(&text[2 * i..2 * i + 2], 16).unwrap_or(0))
-                .collect::<Vec<u8>>()
-        } else {
-            STANDARD
-                .decode(text)
-                .map_err(|_| "is neither base64 nor 64 hex digits".to_owned())?
-        };
-        let key: [u8; 32] = bytes
-            .try_into()
-            .map_err(|_| "must be 32 bytes (for example: openssl rand -base64 32)".to_owned())?;
-        Ok(SecretBox {
-            cipher: ChaCha20Poly1305::new(&key.into()),
-            key,
-        })
-    }
-
-    /// Nonce and ciphertext.
-    pub fn seal(&self, plain: &[u8]) -> Result<Vec<u8>> {
-        let nonce = ChaCha20Poly1305::generate_nonce(&mut OsRng);
-        let sealed = self
-            .cipher
-            .encrypt(&nonce, plain)
-            .map_err(|_| Error::Internal("encrypting a secret failed".into()))?;
-        Ok(nonce.iter().copied().chain(sealed).collect())
-    }
-
-    pub fn open(&self, sealed: &[u8]) -> Option<Vec<u8>> {
-        if sealed.len() < 12 {
-            return None;
-        }
-        let (nonce, ciphertext) = sealed.split_at(12);
-        self.cipher.decrypt(nonce.into(), ciphertext).ok()
-    }
-
-    /// A keyed hash, for values too guessable to store as a plain hash.
-    fn mac(&self, parts: &[&[u8]]) -> Vec<u8> {
-        let mut mac = hmac_sha256(&self.key);
-        for part in parts {
-            mac.update(part);
-        }
-        mac.finalize().into_bytes().to_vec()
-    }
-}
-
-/// HMAC pads a short key with zeros to the block size; doing it here gives
-/// the fixed-size key `KeyInit::new` takes, so no fallible constructor is
-/// needed. Keys here are at most 32 bytes.
-fn block_key(key: &[u8]) -> [u8; 64] {
-    let mut block = [0u8; 64];
-    let n = key.len().min(64);
-    block[..n].copy_from_slice(&key[..n]);
-    block
-}
-
-fn hmac_sha256(key: &[u8]) -> Hmac<sha2::Sha256> {
-    <Hmac<sha2::Sha256> as hmac::KeyInit>::new(&block_key(key).into())
-}
 
 /// RFC 4648 base32 without padding, as authenticator apps expect.
 pub fn base32(bytes: &[u8]) -> String {
@@ -120,7 +45,7 @@ pub fn base32(bytes: &[u8]) -> String {
 
 /// The RFC 6238 code (HMAC-SHA1, six digits) for time step `counter`.
 pub fn totp(secret: &[u8], counter: u64) -> u32 {
-    let mut mac = <Hmac<sha1::Sha1> as hmac::KeyInit>::new(&block_key(secret).into());
+    let mut mac = <Hmac<sha1::Sha1> as hmac::KeyInit>::new(&crate::secrets::block_key(secret).into());
     mac.update(&counter.to_be_bytes());
     let digest = mac.finalize().into_bytes();
     let offset = usize::from(digest[digest.len() - 1] & 0x0f);
@@ -323,7 +248,7 @@ pub async fn enroll(
 
 /// Whether `code` proves the user's enrolled second factor now.
 pub async fn verify_sign_in(
-    state: &AppState,
+    state: &Services,
     conn: &mut AsyncPgConnection,
     user: &UserRow,
     code: &str,
@@ -377,14 +302,7 @@ mod tests {
     }
 
     #[test]
-    fn base32_and_the_secret_box_round_trip() {
+    fn base32_is_rfc_4648_without_padding() {
         assert_eq!(base32(b"foobar"), "MZXW6YTBOI");
-        let secrets = SecretBox::from_key(&"ab".repeat(32));
-        assert!(secrets.is_ok(), "a hex key is accepted");
-        let Ok(secrets) = secrets else { return };
-        let sealed = secrets.seal(b"top secret").unwrap_or_default();
-        assert_eq!(secrets.open(&sealed).as_deref(), Some(&b"top secret"[..]));
-        assert!(!sealed.windows(10).any(|w| w == b"top secret"));
-        assert!(SecretBox::from_key("short").is_err());
     }
 }

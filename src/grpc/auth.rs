@@ -4,27 +4,22 @@
 //! client bug is not hidden.
 
 use std::{
-    collections::HashMap,
     future::Future,
     net::SocketAddr,
     pin::Pin,
-    sync::{Arc, Mutex},
     task::{Context, Poll},
-    time::{Duration, Instant},
 };
 
-use chrono::{DateTime, Utc};
 use http::{HeaderMap, Request, Response};
 use tonic::{Status, body::Body, transport::server::TcpConnectInfo};
 use tower::{Layer, Service};
 
 use crate::{
     domain::{
-        api_keys,
-        caller::{Caller, ClientAddress, Scope},
+        caller::{Caller, ClientAddress},
+        key_cache,
     },
     state::AppState,
-    tokens::{HashedToken, PlainToken},
 };
 
 /// RPCs anyone may call: the invitation token, reset token or password in the
@@ -40,78 +35,14 @@ const PUBLIC_PREFIXES: &[&str] = &[
     "/onramp.v1.Credentials/CompleteSecondFactorEnrollment",
 ];
 
-/// How long a resolved key is trusted without asking the database again.
-/// A key revoked on this replica stops at once; on others within this time.
-const CACHE_FOR: Duration = Duration::from_secs(5);
-const CACHE_ENTRIES: usize = 10_000;
-
-/// A resolved key: who it stands for, until when, and when it was read.
-struct Cached {
-    caller: Caller,
-    expires_at: Option<DateTime<Utc>>,
-    read_at: Instant,
-}
-
-/// Recently resolved keys, by the hash of their secret.
-#[derive(Default)]
-pub struct KeyCache {
-    entries: Mutex<HashMap<Vec<u8>, Cached>>,
-}
-
-impl KeyCache {
-    /// The cached caller of a key, unless the entry is stale or the key has
-    /// expired by the server's clock: an expired key stops at its expiry,
-    /// not up to `CACHE_FOR` later.
-    fn get(&self, hash: &[u8], now: DateTime<Utc>) -> Option<Caller> {
-        let entries = self.entries.lock().ok()?;
-        entries
-            .get(hash)
-            .filter(|c| c.read_at.elapsed() < CACHE_FOR && c.expires_at.is_none_or(|at| at > now))
-            .map(|c| c.caller.clone())
-    }
-
-    fn put(&self, hash: Vec<u8>, caller: Caller, expires_at: Option<DateTime<Utc>>) {
-        if let Ok(mut entries) = self.entries.lock() {
-            if entries.len() >= CACHE_ENTRIES {
-                entries.retain(|_, c| c.read_at.elapsed() < CACHE_FOR);
-                if entries.len() >= CACHE_ENTRIES {
-                    entries.clear();
-                }
-            }
-            let read_at = Instant::now();
-            entries.insert(
-                hash,
-                Cached {
-                    caller,
-                    expires_at,
-                    read_at,
-                },
-            );
-        }
-    }
-
-    /// Forgets every key, after one is revoked.
-    pub fn clear(&self) {
-        if let Ok(mut entries) = self.entries.lock() {
-            entries.clear();
-        }
-    }
-}
-
 #[derive(Clone)]
 pub struct AuthLayer {
     state: AppState,
-    bootstrap: Option<Arc<HashedToken>>,
 }
 
 impl AuthLayer {
     pub fn new(state: AppState) -> Self {
-        let bootstrap = state
-            .config
-            .bootstrap_api_key
-            .as_deref()
-            .map(|k| Arc::new(PlainToken::from_presented(k).hash()));
-        Self { state, bootstrap }
+        Self { state }
     }
 }
 
@@ -180,26 +111,9 @@ where
 
 impl AuthLayer {
     async fn resolve(&self, secret: &str) -> Result<Caller, Status> {
-        if let Some(bootstrap) = &self.bootstrap {
-            if PlainToken::from_presented(secret).hash() == **bootstrap {
-                return Ok(Caller {
-                    api_key_id: None,
-                    organization_id: None,
-                    scopes: vec![Scope::Platform],
-                });
-            }
-        }
-        let hash = PlainToken::from_presented(secret).hash().0;
-        let now = self.state.clock.now();
-        if let Some(caller) = self.state.keys.get(&hash, now) {
-            return Ok(caller);
-        }
-        let mut conn = self.state.pool.get().await.map_err(crate::error::Error::from)?;
-        let (caller, expires_at) = api_keys::authenticate(&mut conn, secret, now)
+        key_cache::resolve(&self.state, &self.state.keys, secret)
             .await?
-            .ok_or_else(|| Status::unauthenticated("the API key is unknown, expired or revoked"))?;
-        self.state.keys.put(hash, caller.clone(), expires_at);
-        Ok(caller)
+            .ok_or_else(|| Status::unauthenticated("the API key is unknown, expired or revoked"))
     }
 }
 

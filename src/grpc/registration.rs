@@ -111,7 +111,7 @@ impl Registration for RegistrationService {
             }),
             terms: policy.terms,
             expire_time: convert::opt_timestamp(invited.invitation.expires_at),
-            continue_url: state.config.app_url_for(org.id),
+            continue_url: state.config.links.app_for(org.id),
         }))
     }
 

@@ -11,7 +11,7 @@ use diesel::{
 };
 use diesel_async::RunQueryDsl;
 
-use crate::{db::Cached, error::Result, metrics, state::AppState};
+use crate::{db::Cached, error::Result, metrics, services::Services};
 
 /// How often the figures are read again.
 pub const EVERY: Duration = Duration::from_secs(5);
@@ -34,7 +34,7 @@ struct Waiting {
 }
 
 /// Reads the backlog and the pool's connections into the metrics.
-async fn measure(state: &AppState) -> Result<()> {
+async fn measure(state: &Services) -> Result<()> {
     let now = state.clock.now();
     let rows: Vec<Waiting> = {
         let mut conn = state.pool.get().await?;
@@ -63,7 +63,7 @@ async fn measure(state: &AppState) -> Result<()> {
 }
 
 /// Measures every `EVERY` until the task is dropped.
-pub async fn run(state: AppState) {
+pub async fn run(state: Services) {
     loop {
         if let Err(e) = measure(&state).await {
             tracing::warn!(error = %e, "measuring the outbox failed");

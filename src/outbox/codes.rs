@@ -13,10 +13,10 @@ use crate::{
     db::schema::{organizations, users},
     domain::{second_factor, templates::Kind, users::UserRow},
     error::{Error, Result},
-    state::AppState,
+    services::Services,
 };
 
-pub async fn prepare(state: &AppState, claimed: &[&Claimed]) -> Result<Vec<(Uuid, Prepared)>> {
+pub async fn prepare(state: &Services, claimed: &[&Claimed]) -> Result<Vec<(Uuid, Prepared)>> {
     let now = state.clock.now();
     let secrets = state.secrets.as_deref();
     let mut conn = state.pool.get().await?;

@@ -22,7 +22,7 @@ use super::claim::Claimed;
 use crate::{
     domain::templates::{self, DEFAULT_LOCALE, Kind, Rendered, Vars},
     error::{Error, Result},
-    state::AppState,
+    services::Services,
     tokens::PlainToken,
 };
 
@@ -53,7 +53,7 @@ struct InvitationContext {
 }
 
 /// Prepares the emails of `claimed`; answers one entry per message.
-pub async fn prepare(state: &AppState, claimed: &[Claimed]) -> Result<Vec<(Uuid, Prepared)>> {
+pub async fn prepare(state: &Services, claimed: &[Claimed]) -> Result<Vec<(Uuid, Prepared)>> {
     let of = |kind: &str| claimed.iter().filter(|c| c.kind == kind).collect::<Vec<_>>();
     let mut prepared = Vec::with_capacity(claimed.len());
     for kind in [
@@ -88,7 +88,7 @@ pub async fn prepare(state: &AppState, claimed: &[Claimed]) -> Result<Vec<(Uuid,
     Ok(prepared)
 }
 
-async fn prepare_invitations(state: &AppState, claimed: &[&Claimed]) -> Result<Vec<(Uuid, Prepared)>> {
+async fn prepare_invitations(state: &Services, claimed: &[&Claimed]) -> Result<Vec<(Uuid, Prepared)>> {
     let now = state.clock.now();
     let tokens: Vec<PlainToken> = claimed.iter().map(|_| PlainToken::generate("")).collect();
     let (invitation_ids, outbox_ids): (Vec<Uuid>, Vec<Uuid>) = claimed
@@ -148,10 +148,7 @@ async fn prepare_invitations(state: &AppState, claimed: &[&Claimed]) -> Result<V
             &context.username,
             context.expires_at,
         );
-        vars.insert(
-            "link",
-            state.config.invitation_url.replace("{token}", token.expose()),
-        );
+        vars.insert("link", state.config.links.invitation_for(token.expose()));
         let area = context.service_area.clone().unwrap_or_default();
         let role = context.role.clone().unwrap_or_default();
         let access = match (area.is_empty(), role.is_empty()) {
@@ -216,7 +213,7 @@ pub fn person_vars(
 /// Renders the organisation's template of `kind` (or the default) and
 /// builds the email.
 pub fn render(
-    state: &AppState,
+    state: &Services,
     message: &Claimed,
     templates: &HashMap<Uuid, templates::Template>,
     kind: Kind,
@@ -231,11 +228,8 @@ pub fn render(
 
 /// Builds the MIME message: text and HTML parts, and the stable Message-ID
 /// of the outbox row, so a retried send is recognisably the same email.
-fn email(state: &AppState, message: &Claimed, rendered: &Rendered) -> Prepared {
-    let from: Mailbox = match state.config.mail_from.parse() {
-        Ok(from) => from,
-        Err(e) => return Prepared::Skip(format!("ONRAMP_MAIL_FROM is not a mailbox: {e}")),
-    };
+fn email(state: &Services, message: &Claimed, rendered: &Rendered) -> Prepared {
+    let from = state.config.mail_from.clone();
     let to: Mailbox = match message.recipient.parse() {
         Ok(to) => to,
         Err(e) => return Prepared::Skip(format!("the address cannot be used: {e}")),

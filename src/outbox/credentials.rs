@@ -23,7 +23,7 @@ use super::{
 use crate::{
     domain::templates::Kind,
     error::{Error, Result},
-    state::AppState,
+    services::Services,
     tokens::PlainToken,
 };
 
@@ -68,7 +68,7 @@ struct Person {
 }
 
 /// Credentials emails: a fresh temporary password each.
-pub async fn prepare(state: &AppState, claimed: &[&Claimed]) -> Result<Vec<(Uuid, Prepared)>> {
+pub async fn prepare(state: &Services, claimed: &[&Claimed]) -> Result<Vec<(Uuid, Prepared)>> {
     let now = state.clock.now();
     let user_ids: Vec<Uuid> = claimed.iter().filter_map(|c| c.user_id).collect();
     let people: Vec<Person> = {
@@ -152,7 +152,7 @@ pub async fn prepare(state: &AppState, claimed: &[&Claimed]) -> Result<Vec<(Uuid
             vars.insert("password", password.clone());
             vars.insert(
                 "sign_in_url",
-                state.config.sign_in_url_for(message.organization_id),
+                state.config.links.sign_in_for(message.organization_id),
             );
             (
                 message.id,
@@ -182,7 +182,7 @@ struct Minted {
 /// unused tokens of the same people stop working, so only the newest link
 /// does.
 pub async fn prepare_reset_links(
-    state: &AppState,
+    state: &Services,
     claimed: &[&Claimed],
     kind: Kind,
 ) -> Result<Vec<(Uuid, Prepared)>> {
@@ -247,7 +247,7 @@ pub async fn prepare_reset_links(
                 &person.username,
                 person.expires_at,
             );
-            vars.insert("link", state.config.reset_url.replace("{token}", token.expose()));
+            vars.insert("link", state.config.links.reset_for(token.expose()));
             (message.id, render(state, message, &templates, kind, &vars))
         })
         .collect())

@@ -18,7 +18,9 @@ use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use tokio::{sync::watch, task::JoinSet};
 use uuid::Uuid;
 
-use crate::{db::schema::outbox, error::Result, state::AppState};
+use notifier::Notifier;
+
+use crate::{db::schema::outbox, error::Result, services::Services};
 
 /// One email to queue outside a batch.
 pub struct Email<'a> {
@@ -62,12 +64,13 @@ pub async fn enqueue(
 
 /// Starts the workers; they stop, finishing the chunk in hand, when `stop`
 /// turns true.
-pub fn start(state: &AppState, stop: &watch::Receiver<bool>) -> JoinSet<()> {
+pub fn start(state: &Services, notifier: &Notifier, stop: &watch::Receiver<bool>) -> JoinSet<()> {
     let mut workers = JoinSet::new();
     let process = format!("{}-{}", hostname(), std::process::id());
     for n in 0..state.config.outbox.workers {
         let worker = worker::Worker {
             state: state.clone(),
+            wake: notifier.clone(),
             name: format!("{process}-{n}-{}", uuid::Uuid::now_v7().simple()),
         };
         workers.spawn(worker.run(stop.clone()));

@@ -13,10 +13,12 @@ use super::{
     notifier::OUTBOX_CHANNEL,
     record::{Outcome, Policy, record},
 };
-use crate::{mail::SendError, metrics::kv, state::AppState};
+use crate::{mail::SendError, metrics::kv, services::Services};
 
 pub struct Worker {
-    pub state: AppState,
+    pub state: Services,
+    /// Tells of emails queued by any replica.
+    pub wake: super::notifier::Notifier,
     pub name: String,
 }
 
@@ -24,7 +26,7 @@ impl Worker {
     /// Works until `stop` turns true; a chunk in flight is finished and
     /// recorded first, so nothing is left leased.
     pub async fn run(self, mut stop: watch::Receiver<bool>) {
-        let mut wake = self.state.notifier.subscribe();
+        let mut wake = self.wake.subscribe();
         let poll = self.state.config.outbox.poll_interval;
         loop {
             if *stop.borrow() {

@@ -52,7 +52,8 @@ pub fn totp(server: &TestServer, secret_base32: &str) -> String {
 }
 
 pub async fn secure_server() -> TestServer {
-    TestServer::start_with(|c| c.secret_key = Some(SECRET_KEY.into())).await
+    TestServer::start_with(|c| c.secret_key = Some(onramp::secrets::SecretKey::parse(SECRET_KEY).unwrap()))
+        .await
 }
 
 /// Requires a second factor of `methods` and publishes terms.
@@ -423,7 +424,7 @@ async fn sms_receiver() -> (String, Arc<Mutex<Vec<String>>>) {
 pub async fn sms_server() -> (TestServer, Arc<Mutex<Vec<String>>>) {
     let (url, texts) = sms_receiver().await;
     let server = TestServer::start_with(|c| {
-        c.secret_key = Some(SECRET_KEY.into());
+        c.secret_key = Some(onramp::secrets::SecretKey::parse(SECRET_KEY).unwrap());
         c.sms_webhook_url = Some(url);
     })
     .await;

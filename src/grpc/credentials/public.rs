@@ -146,7 +146,7 @@ pub async fn complete_reset(
     limit_client(state, "complete-reset", &address)?;
     let user = reset::complete(state, &req.token, &req.new_password, &address).await?;
     Ok(Response::new(pb::CompletePasswordResetResponse {
-        continue_url: state.config.app_url_for(user.organization_id),
+        continue_url: state.config.links.app_for(user.organization_id),
         username: user.username,
         user_id: user.id.to_string(),
     }))
@@ -365,7 +365,7 @@ pub async fn authenticate(
             .map_err(|why| Error::Unavailable(format!("the code could not be sent by SMS: {why}")))?;
     }
     Ok(Response::new(pb::AuthenticateResponse {
-        continue_url: state.config.app_url_for(org),
+        continue_url: state.config.links.app_for(org),
         terms,
         password_rules,
         second_factor_methods,

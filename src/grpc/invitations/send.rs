@@ -77,13 +77,7 @@ pub fn recipients_and_key(
 
 /// The domain of Message-IDs: the sender's.
 pub fn message_domain(state: &AppState) -> String {
-    state
-        .config
-        .mail_from
-        .rsplit_once('@')
-        .map(|(_, d)| d.trim_end_matches('>').trim().to_owned())
-        .filter(|d| !d.is_empty())
-        .unwrap_or_else(|| "onramp.localhost".into())
+    state.message_domain.to_string()
 }
 
 pub async fn send(
@@ -193,7 +187,7 @@ pub async fn preview(
     let template = templates::load(conn, org, kind, DEFAULT_LOCALE).await?;
     let mut vars = templates::sample_vars(kind, &organization.name);
     // The organisation's real sign-in page, not a sample one.
-    vars.insert("sign_in_url", state.config.sign_in_url_for(org));
+    vars.insert("sign_in_url", state.config.links.sign_in_for(org));
     let (first_name, last_name) = first.name.split_once(' ').unwrap_or((first.name.as_str(), ""));
     let expires = now_plus_secs(state, organization.invitation_ttl_secs);
     for (key, value) in person_vars(

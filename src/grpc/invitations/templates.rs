@@ -201,7 +201,7 @@ pub async fn render(
     let organization = organizations::find(&mut conn, org).await?.organization;
     let mut vars = templates::sample_vars(kind, &organization.name);
     // The organisation's real sign-in page, not a sample one.
-    vars.insert("sign_in_url", state.config.sign_in_url_for(org));
+    vars.insert("sign_in_url", state.config.links.sign_in_for(org));
     let mut to = vars.get("email").cloned().unwrap_or_default();
     if !req.user_id.trim().is_empty() {
         let user_id = validate::id(&req.user_id).map_err(|e| Error::invalid("user_id", e))?;
