@@ -9,6 +9,7 @@ pub mod descriptors;
 pub mod domain;
 pub mod error;
 pub mod grpc;
+pub mod lifecycle;
 pub mod mail;
 pub mod metrics;
 pub mod outbox;

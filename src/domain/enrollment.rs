@@ -150,12 +150,13 @@ pub async fn begin(
         "email" => {
             let email = outbox::Email {
                 organization_id: user.organization_id,
-                kind: "email_code",
+                kind: crate::lifecycle::email_kind::EmailKind::EmailCode,
                 recipient: &user.email,
                 user_id: user.id,
                 invitation_id: None,
+                batch: None,
             };
-            outbox::enqueue(&mut conn, email, message_domain, now).await?;
+            outbox::enqueue(&mut conn, &[email], message_domain, now).await?;
             Ok(Begun::Email {
                 to: user.email,
                 expires_at: now + CODE_TTL,

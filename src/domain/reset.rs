@@ -31,12 +31,13 @@ pub async fn queue(
 ) -> Result<()> {
     let email = outbox::Email {
         organization_id: user.organization_id,
-        kind: "password_reset",
+        kind: crate::lifecycle::email_kind::EmailKind::PasswordReset,
         recipient: &user.email,
         user_id: user.id,
         invitation_id: None,
+        batch: None,
     };
-    outbox::enqueue(conn, email, message_domain, now).await
+    outbox::enqueue(conn, &[email], message_domain, now).await
 }
 
 static COMPLETE: LazyLock<String> = LazyLock::new(|| {

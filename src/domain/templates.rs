@@ -18,14 +18,7 @@ pub const DEFAULT_LOCALE: &str = "en";
 const MAX_SUBJECT_CHARS: usize = 200;
 const MAX_BODY_CHARS: usize = 100_000;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Kind {
-    Invitation,
-    Credentials,
-    PasswordReset,
-    Welcome,
-    EmailCode,
-}
+pub use crate::lifecycle::email_kind::EmailKind as Kind;
 
 /// Placeholders every kind offers.
 const COMMON: &[&str] = &[
@@ -39,28 +32,6 @@ const COMMON: &[&str] = &[
 ];
 
 impl Kind {
-    pub const ALL: [Kind; 5] = [
-        Kind::Invitation,
-        Kind::Credentials,
-        Kind::PasswordReset,
-        Kind::Welcome,
-        Kind::EmailCode,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Kind::Invitation => "invitation",
-            Kind::Credentials => "credentials",
-            Kind::PasswordReset => "password_reset",
-            Kind::Welcome => "welcome",
-            Kind::EmailCode => "email_code",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Kind> {
-        Kind::ALL.into_iter().find(|k| k.as_str() == s)
-    }
-
     /// The placeholders a template of this kind must use in both bodies: the
     /// thing the email exists to deliver.
     pub fn required(self) -> &'static [&'static str] {
@@ -231,7 +202,7 @@ pub fn validate(kind: Kind, template: &Template) -> Result<(), Vec<FieldViolatio
                                 .map(|n| format!("{{{{ {n} }}}}"))
                                 .collect::<Vec<_>>()
                                 .join(", "),
-                            kind.as_str().replace('_', " "),
+                            kind.name().replace('_', " "),
                             allowed.join(", ")
                         ),
                     );
@@ -276,7 +247,7 @@ pub async fn load(
     locale: &str,
 ) -> Result<Template> {
     let row = templates::table
-        .find((organization_id, kind.as_str(), locale))
+        .find((organization_id, kind.name(), locale))
         .select(TemplateRow::as_select())
         .first(conn)
         .await
@@ -302,7 +273,7 @@ pub async fn save(
 ) -> Result<()> {
     let row = TemplateRow {
         organization_id,
-        kind: kind.as_str().into(),
+        kind: kind.name().into(),
         locale: locale.into(),
         subject: template.subject.clone(),
         text_body: template.text_body.clone(),
@@ -325,7 +296,7 @@ pub async fn reset(
     kind: Kind,
     locale: &str,
 ) -> Result<()> {
-    diesel::delete(templates::table.find((organization_id, kind.as_str(), locale)))
+    diesel::delete(templates::table.find((organization_id, kind.name(), locale)))
         .execute(conn)
         .await?;
     Ok(())
@@ -373,7 +344,7 @@ mod tests {
 
     #[test]
     fn every_default_validates_and_renders_with_sample_values() {
-        for kind in Kind::ALL {
+        for &kind in Kind::ALL {
             let template = default_template(kind);
             assert_eq!(validate(kind, &template), Ok(()), "{kind:?}");
             let rendered = render(&template, &sample_vars(kind, "Acme"));

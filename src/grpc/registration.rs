@@ -172,12 +172,13 @@ impl Registration for RegistrationService {
             "email" => {
                 let email = outbox::Email {
                     organization_id: user.organization_id,
-                    kind: "email_code",
+                    kind: crate::lifecycle::email_kind::EmailKind::EmailCode,
                     recipient: &user.email,
                     user_id: user.id,
                     invitation_id: Some(invited.invitation.id),
+                    batch: None,
                 };
-                outbox::enqueue(&mut conn, email, &message_domain(state), now).await?;
+                outbox::enqueue(&mut conn, &[email], &message_domain(state), now).await?;
                 answer.code_sent_to = mask_email(&user.email);
                 answer.code_expire_time = Some(convert::timestamp(now + second_factor::CODE_TTL));
             }

@@ -15,6 +15,33 @@ pub const BATCH_CHANNEL: &str = "onramp_batch";
 
 const FIRST_RETRY: Duration = Duration::from_millis(200);
 
+/// Wakes the outbox workers of every replica once the caller's transaction
+/// commits.
+pub async fn tell_workers(conn: &mut AsyncPgConnection) -> crate::error::Result<()> {
+    crate::db::Cached(
+        diesel::sql_query("SELECT pg_notify($1, '')").bind::<diesel::sql_types::Text, _>(OUTBOX_CHANNEL),
+    )
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Tells the followers of `batches`, on every replica, of new results once
+/// the caller's transaction commits.
+pub async fn tell_followers(
+    conn: &mut AsyncPgConnection,
+    batches: &[uuid::Uuid],
+) -> crate::error::Result<()> {
+    crate::db::Cached(
+        diesel::sql_query("SELECT pg_notify($1, id::text) FROM unnest($2::uuid[]) AS id")
+            .bind::<diesel::sql_types::Text, _>(BATCH_CHANNEL)
+            .bind::<diesel::sql_types::Array<diesel::sql_types::Uuid>, _>(batches),
+    )
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
 #[derive(Clone, Debug)]
 pub struct Notification {
     pub channel: String,

@@ -19,30 +19,12 @@ use super::parse::{self, Parsed};
 use crate::{
     domain::audit::{self, Actor},
     error::{Error, Result},
+    lifecycle::email_kind::EmailKind,
+    outbox,
 };
 
 /// The most recipients one request may hold.
 pub const MAX_RECIPIENTS: usize = 100_000;
-
-/// The kinds of bulk send; each sends one kind of email.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum BatchKind {
-    Invitation,
-    Credentials,
-    Welcome,
-    PasswordReset,
-}
-
-impl BatchKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            BatchKind::Invitation => "invitation",
-            BatchKind::Credentials => "credentials",
-            BatchKind::Welcome => "welcome",
-            BatchKind::PasswordReset => "password_reset",
-        }
-    }
-}
 
 /// Who a bulk send goes to.
 #[derive(Clone, Debug, Default)]
@@ -174,7 +156,7 @@ enum Source {
 /// so two sends cannot both invite one person.
 pub struct Planner<'a> {
     organization_id: Uuid,
-    kind: BatchKind,
+    kind: EmailKind,
     now: DateTime<Utc>,
     lock: bool,
     sources: Box<dyn Iterator<Item = Source> + Send + 'a>,
@@ -189,7 +171,7 @@ impl<'a> Planner<'a> {
     pub fn new(
         organization_id: Uuid,
         recipients: &'a Recipients,
-        kind: BatchKind,
+        kind: EmailKind,
         now: DateTime<Utc>,
         lock: bool,
     ) -> Self {
@@ -235,8 +217,8 @@ impl<'a> Planner<'a> {
     fn decide(&self, user: &Known) -> Decision {
         let member = user.lifecycle == "active" || user.deactivated;
         match (self.kind, member, user.live_invitation) {
-            (BatchKind::Invitation, true, _) => Decision::AlreadyMember { user_id: user.id },
-            (BatchKind::Invitation, false, Some(invitation_id)) => Decision::AlreadyInvited {
+            (EmailKind::Invitation, true, _) => Decision::AlreadyMember { user_id: user.id },
+            (EmailKind::Invitation, false, Some(invitation_id)) => Decision::AlreadyInvited {
                 user_id: user.id,
                 invitation_id,
             },
@@ -295,7 +277,7 @@ impl<'a> Planner<'a> {
                             let decision = match by_email.get(&address.to_lowercase()) {
                                 Some(user) if self.planned_users.insert(user.id) => self.decide(user),
                                 Some(_) => Decision::DuplicateInRequest,
-                                None if self.kind == BatchKind::Invitation => {
+                                None if self.kind == EmailKind::Invitation => {
                                     Decision::Send { user_id: None }
                                 }
                                 None => Decision::InvalidAddress(
@@ -386,7 +368,7 @@ impl std::ops::AddAssign for Summary {
 /// A bulk send to write.
 pub struct NewBatch<'a> {
     pub organization_id: Uuid,
-    pub kind: BatchKind,
+    pub kind: EmailKind,
     pub recipients: &'a Recipients,
     /// The access invited people get.
     pub grant: Option<(Uuid, Uuid)>,
@@ -413,14 +395,14 @@ pub enum Created {
 pub async fn find_by_key(
     conn: &mut AsyncPgConnection,
     organization_id: Uuid,
-    kind: BatchKind,
+    kind: EmailKind,
     key: &str,
 ) -> Result<Option<Uuid>> {
     use crate::db::schema::batches;
     use diesel::{ExpressionMethods, OptionalExtension, QueryDsl};
     Ok(batches::table
         .filter(batches::organization_id.eq(organization_id))
-        .filter(batches::kind.eq(kind.as_str()))
+        .filter(batches::kind.eq(kind.name()))
         .filter(batches::idempotency_key.eq(key))
         .select(batches::id)
         .first(conn)
@@ -475,9 +457,9 @@ pub async fn create(
 }
 
 /// Counts a batch that committed, and the results it settled at once.
-fn count_started(kind: BatchKind, settled: &HashMap<&'static str, u64>, sends: i32) {
+fn count_started(kind: EmailKind, settled: &HashMap<&'static str, u64>, sends: i32) {
     let metrics = crate::metrics::get();
-    let kind = crate::metrics::kv("kind", kind.as_str());
+    let kind = crate::metrics::kv("kind", kind.name());
     metrics.batches_started.add(1, std::slice::from_ref(&kind));
     for (outcome, n) in settled {
         metrics
@@ -491,7 +473,7 @@ fn count_started(kind: BatchKind, settled: &HashMap<&'static str, u64>, sends: i
 
 /// Writes the batch chunk by chunk; its counts are set once all are known.
 /// Call inside a transaction: workers see none of it until it commits.
-#[tracing::instrument(name = "db.batch.write", skip_all, fields(batch.kind = batch.kind.as_str()))]
+#[tracing::instrument(name = "db.batch.write", skip_all, fields(batch.kind = batch.kind.name()))]
 async fn write(
     conn: &mut AsyncPgConnection,
     batch: &NewBatch<'_>,
@@ -506,7 +488,7 @@ async fn write(
     )
     .bind::<SqlUuid, _>(batch_id)
     .bind::<SqlUuid, _>(org)
-    .bind::<Text, _>(batch.kind.as_str())
+    .bind::<Text, _>(batch.kind.name())
     .bind::<Text, _>(&actor.name)
     .bind::<Nullable<Text>, _>(batch.idempotency_key.as_deref())
     .bind::<Timestamptz, _>(now)
@@ -548,7 +530,7 @@ async fn write(
         conn,
         actor,
         org,
-        &format!("{}.send", batch.kind.as_str()),
+        &format!("{}.send", batch.kind.name()),
         ("batch", batch_id),
         json!({"total": summary.total, "sending": sends, "invalid": summary.invalid, "duplicates": summary.duplicates}),
         now,
@@ -642,7 +624,7 @@ async fn write_chunk(
             let raced = matches!(p.decision, Decision::Send { .. }) && !sends;
             Row {
                 user_id,
-                invitation_id: if sends && batch.kind == BatchKind::Invitation {
+                invitation_id: if sends && batch.kind == EmailKind::Invitation {
                     Some(Uuid::now_v7())
                 } else {
                     invitation_id
@@ -671,7 +653,7 @@ async fn write_chunk(
     let positions: Vec<i32> = sending.iter().map(|(i, _)| position(*i)).collect();
     let user_ids: Vec<Uuid> = sending.iter().filter_map(|(_, r)| r.user_id).collect();
     let emails: Vec<String> = sending.iter().map(|(i, _)| plan[*i].email.clone()).collect();
-    if batch.kind == BatchKind::Invitation && !sending.is_empty() {
+    if batch.kind == EmailKind::Invitation && !sending.is_empty() {
         let (area, role) = batch.grant.unzip();
         diesel::sql_query(
             "INSERT INTO invitations (id, organization_id, user_id, batch_id, email, service_area_id, role_id, \
@@ -699,31 +681,22 @@ async fn write_chunk(
         .bind::<Timestamptz, _>(now)
         .execute(conn)
         .await?;
-        let outbox_ids: Vec<Uuid> = sending.iter().filter_map(|(_, r)| r.outbox_id).collect();
-        let message_ids: Vec<String> = outbox_ids
+        let emails: Vec<outbox::Email<'_>> = sending
             .iter()
-            .map(|id| format!("<{}@{}>", id.simple(), batch.message_domain))
+            .zip(&emails)
+            .zip(&positions)
+            .filter_map(|(((_, r), email), position)| {
+                Some(outbox::Email {
+                    organization_id: org,
+                    kind: batch.kind,
+                    recipient: email,
+                    user_id: r.user_id?,
+                    invitation_id: r.invitation_id,
+                    batch: Some((batch_id, *position)),
+                })
+            })
             .collect();
-        diesel::sql_query(
-            "INSERT INTO outbox (id, organization_id, kind, recipient, user_id, batch_id, batch_position, \
-               invitation_id, state, next_attempt_at, message_id, created_at, traceparent) \
-             SELECT v.id, $2, $3, v.email, v.user_id, $4, v.position, v.invitation_id, 'queued', $5, v.message_id, $5, $11 \
-             FROM unnest($1::uuid[], $6::text[], $7::uuid[], $8::int4[], $9::uuid[], $10::text[]) \
-               AS v(id, email, user_id, position, invitation_id, message_id)",
-        )
-        .bind::<Array<SqlUuid>, _>(&outbox_ids)
-        .bind::<SqlUuid, _>(org)
-        .bind::<Text, _>(batch.kind.as_str())
-        .bind::<SqlUuid, _>(batch_id)
-        .bind::<Timestamptz, _>(now)
-        .bind::<Array<Text>, _>(&emails)
-        .bind::<Array<SqlUuid>, _>(&user_ids)
-        .bind::<Array<Int4>, _>(&positions)
-        .bind::<Array<Nullable<SqlUuid>>, _>(sending.iter().map(|(_, r)| r.invitation_id).collect::<Vec<_>>())
-        .bind::<Array<Text>, _>(&message_ids)
-        .bind::<Nullable<Text>, _>(crate::telemetry::current_traceparent())
-        .execute(conn)
-        .await?;
+        outbox::enqueue(conn, &emails, batch.message_domain, now).await?;
     }
 
     diesel::sql_query(

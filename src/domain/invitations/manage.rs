@@ -204,12 +204,13 @@ pub async fn resend(
             .await?;
         let email = crate::outbox::Email {
             organization_id,
-            kind: "invitation",
+            kind: crate::lifecycle::email_kind::EmailKind::Invitation,
             recipient: &invitation.email,
             user_id: invitation.user_id,
             invitation_id: Some(id),
+            batch: None,
         };
-        crate::outbox::enqueue(conn, email, message_domain, now).await?;
+        crate::outbox::enqueue(conn, &[email], message_domain, now).await?;
         audit::record(
             conn,
             actor,

@@ -3,12 +3,13 @@
 use serde_json::json;
 use tonic::{Request, Response, Status};
 
+use crate::lifecycle::email_kind::EmailKind;
 use crate::{
     domain::{
         accounts,
         audit::Actor,
         caller::Scope,
-        invitations::batch::{self, BatchKind, Created, NewBatch, Recipients},
+        invitations::batch::{self, Created, NewBatch, Recipients},
         organizations, templates, users, validate,
     },
     error::{Error, Violations},
@@ -59,7 +60,7 @@ pub async fn set_password(
 
 /// A bulk send of credentials or reset links to existing users.
 struct Bulk {
-    kind: BatchKind,
+    kind: EmailKind,
     email: templates::Kind,
     user_ids: Vec<String>,
     all_staged: bool,
@@ -137,7 +138,7 @@ pub async fn email_credentials(
     let actor = actor(&request)?;
     let req = request.into_inner();
     let request = Bulk {
-        kind: BatchKind::Credentials,
+        kind: EmailKind::Credentials,
         email: templates::Kind::Credentials,
         user_ids: req.user_ids,
         all_staged: req.all_staged,
@@ -156,9 +157,9 @@ pub async fn send_reset_links(
     let req = request.into_inner();
     let (kind, email) = match pb::EmailKind::try_from(req.kind) {
         Ok(pb::EmailKind::Unspecified | pb::EmailKind::Welcome) => {
-            (BatchKind::Welcome, templates::Kind::Welcome)
+            (EmailKind::Welcome, templates::Kind::Welcome)
         }
-        Ok(pb::EmailKind::PasswordReset) => (BatchKind::PasswordReset, templates::Kind::PasswordReset),
+        Ok(pb::EmailKind::PasswordReset) => (EmailKind::PasswordReset, templates::Kind::PasswordReset),
         _ => {
             return Err(Error::invalid(
                 "kind",

@@ -243,12 +243,13 @@ async fn sign_in_code(
         pb::SecondFactorMethod::Email => {
             let email = crate::outbox::Email {
                 organization_id: user.organization_id,
-                kind: "email_code",
+                kind: crate::lifecycle::email_kind::EmailKind::EmailCode,
                 recipient: &user.email,
                 user_id: user.id,
                 invitation_id: None,
+                batch: None,
             };
-            crate::outbox::enqueue(conn, email, &message_domain(state), now).await?;
+            crate::outbox::enqueue(conn, &[email], &message_domain(state), now).await?;
             Ok(None)
         }
         pb::SecondFactorMethod::Sms => {

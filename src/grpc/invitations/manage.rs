@@ -104,7 +104,7 @@ pub async fn list_batches(
     let kind = pb::EmailKind::try_from(req.kind)
         .ok()
         .and_then(super::templates::kind_from_pb)
-        .map(|k| k.as_str());
+        .map(|k| k.name());
     let mut conn = state.pool.get().await.map_err(Error::from)?;
     let (found, next_page_token) = follow::list(&mut conn, org, kind, page).await?;
     let count = |n: i64| i32::try_from(n).unwrap_or(i32::MAX);
@@ -241,7 +241,7 @@ pub async fn deliveries(
         kind: pb::EmailKind::try_from(req.kind)
             .ok()
             .and_then(super::templates::kind_from_pb)
-            .map(|k| k.as_str()),
+            .map(|k| k.name()),
         state: DELIVERY_STATES
             .iter()
             .find(|(_, p)| *p as i32 == req.state)

@@ -4,14 +4,15 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
+use crate::lifecycle::email_kind::EmailKind;
 use crate::{
     domain::{
         caller::Scope,
         catalog::{self, Catalog},
         invitations::{
             batch::{
-                self, BatchKind, Created, Decision, MAX_RECIPIENTS, NewBatch, Planned, Planner, Recipients,
-                Summary, summarize,
+                self, Created, Decision, MAX_RECIPIENTS, NewBatch, Planned, Planner, Recipients, Summary,
+                summarize,
             },
             parse,
         },
@@ -146,7 +147,7 @@ pub async fn send(
             state.clone(),
             org,
             recipients,
-            BatchKind::Invitation,
+            EmailKind::Invitation,
             Kind::Invitation,
         )));
     }
@@ -155,7 +156,7 @@ pub async fn send(
         &mut conn,
         NewBatch {
             organization_id: org,
-            kind: BatchKind::Invitation,
+            kind: EmailKind::Invitation,
             recipients: &recipients,
             grant,
             idempotency_key,
@@ -221,7 +222,7 @@ pub fn dry_run(
     state: AppState,
     org: Uuid,
     recipients: Recipients,
-    kind: BatchKind,
+    kind: EmailKind,
     email: Kind,
 ) -> BatchStream {
     let (tx, rx) = tokio::sync::mpsc::channel(256);
@@ -237,7 +238,7 @@ async fn dry_run_events(
     state: &AppState,
     org: Uuid,
     recipients: &Recipients,
-    kind: BatchKind,
+    kind: EmailKind,
     email: Kind,
     tx: &tokio::sync::mpsc::Sender<Result<pb::BatchEvent, Status>>,
 ) -> Result<(), Status> {

@@ -27,7 +27,7 @@ pub fn kind_pb(kind: Kind) -> pb::EmailKind {
 }
 
 pub fn kind_from_pb(kind: pb::EmailKind) -> Option<Kind> {
-    Kind::ALL.into_iter().find(|k| kind_pb(*k) == kind)
+    Kind::ALL.iter().copied().find(|k| kind_pb(*k) == kind)
 }
 
 fn kind(raw: i32, field: &str) -> Result<Kind, Error> {
@@ -99,7 +99,7 @@ pub async fn list(
     let locale = locale(&request.get_ref().locale)?;
     let mut conn = state.pool.get().await.map_err(Error::from)?;
     let mut found = Vec::new();
-    for kind in Kind::ALL {
+    for &kind in Kind::ALL {
         let template = templates::load(&mut conn, org, kind, &locale).await?;
         found.push(template_pb(&org.to_string(), kind, &locale, template));
     }
@@ -163,7 +163,7 @@ pub async fn update(
             "template.update"
         },
         ("organization", org),
-        serde_json::json!({"kind": kind.as_str(), "locale": locale}),
+        serde_json::json!({"kind": kind.name(), "locale": locale}),
         now,
     )
     .await?;
