@@ -48,7 +48,7 @@ pub async fn dev_organization(state: &Services) -> Result<Option<DevOrganization
         if existing > 0 {
             return Ok(None);
         }
-        let org = organizations::create(
+        let org = organizations::insert(
             conn,
             "Development".into(),
             PolicyChanges::default(),
@@ -58,7 +58,7 @@ pub async fn dev_organization(state: &Services) -> Result<Option<DevOrganization
         )
         .await?
         .organization;
-        let area = catalog::create(
+        let area = catalog::insert(
             conn,
             Catalog::ServiceAreas,
             org.id,
@@ -68,7 +68,7 @@ pub async fn dev_organization(state: &Services) -> Result<Option<DevOrganization
             now,
         )
         .await?;
-        let role = catalog::create(
+        let role = catalog::insert(
             conn,
             Catalog::Roles,
             org.id,
@@ -78,7 +78,7 @@ pub async fn dev_organization(state: &Services) -> Result<Option<DevOrganization
             now,
         )
         .await?;
-        let (_, secret) = api_keys::create(
+        let (_, secret) = api_keys::insert(
             conn,
             org.id,
             "development".into(),

@@ -10,11 +10,14 @@ use uuid::Uuid;
 use super::{
     audit::{self, Actor},
     caller::{Caller, Scope},
+    key_cache::KeyCache,
     paging::Page,
+    validate,
 };
 use crate::{
     db::schema::api_keys,
-    error::{Error, Result},
+    error::{Error, Result, Violations},
+    services::Services,
     tokens::PlainToken,
 };
 
@@ -42,7 +45,56 @@ impl ApiKey {
     }
 }
 
-pub async fn create(
+/// A key to create, as asked.
+pub struct NewKey {
+    pub organization_id: Uuid,
+    pub name: String,
+    pub scopes: Vec<Scope>,
+    pub expires_at: Option<DateTime<Utc>>,
+    /// Whether a platform key asks: only it may make another.
+    pub by_platform: bool,
+}
+
+/// Creates a key; answers it with its secret, shown this once.
+pub async fn create(app: &Services, new: NewKey, actor: &Actor) -> Result<(ApiKey, PlainToken)> {
+    let now = app.clock.now();
+    let mut violations = Violations::new();
+    let name = violations.check("name", validate::name(&new.name));
+    if new.scopes.is_empty() {
+        violations.add("scopes", "name at least one scope, such as API_KEY_SCOPE_ADMIN");
+    }
+    if new.scopes.contains(&Scope::Platform) && !new.by_platform {
+        violations.add("scopes", "only a platform key may create platform keys");
+    }
+    if new.expires_at.is_some_and(|at| at <= now) {
+        violations.add(
+            "expire_time",
+            "must be a time in the future, at most the year 9999",
+        );
+    }
+    violations.into_result()?;
+    let mut scopes: Vec<Scope> = Vec::new();
+    for scope in new.scopes {
+        if !scopes.contains(&scope) {
+            scopes.push(scope);
+        }
+    }
+    let mut conn = app.pool.get().await?;
+    insert(
+        &mut conn,
+        new.organization_id,
+        name.unwrap_or_default(),
+        &scopes,
+        new.expires_at,
+        actor,
+        now,
+    )
+    .await
+}
+
+/// Writes a key and its audit event, in a transaction of its own (or the
+/// caller's).
+pub async fn insert(
     conn: &mut AsyncPgConnection,
     organization_id: Uuid,
     name: String,
@@ -83,11 +135,8 @@ pub async fn create(
     .await
 }
 
-pub async fn list(
-    conn: &mut AsyncPgConnection,
-    organization_id: Uuid,
-    page: Page,
-) -> Result<(Vec<ApiKey>, String)> {
+pub async fn list(app: &Services, organization_id: Uuid, page: Page) -> Result<(Vec<ApiKey>, String)> {
+    let mut conn = app.pool.get().await?;
     let mut query = api_keys::table
         .filter(api_keys::organization_id.eq(organization_id))
         .select(ApiKey::as_select())
@@ -97,47 +146,56 @@ pub async fn list(
     if let Some(after) = page.after {
         query = query.filter(api_keys::id.gt(after));
     }
-    Ok(page.finish(query.load(conn).await?, |k| k.id))
+    Ok(page.finish(query.load(&mut conn).await?, |k| k.id))
 }
 
+/// Revokes a key at once: on this replica at once (its cache is cleared),
+/// on others once their cache entry ages out.
 pub async fn revoke(
-    conn: &mut AsyncPgConnection,
+    app: &Services,
+    cache: &KeyCache,
     organization_id: Uuid,
     id: Uuid,
     actor: &Actor,
-    now: DateTime<Utc>,
 ) -> Result<ApiKey> {
-    conn.transaction(async move |conn| {
-        let key = api_keys::table
-            .filter(api_keys::organization_id.eq(organization_id))
-            .filter(api_keys::id.eq(id))
-            .select(ApiKey::as_select())
-            .for_update()
-            .first(conn)
-            .await
-            .optional()?
-            .ok_or_else(|| Error::not_found(format!("API key {id} does not exist in this organisation")))?;
-        if key.revoked_at.is_some() {
-            return Ok(key);
-        }
-        let key = diesel::update(api_keys::table.find(id))
-            .set(api_keys::revoked_at.eq(now))
-            .returning(ApiKey::as_returning())
-            .get_result(conn)
+    let now = app.clock.now();
+    let mut conn = app.pool.get().await?;
+    let revoked = conn
+        .transaction(async move |conn| {
+            let key = api_keys::table
+                .filter(api_keys::organization_id.eq(organization_id))
+                .filter(api_keys::id.eq(id))
+                .select(ApiKey::as_select())
+                .for_update()
+                .first(conn)
+                .await
+                .optional()?
+                .ok_or_else(|| {
+                    Error::not_found(format!("API key {id} does not exist in this organisation"))
+                })?;
+            if key.revoked_at.is_some() {
+                return Ok::<_, Error>(key);
+            }
+            let key = diesel::update(api_keys::table.find(id))
+                .set(api_keys::revoked_at.eq(now))
+                .returning(ApiKey::as_returning())
+                .get_result(conn)
+                .await?;
+            audit::record(
+                conn,
+                actor,
+                organization_id,
+                "api_key.revoke",
+                ("api_key", id),
+                json!({}),
+                now,
+            )
             .await?;
-        audit::record(
-            conn,
-            actor,
-            organization_id,
-            "api_key.revoke",
-            ("api_key", id),
-            json!({}),
-            now,
-        )
+            Ok(key)
+        })
         .await?;
-        Ok(key)
-    })
-    .await
+    cache.clear();
+    Ok(revoked)
 }
 
 /// The caller a presented secret stands for, if it is a live key, with the

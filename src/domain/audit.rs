@@ -8,7 +8,7 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use super::paging::Page;
-use crate::{db::schema::audit_events, error::Result};
+use crate::{db::schema::audit_events, error::Result, services::Services};
 
 /// Who is acting, for the audit log.
 #[derive(Clone, Debug)]
@@ -69,11 +69,12 @@ pub struct AuditFilter {
 
 /// Newest first.
 pub async fn list(
-    conn: &mut AsyncPgConnection,
+    app: &Services,
     organization_id: Uuid,
     filter: AuditFilter,
     page: Page,
 ) -> Result<(Vec<AuditEvent>, String)> {
+    let mut conn = app.pool.get().await?;
     let mut query = audit_events::table
         .filter(audit_events::organization_id.eq(organization_id))
         .select(AuditEvent::as_select())
@@ -98,6 +99,6 @@ pub async fn list(
     if let Some(end) = filter.end {
         query = query.filter(audit_events::created_at.lt(end));
     }
-    let rows = query.load(conn).await?;
+    let rows = query.load(&mut conn).await?;
     Ok(page.finish(rows, |e| e.id))
 }

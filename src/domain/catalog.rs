@@ -13,8 +13,14 @@ use uuid::Uuid;
 use super::{
     audit::{self, Actor},
     paging::Page,
+    validate,
 };
-use crate::error::{Error, Result};
+use crate::{
+    error::{Error, Result, Violations},
+    services::Services,
+};
+
+const MAX_DESCRIPTION_LENGTH: usize = 2_000;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Catalog {
@@ -60,7 +66,41 @@ pub struct Entry {
     pub created_at: DateTime<Utc>,
 }
 
+/// Creates a service area or role; the name and description are checked
+/// here.
 pub async fn create(
+    app: &Services,
+    catalog: Catalog,
+    organization_id: Uuid,
+    name: &str,
+    description: &str,
+    actor: &Actor,
+) -> Result<Entry> {
+    let mut violations = Violations::new();
+    let name = violations.check("name", validate::name(name)).unwrap_or_default();
+    let description = violations
+        .check(
+            "description",
+            validate::optional_text(description, MAX_DESCRIPTION_LENGTH),
+        )
+        .unwrap_or_default();
+    violations.into_result()?;
+    let mut conn = app.pool.get().await?;
+    insert(
+        &mut conn,
+        catalog,
+        organization_id,
+        name,
+        description,
+        actor,
+        app.clock.now(),
+    )
+    .await
+}
+
+/// Writes an entry and its audit event, in a transaction of its own (or
+/// the caller's).
+pub async fn insert(
     conn: &mut AsyncPgConnection,
     catalog: Catalog,
     organization_id: Uuid,
@@ -100,11 +140,12 @@ pub async fn create(
 
 /// In creation order.
 pub async fn list(
-    conn: &mut AsyncPgConnection,
+    app: &Services,
     catalog: Catalog,
     organization_id: Uuid,
     page: Page,
 ) -> Result<(Vec<Entry>, String)> {
+    let mut conn = app.pool.get().await?;
     let sql = format!(
         "SELECT id, organization_id, name, description, created_at FROM {} \
          WHERE organization_id = $1 AND ($2::uuid IS NULL OR id > $2) ORDER BY id LIMIT $3",
@@ -114,7 +155,7 @@ pub async fn list(
         .bind::<SqlUuid, _>(organization_id)
         .bind::<diesel::sql_types::Nullable<SqlUuid>, _>(page.after)
         .bind::<BigInt, _>(page.fetch_limit())
-        .load(conn)
+        .load(&mut conn)
         .await?;
     Ok(page.finish(rows, |e: &Entry| e.id))
 }

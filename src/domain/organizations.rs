@@ -10,6 +10,7 @@ use super::{
     audit::{self, Actor},
     paging::Page,
 };
+use crate::services::Services;
 use crate::{
     db::schema::{organizations, terms_versions},
     error::{Error, Result},
@@ -85,7 +86,35 @@ pub struct OrganizationWithTerms {
     pub terms: Option<TermsVersion>,
 }
 
+/// Creates an organisation with its policy (and terms, when given).
 pub async fn create(
+    app: &Services,
+    name: String,
+    policy: PolicyChanges,
+    terms: Option<NewTerms>,
+    actor: &Actor,
+) -> Result<OrganizationWithTerms> {
+    needs_key(app, &policy)?;
+    let mut conn = app.pool.get().await?;
+    let created = insert(&mut conn, name, policy, terms, actor, app.clock.now()).await?;
+    tracing::info!(organization.id = %created.organization.id, "organization created");
+    Ok(created)
+}
+
+/// Second-factor secrets are encrypted with the server's key: a policy that
+/// requires them needs one.
+fn needs_key(app: &Services, changes: &PolicyChanges) -> Result<()> {
+    if changes.second_factor_required == Some(true) && app.secrets.is_none() {
+        return Err(Error::FailedPrecondition(
+            "a second factor cannot be required until the server has ONRAMP_SECRET_KEY to encrypt its secrets".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// Writes an organisation, its audit event and its first terms, in a
+/// transaction of its own (or the caller's).
+pub async fn insert(
     conn: &mut AsyncPgConnection,
     name: String,
     policy: PolicyChanges,
@@ -153,6 +182,11 @@ pub async fn find_row(conn: &mut AsyncPgConnection, id: Uuid) -> Result<Option<O
         .optional()?)
 }
 
+/// An organisation with its current terms.
+pub async fn get(app: &Services, id: Uuid) -> Result<OrganizationWithTerms> {
+    find(&mut *app.pool.get().await?, id).await
+}
+
 pub async fn find(conn: &mut AsyncPgConnection, id: Uuid) -> Result<OrganizationWithTerms> {
     let organization = organizations::table
         .find(id)
@@ -189,10 +223,12 @@ async fn current_terms(conn: &mut AsyncPgConnection, org: &Organization) -> Resu
 /// Every published version of the organisation's terms, newest first. A
 /// page token holds the version the previous page ended at.
 pub async fn terms_history(
-    conn: &mut AsyncPgConnection,
+    app: &Services,
     organization_id: Uuid,
     page: Page,
 ) -> Result<(Vec<TermsVersion>, String)> {
+    let mut pooled = app.pool.get().await?;
+    let conn = &mut *pooled;
     let mut query = terms_versions::table
         .filter(terms_versions::organization_id.eq(organization_id))
         .select(TermsVersion::as_select())
@@ -210,13 +246,16 @@ pub async fn terms_history(
 }
 
 pub async fn update(
-    conn: &mut AsyncPgConnection,
+    app: &Services,
     id: Uuid,
     changes: PolicyChanges,
     terms: Option<NewTerms>,
     actor: &Actor,
-    now: DateTime<Utc>,
 ) -> Result<OrganizationWithTerms> {
+    needs_key(app, &changes)?;
+    let now = app.clock.now();
+    let mut pooled = app.pool.get().await?;
+    let conn = &mut *pooled;
     conn.transaction(async move |conn| {
         let details = json!({
             "name": changes.name,

@@ -13,6 +13,7 @@ use super::{
 use crate::{
     db::schema::{access_grants, users as users_table},
     error::{Error, Result},
+    services::Services,
 };
 
 /// Profile fields to set; `None` leaves a field as it is.
@@ -62,14 +63,16 @@ async fn lock(conn: &mut AsyncPgConnection, organization_id: Uuid, id: Uuid) -> 
 }
 
 pub async fn update(
-    conn: &mut AsyncPgConnection,
+    app: &Services,
     organization_id: Uuid,
     id: Uuid,
     changes: UserChanges,
     grants: Option<Vec<(Uuid, Uuid)>>,
     actor: &Actor,
-    now: DateTime<Utc>,
 ) -> Result<User> {
+    let now = app.clock.now();
+    let mut pooled = app.pool.get().await?;
+    let conn = &mut *pooled;
     conn.transaction(async move |conn| {
         let current = lock(conn, organization_id, id).await?;
         if changes.must_change_password == Some(true) && current.password_hash.is_none() {
@@ -112,13 +115,15 @@ pub async fn update(
 
 /// Pauses a user. Pausing a paused user changes nothing.
 pub async fn deactivate(
-    conn: &mut AsyncPgConnection,
+    app: &Services,
     organization_id: Uuid,
     id: Uuid,
     reason: String,
     actor: &Actor,
-    now: DateTime<Utc>,
 ) -> Result<User> {
+    let now = app.clock.now();
+    let mut pooled = app.pool.get().await?;
+    let conn = &mut *pooled;
     conn.transaction(async move |conn| {
         let current = lock(conn, organization_id, id).await?;
         if current.deactivated_at.is_none() {
@@ -148,13 +153,10 @@ pub async fn deactivate(
 
 /// Returns a paused user to the status it had; a user that is not paused is
 /// left as it is.
-pub async fn reactivate(
-    conn: &mut AsyncPgConnection,
-    organization_id: Uuid,
-    id: Uuid,
-    actor: &Actor,
-    now: DateTime<Utc>,
-) -> Result<User> {
+pub async fn reactivate(app: &Services, organization_id: Uuid, id: Uuid, actor: &Actor) -> Result<User> {
+    let now = app.clock.now();
+    let mut pooled = app.pool.get().await?;
+    let conn = &mut *pooled;
     conn.transaction(async move |conn| {
         let current = lock(conn, organization_id, id).await?;
         if current.deactivated_at.is_some() {
@@ -183,13 +185,10 @@ pub async fn reactivate(
 
 /// Deletes a user with its grants, invitations, tokens and queued emails
 /// (by cascade). The audit log keeps who it was.
-pub async fn delete(
-    conn: &mut AsyncPgConnection,
-    organization_id: Uuid,
-    id: Uuid,
-    actor: &Actor,
-    now: DateTime<Utc>,
-) -> Result<()> {
+pub async fn delete(app: &Services, organization_id: Uuid, id: Uuid, actor: &Actor) -> Result<()> {
+    let now = app.clock.now();
+    let mut pooled = app.pool.get().await?;
+    let conn = &mut *pooled;
     conn.transaction(async move |conn| {
         let current = lock(conn, organization_id, id).await?;
         diesel::delete(users_table::table.find(id)).execute(conn).await?;

@@ -22,6 +22,7 @@ use crate::{
         schema::{access_grants, roles, service_areas, users},
     },
     error::{Error, Result},
+    services::Services,
 };
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -141,7 +142,9 @@ pub struct NewUser {
     pub last_name: String,
     pub mobile: String,
     pub grants: Vec<(Uuid, Uuid)>,
-    pub password_hash: Option<String>,
+    /// An initial password, checked against the organisation's policy and
+    /// stored only as its hash.
+    pub password: Option<String>,
     pub must_change_password: bool,
 }
 
@@ -233,61 +236,78 @@ pub async fn check_sign_in_names(
     }
 }
 
-pub async fn create(
-    conn: &mut AsyncPgConnection,
-    organization_id: Uuid,
-    new: NewUser,
-    actor: &Actor,
-    now: DateTime<Utc>,
-) -> Result<User> {
-    conn.transaction(async move |conn| {
-        check_grants(conn, organization_id, &new.grants).await?;
-        check_sign_in_names(conn, organization_id, Uuid::nil(), &new.email, &new.username).await?;
-        let row = UserRow {
-            id: Uuid::now_v7(),
-            organization_id,
-            email: new.email,
-            username: new.username,
-            first_name: new.first_name,
-            last_name: new.last_name,
-            mobile: new.mobile,
-            lifecycle: "staged".into(),
-            deactivated_at: None,
-            invitation_expires_at: None,
-            must_change_password: new.must_change_password && new.password_hash.is_some(),
-            password_hash: new.password_hash,
-            password_expires_at: None,
-            failed_sign_ins: 0,
-            locked_until: None,
-            created_at: now,
-            updated_at: now,
-            activated_at: None,
-            last_sign_in_at: None,
-        };
-        diesel::insert_into(users::table)
-            .values(&row)
-            .execute(conn)
+/// Creates a person, STAGED until contacted.
+pub async fn create(app: &Services, organization_id: Uuid, new: NewUser, actor: &Actor) -> Result<User> {
+    let password_hash = match &new.password {
+        None => None,
+        Some(password) => {
+            let organization = super::organizations::get(app, organization_id)
+                .await?
+                .organization;
+            let policy = super::accounts::policy(&organization);
+            crate::passwords::check_password(policy, password, &new.username, &new.email)
+                .map_err(|e| Error::invalid("password", e))?;
+            Some(app.hasher.hash(password.clone()).await?)
+        }
+    };
+    let now = app.clock.now();
+    let mut conn = app.pool.get().await?;
+    let created = conn
+        .transaction(async move |conn| {
+            check_grants(conn, organization_id, &new.grants).await?;
+            check_sign_in_names(conn, organization_id, Uuid::nil(), &new.email, &new.username).await?;
+            let row = UserRow {
+                id: Uuid::now_v7(),
+                organization_id,
+                email: new.email,
+                username: new.username,
+                first_name: new.first_name,
+                last_name: new.last_name,
+                mobile: new.mobile,
+                lifecycle: "staged".into(),
+                deactivated_at: None,
+                invitation_expires_at: None,
+                must_change_password: new.must_change_password && password_hash.is_some(),
+                password_hash,
+                password_expires_at: None,
+                failed_sign_ins: 0,
+                locked_until: None,
+                created_at: now,
+                updated_at: now,
+                activated_at: None,
+                last_sign_in_at: None,
+            };
+            diesel::insert_into(users::table)
+                .values(&row)
+                .execute(conn)
+                .await?;
+            insert_grants(conn, row.id, &new.grants).await?;
+            audit::record(
+                conn,
+                actor,
+                organization_id,
+                "user.create",
+                ("user", row.id),
+                json!({
+                    "email": row.email,
+                    "username": row.username,
+                    "grants": new.grants.len(),
+                    "password_set": row.password_hash.is_some(),
+                }),
+                now,
+            )
             .await?;
-        insert_grants(conn, row.id, &new.grants).await?;
-        audit::record(
-            conn,
-            actor,
-            organization_id,
-            "user.create",
-            ("user", row.id),
-            json!({
-                "email": row.email,
-                "username": row.username,
-                "grants": new.grants.len(),
-                "password_set": row.password_hash.is_some(),
-            }),
-            now,
-        )
+            let id = row.id;
+            find(conn, organization_id, id, now).await
+        })
         .await?;
-        let id = row.id;
-        find(conn, organization_id, id, now).await
-    })
-    .await
+    tracing::info!(user.id = %created.row.id, "user created");
+    Ok(created)
+}
+
+/// One person with their status and grants.
+pub async fn get(app: &Services, organization_id: Uuid, id: Uuid) -> Result<User> {
+    find(&mut *app.pool.get().await?, organization_id, id, app.clock.now()).await
 }
 
 pub async fn find(
@@ -497,13 +517,10 @@ struct StatusCount {
 
 /// Oldest first, with the count per status of the filter (ignoring its
 /// status), so a screen can show "12 pending, 3 expired".
-pub async fn list(
-    conn: &mut AsyncPgConnection,
-    organization_id: Uuid,
-    filter: UserFilter,
-    page: Page,
-    now: DateTime<Utc>,
-) -> Result<UserPage> {
+pub async fn list(app: &Services, organization_id: Uuid, filter: UserFilter, page: Page) -> Result<UserPage> {
+    let now = app.clock.now();
+    let mut pooled = app.pool.get().await?;
+    let conn = &mut *pooled;
     let clause = Clause::new(&filter);
     let counts_sql = format!(
         "SELECT {STATUS_SQL} AS status, count(*) AS count FROM users u WHERE {} GROUP BY 1",

@@ -183,32 +183,7 @@ pub async fn load_templates(
     Ok(found)
 }
 
-/// The placeholders about the person every kind of email offers.
-pub fn person_vars(
-    organization_name: &str,
-    first_name: &str,
-    last_name: &str,
-    email: &str,
-    username: &str,
-    expires_at: DateTime<Utc>,
-) -> Vars {
-    let mut vars = Vars::new();
-    vars.insert("organization_name", organization_name.to_owned());
-    vars.insert("first_name", first_name.to_owned());
-    vars.insert("last_name", last_name.to_owned());
-    vars.insert(
-        "greeting_name",
-        if first_name.is_empty() {
-            String::new()
-        } else {
-            format!(" {first_name}")
-        },
-    );
-    vars.insert("email", email.to_owned());
-    vars.insert("username", username.to_owned());
-    vars.insert("expires_at", templates::human_time(expires_at));
-    vars
-}
+pub use crate::domain::templates::person_vars;
 
 /// Renders the organisation's template of `kind` (or the default) and
 /// builds the email.

@@ -3,7 +3,12 @@
 use tonic::{Request, Response, Status};
 
 use crate::{
-    domain::{api_keys, caller::Scope, paging::Page, validate},
+    domain::{
+        api_keys::{self, NewKey},
+        caller::Scope,
+        paging::Page,
+        validate,
+    },
     error::{Error, Violations},
     grpc::{actor, caller, convert},
     pb,
@@ -15,49 +20,43 @@ pub async fn create(
     request: Request<pb::CreateApiKeyRequest>,
 ) -> Result<Response<pb::CreateApiKeyResponse>, Status> {
     let who = caller(&request)?;
-    let org = who.organization(&request.get_ref().organization_id, Scope::Admin)?;
-    let is_platform = who.is_platform();
+    let organization_id = who.organization(&request.get_ref().organization_id, Scope::Admin)?;
+    let by_platform = who.is_platform();
     let actor = actor(&request)?;
     let req = request.into_inner();
-    let now = state.clock.now();
     let mut violations = Violations::new();
-    let name = violations.check("name", validate::name(&req.name));
     let mut scopes = Vec::new();
     for raw in &req.scopes {
         match pb::ApiKeyScope::try_from(*raw)
             .ok()
             .and_then(convert::scope_from_pb)
         {
-            Some(Scope::Platform) if !is_platform => {
-                violations.add("scopes", "only a platform key may create platform keys")
-            }
-            Some(s) if !scopes.contains(&s) => scopes.push(s),
-            Some(_) => {}
+            Some(scope) => scopes.push(scope),
             None => violations.add("scopes", format!("{raw} is not a scope")),
         }
     }
-    if req.scopes.is_empty() {
-        violations.add("scopes", "name at least one scope, such as API_KEY_SCOPE_ADMIN");
-    }
-    let expires_at = req.expire_time.as_ref().and_then(convert::from_timestamp);
-    if req.expire_time.is_some() && expires_at.is_none_or(|at| at <= now) {
-        violations.add(
-            "expire_time",
-            "must be a time in the future, at most the year 9999",
-        );
-    }
+    let expires_at = match &req.expire_time {
+        None => None,
+        Some(t) => match convert::from_timestamp(t) {
+            Some(at) => Some(at),
+            None => {
+                violations.add(
+                    "expire_time",
+                    "must be a time in the future, at most the year 9999",
+                );
+                None
+            }
+        },
+    };
     violations.into_result()?;
-    let mut conn = state.pool.get().await.map_err(Error::from)?;
-    let (key, secret) = api_keys::create(
-        &mut conn,
-        org,
-        name.unwrap_or_default(),
-        &scopes,
+    let new = NewKey {
+        organization_id,
+        name: req.name,
+        scopes,
         expires_at,
-        &actor,
-        now,
-    )
-    .await?;
+        by_platform,
+    };
+    let (key, secret) = api_keys::create(state, new, &actor).await?;
     Ok(Response::new(pb::CreateApiKeyResponse {
         api_key: Some(convert::api_key(key)),
         secret: secret.expose().to_owned(),
@@ -71,8 +70,7 @@ pub async fn list(
     let org = caller(&request)?.organization(&request.get_ref().organization_id, Scope::Admin)?;
     let req = request.into_inner();
     let page = Page::parse(req.page_size, &req.page_token)?;
-    let mut conn = state.pool.get().await.map_err(Error::from)?;
-    let (keys, next_page_token) = api_keys::list(&mut conn, org, page).await?;
+    let (keys, next_page_token) = api_keys::list(state, org, page).await?;
     Ok(Response::new(pb::ListApiKeysResponse {
         api_keys: keys.into_iter().map(convert::api_key).collect(),
         next_page_token,
@@ -86,8 +84,6 @@ pub async fn revoke(
     let org = caller(&request)?.organization(&request.get_ref().organization_id, Scope::Admin)?;
     let actor = actor(&request)?;
     let id = validate::id(&request.get_ref().api_key_id).map_err(|e| Error::invalid("api_key_id", e))?;
-    let mut conn = state.pool.get().await.map_err(Error::from)?;
-    let key = api_keys::revoke(&mut conn, org, id, &actor, state.clock.now()).await?;
-    state.keys.clear();
+    let key = api_keys::revoke(state, &state.keys, org, id, &actor).await?;
     Ok(Response::new(convert::api_key(key)))
 }

@@ -8,7 +8,7 @@ use crate::{
         caller::Scope,
         paging::Page,
     },
-    error::{Error, Violations},
+    error::Violations,
     grpc::{caller, convert},
     pb,
     state::AppState,
@@ -42,8 +42,7 @@ pub async fn list(
         start,
         end,
     };
-    let mut conn = state.pool.get().await.map_err(Error::from)?;
-    let (events, next_page_token) = audit::list(&mut conn, org, filter, page).await?;
+    let (events, next_page_token) = audit::list(state, org, filter, page).await?;
     Ok(Response::new(pb::ListAuditEventsResponse {
         audit_events: events.into_iter().map(convert::audit_event).collect(),
         next_page_token,

@@ -7,13 +7,9 @@ use crate::{
         audit::Actor,
         catalog::{self, Catalog, Entry},
         paging::Page,
-        validate,
     },
-    error::{Error, Violations},
     state::AppState,
 };
-
-const MAX_DESCRIPTION_LENGTH: usize = 2_000;
 
 pub async fn create(
     state: &AppState,
@@ -23,24 +19,7 @@ pub async fn create(
     name: &str,
     description: &str,
 ) -> Result<Entry, Status> {
-    let mut violations = Violations::new();
-    let name = violations.check("name", validate::name(name));
-    let description = violations.check(
-        "description",
-        validate::optional_text(description, MAX_DESCRIPTION_LENGTH),
-    );
-    violations.into_result()?;
-    let mut conn = state.pool.get().await.map_err(Error::from)?;
-    Ok(catalog::create(
-        &mut conn,
-        catalog,
-        organization_id,
-        name.unwrap_or_default(),
-        description.unwrap_or_default(),
-        actor,
-        state.clock.now(),
-    )
-    .await?)
+    Ok(catalog::create(state, catalog, organization_id, name, description, actor).await?)
 }
 
 pub async fn list(
@@ -51,6 +30,5 @@ pub async fn list(
     page_token: &str,
 ) -> Result<(Vec<Entry>, String), Status> {
     let page = Page::parse(page_size, page_token)?;
-    let mut conn = state.pool.get().await.map_err(Error::from)?;
-    Ok(catalog::list(&mut conn, catalog, organization_id, page).await?)
+    Ok(catalog::list(state, catalog, organization_id, page).await?)
 }

@@ -9,7 +9,7 @@ use crate::{
         paging::Page,
         validate,
     },
-    error::{Error, Violations},
+    error::Violations,
     grpc::{actor, caller, convert},
     pb,
     state::AppState,
@@ -44,22 +44,11 @@ pub async fn create(
     let policy = req.policy.unwrap_or_default();
     let (changes, terms) = policy_changes(&policy, None, &mut violations);
     violations.into_result()?;
-    needs_key(state, &changes)?;
-    let mut conn = state.pool.get().await.map_err(Error::from)?;
     let changes = PolicyChanges {
         name: None,
         ..changes
     };
-    let org = organizations::create(
-        &mut conn,
-        name.unwrap_or_default(),
-        changes,
-        terms,
-        &actor,
-        state.clock.now(),
-    )
-    .await?;
-    tracing::info!(organization.id = %org.organization.id, "organization created");
+    let org = organizations::create(state, name.unwrap_or_default(), changes, terms, &actor).await?;
     Ok(Response::new(convert::organization(org)))
 }
 
@@ -68,9 +57,8 @@ pub async fn get(
     request: Request<pb::GetOrganizationRequest>,
 ) -> Result<Response<pb::Organization>, Status> {
     let id = caller(&request)?.organization(&request.get_ref().organization_id, Scope::Read)?;
-    let mut conn = state.pool.get().await.map_err(Error::from)?;
     Ok(Response::new(convert::organization(
-        organizations::find(&mut conn, id).await?,
+        organizations::get(state, id).await?,
     )))
 }
 
@@ -81,8 +69,7 @@ pub async fn list_terms(
     let id = caller(&request)?.organization(&request.get_ref().organization_id, Scope::Read)?;
     let req = request.into_inner();
     let page = Page::parse(req.page_size, &req.page_token)?;
-    let mut conn = state.pool.get().await.map_err(Error::from)?;
-    let (found, next_page_token) = organizations::terms_history(&mut conn, id, page).await?;
+    let (found, next_page_token) = organizations::terms_history(state, id, page).await?;
     Ok(Response::new(pb::ListTermsResponse {
         terms: found.into_iter().map(convert::terms).collect(),
         next_page_token,
@@ -126,29 +113,8 @@ pub async fn update(
     let policy = org.policy.unwrap_or_default();
     let (changes, terms) = policy_changes(&policy, Some(&paths), &mut violations);
     violations.into_result()?;
-    needs_key(state, &changes)?;
-    let mut conn = state.pool.get().await.map_err(Error::from)?;
-    let updated = organizations::update(
-        &mut conn,
-        id,
-        PolicyChanges { name, ..changes },
-        terms,
-        &actor,
-        state.clock.now(),
-    )
-    .await?;
+    let updated = organizations::update(state, id, PolicyChanges { name, ..changes }, terms, &actor).await?;
     Ok(Response::new(convert::organization(updated)))
-}
-
-/// Second-factor secrets are encrypted with the server's key: a policy that
-/// requires them needs one.
-fn needs_key(state: &AppState, changes: &PolicyChanges) -> Result<(), Error> {
-    if changes.second_factor_required == Some(true) && state.secrets.is_none() {
-        return Err(Error::FailedPrecondition(
-            "a second factor cannot be required until the server has ONRAMP_SECRET_KEY to encrypt its secrets".into(),
-        ));
-    }
-    Ok(())
 }
 
 /// Reads the policy fields named by `paths` (all set ones when `None`),

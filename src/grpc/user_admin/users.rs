@@ -6,7 +6,6 @@ use uuid::Uuid;
 use crate::{
     domain::{
         caller::Scope,
-        organizations,
         paging::Page,
         user_lifecycle::{self, UserChanges},
         users::{self, NewUser, UserFilter},
@@ -14,7 +13,6 @@ use crate::{
     },
     error::{Error, Violations},
     grpc::{actor, caller, convert},
-    passwords::{PasswordPolicy, check_password},
     pb,
     state::AppState,
 };
@@ -49,39 +47,17 @@ pub async fn create(
     let mobile = v.check("mobile", validate::optional_mobile(&req.mobile));
     let grants = grants(&req, &mut v);
     v.into_result()?;
-    let (email, username) = (email.unwrap_or_default(), username.unwrap_or_default());
-
-    let password_hash = if req.password.is_empty() {
-        None
-    } else {
-        let min_length = {
-            let mut conn = state.pool.get().await.map_err(Error::from)?;
-            organizations::find(&mut conn, org)
-                .await?
-                .organization
-                .password_min_length
-        };
-        let policy = PasswordPolicy {
-            min_length: usize::try_from(min_length).unwrap_or(12),
-        };
-        check_password(policy, &req.password, &username, &email)
-            .map_err(|e| Error::invalid("password", e))?;
-        Some(state.hasher.hash(req.password).await?)
-    };
-
     let new = NewUser {
-        email,
-        username,
+        email: email.unwrap_or_default(),
+        username: username.unwrap_or_default(),
         first_name: first_name.unwrap_or_default(),
         last_name: last_name.unwrap_or_default(),
         mobile: mobile.unwrap_or_default(),
         grants,
-        password_hash,
+        password: Some(req.password).filter(|p| !p.is_empty()),
         must_change_password: req.must_change_password,
     };
-    let mut conn = state.pool.get().await.map_err(Error::from)?;
-    let user = users::create(&mut conn, org, new, &actor, state.clock.now()).await?;
-    tracing::info!(user.id = %user.row.id, "user created");
+    let user = users::create(state, org, new, &actor).await?;
     Ok(Response::new(convert::user(user)))
 }
 
@@ -129,8 +105,7 @@ pub async fn get(
 ) -> Result<Response<pb::User>, Status> {
     let org = caller(&request)?.organization(&request.get_ref().organization_id, Scope::Read)?;
     let id = validate::id(&request.get_ref().user_id).map_err(|e| Error::invalid("user_id", e))?;
-    let mut conn = state.pool.get().await.map_err(Error::from)?;
-    let user = users::find(&mut conn, org, id, state.clock.now()).await?;
+    let user = users::get(state, org, id).await?;
     Ok(Response::new(convert::user(user)))
 }
 
@@ -161,8 +136,7 @@ pub async fn list(
         v.add("status", format!("{} is not a status", req.status));
     }
     v.into_result()?;
-    let mut conn = state.pool.get().await.map_err(Error::from)?;
-    let result = users::list(&mut conn, org, filter, page, state.clock.now()).await?;
+    let result = users::list(state, org, filter, page).await?;
     Ok(Response::new(pb::ListUsersResponse {
         users: result.users.into_iter().map(convert::user).collect(),
         next_page_token: result.next_page_token,
@@ -229,8 +203,7 @@ pub async fn update(
         }
     }
     v.into_result()?;
-    let mut conn = state.pool.get().await.map_err(Error::from)?;
-    let user = user_lifecycle::update(&mut conn, org, id, changes, grants, &actor, state.clock.now()).await?;
+    let user = user_lifecycle::update(state, org, id, changes, grants, &actor).await?;
     Ok(Response::new(convert::user(user)))
 }
 
@@ -244,8 +217,7 @@ pub async fn deactivate(
     let id = validate::id(&req.user_id).map_err(|e| Error::invalid("user_id", e))?;
     let reason = validate::optional_text(&req.reason, MAX_PERSON_NAME_LENGTH * 5)
         .map_err(|e| Error::invalid("reason", e))?;
-    let mut conn = state.pool.get().await.map_err(Error::from)?;
-    let user = user_lifecycle::deactivate(&mut conn, org, id, reason, &actor, state.clock.now()).await?;
+    let user = user_lifecycle::deactivate(state, org, id, reason, &actor).await?;
     Ok(Response::new(convert::user(user)))
 }
 
@@ -256,8 +228,7 @@ pub async fn reactivate(
     let org = caller(&request)?.organization(&request.get_ref().organization_id, Scope::UsersWrite)?;
     let actor = actor(&request)?;
     let id = validate::id(&request.get_ref().user_id).map_err(|e| Error::invalid("user_id", e))?;
-    let mut conn = state.pool.get().await.map_err(Error::from)?;
-    let user = user_lifecycle::reactivate(&mut conn, org, id, &actor, state.clock.now()).await?;
+    let user = user_lifecycle::reactivate(state, org, id, &actor).await?;
     Ok(Response::new(convert::user(user)))
 }
 
@@ -268,7 +239,6 @@ pub async fn delete(
     let org = caller(&request)?.organization(&request.get_ref().organization_id, Scope::UsersWrite)?;
     let actor = actor(&request)?;
     let id = validate::id(&request.get_ref().user_id).map_err(|e| Error::invalid("user_id", e))?;
-    let mut conn = state.pool.get().await.map_err(Error::from)?;
-    user_lifecycle::delete(&mut conn, org, id, &actor, state.clock.now()).await?;
+    user_lifecycle::delete(state, org, id, &actor).await?;
     Ok(Response::new(()))
 }

@@ -1,18 +1,17 @@
 //! Email templates: system defaults for each kind of email, per-organisation
-//! overrides, and a small renderer for `{{ name }}` placeholders that escapes
-//! values in the HTML part.
+//! overrides (`store`), editing them (`edit`), and a small renderer for
+//! `{{ name }}` placeholders that escapes values in the HTML part.
+
+pub mod edit;
+mod store;
+
+pub use store::{load, reset, save};
 
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
-use diesel::prelude::*;
-use diesel_async::{AsyncPgConnection, RunQueryDsl};
-use uuid::Uuid;
 
-use crate::{
-    db::schema::templates,
-    error::{FieldViolation, Result},
-};
+use crate::error::{FieldViolation, Result};
 
 pub const DEFAULT_LOCALE: &str = "en";
 const MAX_SUBJECT_CHARS: usize = 200;
@@ -58,11 +57,11 @@ impl Kind {
 
     fn default_source(self) -> &'static str {
         match self {
-            Kind::Invitation => include_str!("../templates/invitation.txt"),
-            Kind::Credentials => include_str!("../templates/credentials.txt"),
-            Kind::PasswordReset => include_str!("../templates/password_reset.txt"),
-            Kind::Welcome => include_str!("../templates/welcome.txt"),
-            Kind::EmailCode => include_str!("../templates/email_code.txt"),
+            Kind::Invitation => include_str!("../../templates/invitation.txt"),
+            Kind::Credentials => include_str!("../../templates/credentials.txt"),
+            Kind::PasswordReset => include_str!("../../templates/password_reset.txt"),
+            Kind::Welcome => include_str!("../../templates/welcome.txt"),
+            Kind::EmailCode => include_str!("../../templates/email_code.txt"),
         }
     }
 }
@@ -227,79 +226,31 @@ pub fn validate(kind: Kind, template: &Template) -> Result<(), Vec<FieldViolatio
     }
 }
 
-#[derive(Queryable, Selectable, Insertable, AsChangeset)]
-#[diesel(table_name = templates)]
-struct TemplateRow {
-    organization_id: Uuid,
-    kind: String,
-    locale: String,
-    subject: String,
-    text_body: String,
-    html_body: String,
-    updated_at: DateTime<Utc>,
-}
-
-/// The organisation's template for `kind`, or the default.
-pub async fn load(
-    conn: &mut AsyncPgConnection,
-    organization_id: Uuid,
-    kind: Kind,
-    locale: &str,
-) -> Result<Template> {
-    let row = templates::table
-        .find((organization_id, kind.name(), locale))
-        .select(TemplateRow::as_select())
-        .first(conn)
-        .await
-        .optional()?;
-    Ok(match row {
-        Some(r) => Template {
-            subject: r.subject,
-            text_body: r.text_body,
-            html_body: r.html_body,
-            updated_at: Some(r.updated_at),
+/// The placeholders about the person every kind of email offers.
+pub fn person_vars(
+    organization_name: &str,
+    first_name: &str,
+    last_name: &str,
+    email: &str,
+    username: &str,
+    expires_at: DateTime<Utc>,
+) -> Vars {
+    let mut vars = Vars::new();
+    vars.insert("organization_name", organization_name.to_owned());
+    vars.insert("first_name", first_name.to_owned());
+    vars.insert("last_name", last_name.to_owned());
+    vars.insert(
+        "greeting_name",
+        if first_name.is_empty() {
+            String::new()
+        } else {
+            format!(" {first_name}")
         },
-        None => default_template(kind),
-    })
-}
-
-pub async fn save(
-    conn: &mut AsyncPgConnection,
-    organization_id: Uuid,
-    kind: Kind,
-    locale: &str,
-    template: &Template,
-    now: DateTime<Utc>,
-) -> Result<()> {
-    let row = TemplateRow {
-        organization_id,
-        kind: kind.name().into(),
-        locale: locale.into(),
-        subject: template.subject.clone(),
-        text_body: template.text_body.clone(),
-        html_body: template.html_body.clone(),
-        updated_at: now,
-    };
-    diesel::insert_into(templates::table)
-        .values(&row)
-        .on_conflict((templates::organization_id, templates::kind, templates::locale))
-        .do_update()
-        .set(&row)
-        .execute(conn)
-        .await?;
-    Ok(())
-}
-
-pub async fn reset(
-    conn: &mut AsyncPgConnection,
-    organization_id: Uuid,
-    kind: Kind,
-    locale: &str,
-) -> Result<()> {
-    diesel::delete(templates::table.find((organization_id, kind.name(), locale)))
-        .execute(conn)
-        .await?;
-    Ok(())
+    );
+    vars.insert("email", email.to_owned());
+    vars.insert("username", username.to_owned());
+    vars.insert("expires_at", human_time(expires_at));
+    vars
 }
 
 /// Sample values for previews.
