@@ -31,6 +31,9 @@ pub enum Error {
     ResourceExhausted(String),
     #[error("{0}")]
     Unavailable(String),
+    /// The client ended the call early.
+    #[error("{0}")]
+    Cancelled(String),
     /// Anything the caller cannot act on. The detail is logged, never sent.
     #[error("internal error: {0}")]
     Internal(String),

@@ -418,6 +418,45 @@ pub async fn replace_password(
     .await
 }
 
+/// An admin's new password for a user: checked against the policy, and
+/// stored with what follows from it (`replace_password`).
+pub async fn set_password(
+    app: &Services,
+    organization_id: Uuid,
+    user_id: Uuid,
+    password: String,
+    must_change: bool,
+    actor: &Actor,
+) -> Result<super::users::User> {
+    let now = app.clock.now();
+    let (user, organization) = {
+        let mut conn = app.pool.get().await?;
+        let user = super::users::find(&mut conn, organization_id, user_id, now)
+            .await?
+            .row;
+        (
+            user,
+            super::organizations::find(&mut conn, organization_id)
+                .await?
+                .organization,
+        )
+    };
+    check_policy(&organization, &user, &password, "password")?;
+    let hash = app.hasher.hash(password).await?;
+    let mut conn = app.pool.get().await?;
+    let change = NewPassword {
+        user_id,
+        organization_id,
+        hash,
+        must_change,
+        actor,
+        action: "credentials.set_password",
+        details: json!({"must_change_password": must_change}),
+    };
+    replace_password(&mut conn, change, now).await?;
+    super::users::find(&mut conn, organization_id, user_id, now).await
+}
+
 /// Makes a pending account active: it finished onboarding.
 pub async fn activate(conn: &mut AsyncPgConnection, user_id: Uuid, now: DateTime<Utc>) -> Result<()> {
     diesel::update(users::table.find(user_id).filter(users::lifecycle.ne("active")))

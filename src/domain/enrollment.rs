@@ -86,8 +86,8 @@ pub async fn begin(
     password: &str,
     method: &str,
     client_address: &str,
-    message_domain: &str,
 ) -> Result<Begun> {
+    let message_domain = &*state.message_domain;
     let Verified {
         user, organization, ..
     } = account(state, organization_id, login, password, client_address).await?;

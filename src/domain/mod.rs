@@ -18,6 +18,7 @@ pub mod rate_limit;
 pub mod registration;
 pub mod reset;
 pub mod second_factor;
+pub mod sign_in;
 pub mod templates;
 pub mod user_lifecycle;
 pub mod users;

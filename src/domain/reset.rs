@@ -10,7 +10,15 @@ use diesel::sql_types::{Text, Timestamptz, Uuid as SqlUuid};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use uuid::Uuid;
 
-use super::{accounts, organizations::Organization, users::UserRow};
+use serde_json::json;
+
+use super::{
+    accounts,
+    audit::{self, Actor},
+    organizations::Organization,
+    rate_limit,
+    users::UserRow,
+};
 use crate::{
     db::{
         Cached,
@@ -38,6 +46,48 @@ pub async fn queue(
         batch: None,
     };
     outbox::enqueue(conn, &[email], message_domain, now).await
+}
+
+/// Reset emails one account may be sent per hour.
+const RESETS_PER_ACCOUNT_PER_HOUR: i32 = 3;
+
+/// A person asking for a reset link by email or username: an active
+/// account is sent one, at most three an hour, and the request is audited;
+/// anything else (no such account, a deactivated one, the hourly limit)
+/// quietly sends nothing, so the caller's answer never tells them apart.
+pub async fn request(app: &Services, organization_id: Uuid, login: &str, client_address: &str) -> Result<()> {
+    let now = app.clock.now();
+    let mut pooled = app.pool.get().await?;
+    let conn = &mut *pooled;
+    let Some((_, Some(accounts::Account { user, .. }))) =
+        accounts::find_with_organization(conn, organization_id, login).await?
+    else {
+        return Ok(());
+    };
+    if user.deactivated_at.is_some() {
+        return Ok(());
+    }
+    let bucket = format!("reset-account:{}", user.id);
+    let hour = chrono::TimeDelta::hours(1);
+    if !rate_limit::allow(conn, &bucket, RESETS_PER_ACCOUNT_PER_HOUR, hour, now).await? {
+        return Ok(());
+    }
+    let actor = Actor {
+        name: "public".into(),
+        client_address: client_address.to_owned(),
+    };
+    queue(conn, &user, &app.message_domain, now).await?;
+    let target = ("user", user.id);
+    audit::record(
+        conn,
+        &actor,
+        organization_id,
+        "credentials.reset_requested",
+        target,
+        json!({}),
+        now,
+    )
+    .await
 }
 
 static COMPLETE: LazyLock<String> = LazyLock::new(|| {
@@ -118,7 +168,10 @@ async fn live(
 
 /// What a reset link is for, without spending it (mail scanners open
 /// links); the email that carried it is marked opened.
-pub async fn offered(conn: &mut AsyncPgConnection, token: &str, now: DateTime<Utc>) -> Result<Offered> {
+pub async fn offered(app: &Services, token: &str) -> Result<Offered> {
+    let now = app.clock.now();
+    let mut pooled = app.pool.get().await?;
+    let conn = &mut *pooled;
     let (found, _, organization) = live(conn, token, now).await?;
     Cached(
         diesel::sql_query(

@@ -134,7 +134,7 @@ pub async fn deactivate(
                 ))
                 .execute(conn)
                 .await?;
-            let details = json!({"reason": reason, "status_before": current.status(now).as_str()});
+            let details = json!({"reason": reason, "status_before": current.status(now).name()});
             audit::record(
                 conn,
                 actor,

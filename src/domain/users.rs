@@ -25,38 +25,8 @@ use crate::{
     services::Services,
 };
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Status {
-    Staged,
-    Pending,
-    Expired,
-    Active,
-    Inactive,
-}
-
-impl Status {
-    pub const ALL: [Status; 5] = [
-        Status::Staged,
-        Status::Pending,
-        Status::Expired,
-        Status::Active,
-        Status::Inactive,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Status::Staged => "staged",
-            Status::Pending => "pending",
-            Status::Expired => "expired",
-            Status::Active => "active",
-            Status::Inactive => "inactive",
-        }
-    }
-
-    fn parse(s: &str) -> Option<Status> {
-        Status::ALL.into_iter().find(|st| st.as_str() == s)
-    }
-}
+pub use crate::lifecycle::user::Status;
+use crate::lifecycle::user::{self as user_lifecycle, Stage};
 
 /// Every column of `UserRow`, from `users u`, as a literal for `concat!`:
 /// kept statements must name their columns (PostgreSQL refuses one whose `*`
@@ -70,12 +40,6 @@ macro_rules! user_columns {
     };
 }
 
-/// The status as SQL, over a `users u` row and the clock bound as `$1`; the
-/// same rule as `UserRow::status`.
-const STATUS_SQL: &str = "CASE WHEN u.deactivated_at IS NOT NULL THEN 'inactive' \
-     WHEN u.lifecycle = 'pending' AND u.invitation_expires_at <= $1 THEN 'expired' \
-     ELSE u.lifecycle END";
-
 #[derive(Clone, Debug, Queryable, QueryableByName, Selectable, Insertable)]
 #[diesel(table_name = users)]
 pub struct UserRow {
@@ -86,7 +50,7 @@ pub struct UserRow {
     pub first_name: String,
     pub last_name: String,
     pub mobile: String,
-    pub lifecycle: String,
+    pub lifecycle: Stage,
     pub deactivated_at: Option<DateTime<Utc>>,
     pub invitation_expires_at: Option<DateTime<Utc>>,
     pub password_hash: Option<String>,
@@ -102,15 +66,8 @@ pub struct UserRow {
 
 impl UserRow {
     pub fn status(&self, now: DateTime<Utc>) -> Status {
-        if self.deactivated_at.is_some() {
-            return Status::Inactive;
-        }
-        match self.lifecycle.as_str() {
-            "pending" if self.invitation_expires_at.is_some_and(|at| at <= now) => Status::Expired,
-            "pending" => Status::Pending,
-            "active" => Status::Active,
-            _ => Status::Staged,
-        }
+        self.lifecycle
+            .status(self.deactivated_at, self.invitation_expires_at, now)
     }
 }
 
@@ -264,7 +221,7 @@ pub async fn create(app: &Services, organization_id: Uuid, new: NewUser, actor: 
                 first_name: new.first_name,
                 last_name: new.last_name,
                 mobile: new.mobile,
-                lifecycle: "staged".into(),
+                lifecycle: Stage::Staged,
                 deactivated_at: None,
                 invitation_expires_at: None,
                 must_change_password: new.must_change_password && password_hash.is_some(),
@@ -510,7 +467,7 @@ impl Clause {
 #[derive(QueryableByName)]
 struct StatusCount {
     #[diesel(sql_type = Text)]
-    status: String,
+    status: Status,
     #[diesel(sql_type = BigInt)]
     count: i64,
 }
@@ -523,18 +480,15 @@ pub async fn list(app: &Services, organization_id: Uuid, filter: UserFilter, pag
     let conn = &mut *pooled;
     let clause = Clause::new(&filter);
     let counts_sql = format!(
-        "SELECT {STATUS_SQL} AS status, count(*) AS count FROM users u WHERE {} GROUP BY 1",
+        "SELECT {} AS status, count(*) AS count FROM users u WHERE {} GROUP BY 1",
+        user_lifecycle::status_sql("$1"),
         clause.sql
     );
     let counted: Vec<StatusCount> = clause.bind(counts_sql, now, organization_id).load(conn).await?;
     let counts: Vec<(Status, i64)> = Status::ALL
-        .into_iter()
-        .map(|st| {
-            let n = counted
-                .iter()
-                .filter(|c| Status::parse(&c.status) == Some(st))
-                .map(|c| c.count)
-                .sum();
+        .iter()
+        .map(|&st| {
+            let n = counted.iter().filter(|c| c.status == st).map(|c| c.count).sum();
             (st, n)
         })
         .collect();
@@ -546,7 +500,7 @@ pub async fn list(app: &Services, organization_id: Uuid, filter: UserFilter, pag
     let mut sql = format!("SELECT u.* FROM users u WHERE {}", clause.sql);
     let mut param = clause.next_param();
     if filter.status.is_some() {
-        sql.push_str(&format!(" AND ({STATUS_SQL}) = ${param}"));
+        sql.push_str(&format!(" AND ({}) = ${param}", user_lifecycle::status_sql("$1")));
         param += 1;
     }
     if page.after.is_some() {
@@ -555,7 +509,7 @@ pub async fn list(app: &Services, organization_id: Uuid, filter: UserFilter, pag
     sql.push_str(&format!(" ORDER BY u.id LIMIT {}", page.fetch_limit()));
     let mut query = clause.bind(sql, now, organization_id);
     if let Some(st) = filter.status {
-        query = query.bind::<Text, _>(st.as_str());
+        query = query.bind::<Text, _>(st);
     }
     if let Some(after) = page.after {
         query = query.bind::<SqlUuid, _>(after);

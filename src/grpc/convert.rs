@@ -10,6 +10,7 @@ use crate::{
         caller::Scope,
         catalog::Entry,
         organizations::OrganizationWithTerms,
+        sign_in::RequiredAction,
         users::{Status, User},
     },
     passwords::MAX_PASSWORD_LENGTH,
@@ -237,5 +238,14 @@ pub fn terms(t: crate::domain::organizations::TermsVersion) -> pb::Terms {
         text: t.body,
         url: t.url,
         publish_time: Some(timestamp(t.published_at)),
+    }
+}
+
+pub fn required_action(a: RequiredAction) -> pb::RequiredAction {
+    match a {
+        RequiredAction::ChangePassword => pb::RequiredAction::ChangePassword,
+        RequiredAction::AcceptTerms => pb::RequiredAction::AcceptTerms,
+        RequiredAction::EnrollSecondFactor => pb::RequiredAction::EnrollSecondFactor,
+        RequiredAction::SecondFactor => pb::RequiredAction::SecondFactor,
     }
 }

@@ -39,6 +39,7 @@ impl From<Error> for Status {
                 tracing::warn!(error = %detail, "unavailable");
                 Status::unavailable(message)
             }
+            Error::Cancelled(_) => Status::cancelled(message),
             Error::Internal(detail) => {
                 tracing::error!(error = %detail, "internal error");
                 Status::internal("internal error; the server log has the details")

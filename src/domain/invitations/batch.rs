@@ -1,369 +1,30 @@
-//! Creating a bulk send. Every recipient is decided (invalid, duplicate,
-//! already a member, already invited, or to be sent) and the batch, its new
-//! users, invitations, outbox messages and final results are written in one
-//! transaction before anything is sent. A dry run decides the same and
-//! writes nothing.
+//! Creating a bulk send. Every recipient is decided (`plan`) and the batch,
+//! its new users, invitations, outbox messages and final results are
+//! written in one transaction before anything is sent.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 use diesel::{
     QueryableByName,
-    sql_types::{Array, Bool, Int4, Nullable, Text, Timestamptz, Uuid as SqlUuid},
+    sql_types::{Array, Int4, Nullable, Text, Timestamptz, Uuid as SqlUuid},
 };
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use serde_json::json;
 use uuid::Uuid;
 
-use super::parse::{self, Parsed};
+use super::plan::{Decision, Planned, Planner, Recipients, Summary, summarize};
 use crate::{
     domain::audit::{self, Actor},
     error::{Error, Result},
-    lifecycle::email_kind::EmailKind,
-    outbox,
+    lifecycle::{
+        email_kind::EmailKind,
+        invitation,
+        outcome::Outcome,
+        user::{self, Stage},
+    },
+    outbox::{self, notifier},
 };
-
-/// The most recipients one request may hold.
-pub const MAX_RECIPIENTS: usize = 100_000;
-
-/// Who a bulk send goes to.
-#[derive(Clone, Debug, Default)]
-pub struct Recipients {
-    /// Pasted text of addresses.
-    pub text: String,
-    pub emails: Vec<String>,
-    /// Existing users, as given (an id that does not parse is reported).
-    pub user_ids: Vec<String>,
-    /// Every STAGED user of the organisation.
-    pub all_staged: bool,
-}
-
-impl Recipients {
-    pub fn is_empty(&self) -> bool {
-        self.text.trim().is_empty() && self.emails.is_empty() && self.user_ids.is_empty() && !self.all_staged
-    }
-
-    pub fn has_addresses(&self) -> bool {
-        !self.text.trim().is_empty() || !self.emails.is_empty()
-    }
-}
-
-/// What happens to one recipient.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Decision {
-    /// An email will be sent; `user_id` is `None` for a person to create.
-    Send {
-        user_id: Option<Uuid>,
-    },
-    InvalidAddress(String),
-    DuplicateInRequest,
-    AlreadyMember {
-        user_id: Uuid,
-    },
-    AlreadyInvited {
-        user_id: Uuid,
-        invitation_id: Uuid,
-    },
-}
-
-impl Decision {
-    /// The stored outcome of a decision that is final at once.
-    pub fn outcome(&self) -> Option<&'static str> {
-        match self {
-            Decision::Send { .. } => None,
-            Decision::InvalidAddress(_) => Some("invalid_address"),
-            Decision::DuplicateInRequest => Some("duplicate_in_request"),
-            Decision::AlreadyMember { .. } => Some("already_member"),
-            Decision::AlreadyInvited { .. } => Some("already_invited"),
-        }
-    }
-
-    pub fn reason(&self) -> String {
-        match self {
-            Decision::Send { .. } => String::new(),
-            Decision::InvalidAddress(why) => why.clone(),
-            Decision::DuplicateInRequest => "appears earlier in this request".into(),
-            Decision::AlreadyMember { .. } => "already a member of the organisation".into(),
-            Decision::AlreadyInvited { .. } => "already has a pending invitation".into(),
-        }
-    }
-}
-
-#[derive(Clone, Debug)]
-pub struct Planned {
-    pub input: String,
-    pub email: String,
-    pub name: String,
-    pub decision: Decision,
-}
-
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Summary {
-    pub total: i32,
-    pub recognized: i32,
-    pub invalid: i32,
-    pub duplicates: i32,
-}
-
-pub fn summarize(plan: &[Planned]) -> Summary {
-    let count = |f: &dyn Fn(&Decision) -> bool| {
-        i32::try_from(plan.iter().filter(|p| f(&p.decision)).count()).unwrap_or(i32::MAX)
-    };
-    let invalid = count(&|d| matches!(d, Decision::InvalidAddress(_)));
-    let duplicates = count(&|d| matches!(d, Decision::DuplicateInRequest));
-    let total = i32::try_from(plan.len()).unwrap_or(i32::MAX);
-    Summary {
-        total,
-        recognized: total - invalid - duplicates,
-        invalid,
-        duplicates,
-    }
-}
-
-#[derive(QueryableByName, Debug)]
-struct Known {
-    #[diesel(sql_type = SqlUuid)]
-    id: Uuid,
-    #[diesel(sql_type = Text)]
-    email: String,
-    #[diesel(sql_type = Text)]
-    first_name: String,
-    #[diesel(sql_type = Text)]
-    lifecycle: String,
-    #[diesel(sql_type = Bool)]
-    deactivated: bool,
-    /// The newest invitation that still works, if any.
-    #[diesel(sql_type = Nullable<SqlUuid>)]
-    live_invitation: Option<Uuid>,
-}
-
-const KNOWN_COLUMNS: &str = "u.id, u.email, u.first_name, u.lifecycle, u.deactivated_at IS NOT NULL AS deactivated, \
-    (SELECT i.id FROM invitations i WHERE i.user_id = u.id AND (i.state = 'queued' \
-       OR (i.state IN ('sent', 'opened') AND i.expires_at > $2)) \
-     ORDER BY i.created_at DESC LIMIT 1) AS live_invitation";
-
-/// Recipients decided per query, and written per statement: memory stays
-/// the same however long the list.
-pub const CHUNK: usize = 5_000;
-
-enum Source {
-    Address(parse::Entry),
-    UserId(String, Option<Uuid>),
-}
-
-/// Decides the recipients of a request a chunk at a time. When `lock` is
-/// set, the users a chunk refers to stay locked until the transaction ends,
-/// so two sends cannot both invite one person.
-pub struct Planner<'a> {
-    organization_id: Uuid,
-    kind: EmailKind,
-    now: DateTime<Utc>,
-    lock: bool,
-    sources: Box<dyn Iterator<Item = Source> + Send + 'a>,
-    all_staged: bool,
-    staged_after: Option<Uuid>,
-    staged_done: bool,
-    seen_ids: HashSet<Uuid>,
-    planned_users: HashSet<Uuid>,
-}
-
-impl<'a> Planner<'a> {
-    pub fn new(
-        organization_id: Uuid,
-        recipients: &'a Recipients,
-        kind: EmailKind,
-        now: DateTime<Utc>,
-        lock: bool,
-    ) -> Self {
-        let addresses = parse::Entries::new(&recipients.text, &recipients.emails).map(Source::Address);
-        let ids = recipients
-            .user_ids
-            .iter()
-            .map(|raw| Source::UserId(raw.clone(), Uuid::parse_str(raw.trim()).ok()));
-        Planner {
-            organization_id,
-            kind,
-            now,
-            lock,
-            sources: Box::new(addresses.chain(ids)),
-            all_staged: recipients.all_staged,
-            staged_after: None,
-            staged_done: false,
-            seen_ids: HashSet::new(),
-            planned_users: HashSet::new(),
-        }
-    }
-
-    /// The next chunk of decided recipients, in request order; `None` when
-    /// every recipient is decided.
-    pub async fn next_chunk(&mut self, conn: &mut AsyncPgConnection) -> Result<Option<Vec<Planned>>> {
-        let sources: Vec<Source> = self.sources.by_ref().take(CHUNK).collect();
-        if !sources.is_empty() {
-            return self.plan_sources(conn, sources).await.map(Some);
-        }
-        while self.all_staged && !self.staged_done {
-            let chunk = self.plan_staged(conn).await?;
-            if !chunk.is_empty() {
-                return Ok(Some(chunk));
-            }
-        }
-        Ok(None)
-    }
-
-    fn lock_clause(&self) -> &'static str {
-        if self.lock { "FOR UPDATE OF u" } else { "" }
-    }
-
-    fn decide(&self, user: &Known) -> Decision {
-        let member = user.lifecycle == "active" || user.deactivated;
-        match (self.kind, member, user.live_invitation) {
-            (EmailKind::Invitation, true, _) => Decision::AlreadyMember { user_id: user.id },
-            (EmailKind::Invitation, false, Some(invitation_id)) => Decision::AlreadyInvited {
-                user_id: user.id,
-                invitation_id,
-            },
-            _ if user.deactivated => Decision::InvalidAddress("the user is deactivated".into()),
-            _ => Decision::Send {
-                user_id: Some(user.id),
-            },
-        }
-    }
-
-    async fn plan_sources(
-        &mut self,
-        conn: &mut AsyncPgConnection,
-        sources: Vec<Source>,
-    ) -> Result<Vec<Planned>> {
-        let emails: Vec<String> = sources
-            .iter()
-            .filter_map(|s| match s {
-                Source::Address(parse::Entry {
-                    parsed: Parsed::Address(a),
-                    ..
-                }) => Some(a.to_lowercase()),
-                _ => None,
-            })
-            .collect();
-        let ids: Vec<Uuid> = sources
-            .iter()
-            .filter_map(|s| match s {
-                Source::UserId(_, id) => *id,
-                Source::Address(_) => None,
-            })
-            .collect();
-        let known: Vec<Known> = diesel::sql_query(format!(
-            "SELECT {KNOWN_COLUMNS} FROM users u WHERE u.organization_id = $1 AND u.id IN ( \
-               SELECT id FROM users WHERE organization_id = $1 AND lower(email) = ANY($3) \
-               UNION SELECT id FROM users WHERE organization_id = $1 AND id = ANY($4)) \
-             ORDER BY u.id {}",
-            self.lock_clause()
-        ))
-        .bind::<SqlUuid, _>(self.organization_id)
-        .bind::<Timestamptz, _>(self.now)
-        .bind::<Array<Text>, _>(&emails)
-        .bind::<Array<SqlUuid>, _>(&ids)
-        .load(conn)
-        .await?;
-        let by_email: HashMap<String, &Known> = known.iter().map(|k| (k.email.to_lowercase(), k)).collect();
-        let by_id: HashMap<Uuid, &Known> = known.iter().map(|k| (k.id, k)).collect();
-        let mut plan = Vec::with_capacity(sources.len());
-        for source in sources {
-            plan.push(match source {
-                Source::Address(entry) => {
-                    let (email, decision) = match entry.parsed {
-                        Parsed::Invalid(why) => (String::new(), Decision::InvalidAddress(why)),
-                        Parsed::Duplicate(address) => (address, Decision::DuplicateInRequest),
-                        Parsed::Address(address) => {
-                            let decision = match by_email.get(&address.to_lowercase()) {
-                                Some(user) if self.planned_users.insert(user.id) => self.decide(user),
-                                Some(_) => Decision::DuplicateInRequest,
-                                None if self.kind == EmailKind::Invitation => {
-                                    Decision::Send { user_id: None }
-                                }
-                                None => Decision::InvalidAddress(
-                                    "no user of the organisation has this address".into(),
-                                ),
-                            };
-                            (address, decision)
-                        }
-                    };
-                    Planned {
-                        input: entry.input,
-                        email,
-                        name: entry.name,
-                        decision,
-                    }
-                }
-                Source::UserId(raw, id) => {
-                    let first = id.is_none_or(|id| self.seen_ids.insert(id));
-                    let (email, decision) = match (id.and_then(|id| by_id.get(&id)), first) {
-                        (Some(user), true) if self.planned_users.insert(user.id) => {
-                            (user.email.clone(), self.decide(user))
-                        }
-                        (Some(user), _) => (user.email.clone(), Decision::DuplicateInRequest),
-                        (None, _) if id.is_none() => (
-                            String::new(),
-                            Decision::InvalidAddress(format!(
-                                "{} is not a valid user id",
-                                crate::domain::validate::quote(raw.trim())
-                            )),
-                        ),
-                        (None, _) => (
-                            String::new(),
-                            Decision::InvalidAddress("no user of the organisation has this id".into()),
-                        ),
-                    };
-                    Planned {
-                        input: raw,
-                        email,
-                        name: String::new(),
-                        decision,
-                    }
-                }
-            });
-        }
-        Ok(plan)
-    }
-
-    /// The next page of STAGED users not named explicitly.
-    async fn plan_staged(&mut self, conn: &mut AsyncPgConnection) -> Result<Vec<Planned>> {
-        let page: Vec<Known> = diesel::sql_query(format!(
-            "SELECT {KNOWN_COLUMNS} FROM users u WHERE u.organization_id = $1 AND u.lifecycle = 'staged' \
-               AND u.deactivated_at IS NULL AND ($3::uuid IS NULL OR u.id > $3) \
-             ORDER BY u.id LIMIT $4 {}",
-            self.lock_clause()
-        ))
-        .bind::<SqlUuid, _>(self.organization_id)
-        .bind::<Timestamptz, _>(self.now)
-        .bind::<Nullable<SqlUuid>, _>(self.staged_after)
-        .bind::<diesel::sql_types::BigInt, _>(i64::try_from(CHUNK).unwrap_or(5_000))
-        .load(conn)
-        .await?;
-        self.staged_done = page.len() < CHUNK;
-        self.staged_after = page.last().map(|k| k.id).or(self.staged_after);
-        let mut plan = Vec::new();
-        for user in &page {
-            if self.planned_users.insert(user.id) {
-                plan.push(Planned {
-                    input: user.email.clone(),
-                    email: user.email.clone(),
-                    name: user.first_name.clone(),
-                    decision: self.decide(user),
-                });
-            }
-        }
-        Ok(plan)
-    }
-}
-
-impl std::ops::AddAssign for Summary {
-    fn add_assign(&mut self, other: Summary) {
-        self.total += other.total;
-        self.recognized += other.recognized;
-        self.invalid += other.invalid;
-        self.duplicates += other.duplicates;
-    }
-}
 
 /// A bulk send to write.
 pub struct NewBatch<'a> {
@@ -383,7 +44,7 @@ pub enum Created {
         batch_id: Uuid,
         summary: Summary,
         /// Recipients whose result was final at once, by outcome.
-        settled: HashMap<&'static str, u64>,
+        settled: HashMap<Outcome, u64>,
         /// Emails queued.
         sends: i32,
     },
@@ -457,14 +118,14 @@ pub async fn create(
 }
 
 /// Counts a batch that committed, and the results it settled at once.
-fn count_started(kind: EmailKind, settled: &HashMap<&'static str, u64>, sends: i32) {
+fn count_started(kind: EmailKind, settled: &HashMap<Outcome, u64>, sends: i32) {
     let metrics = crate::metrics::get();
     let kind = crate::metrics::kv("kind", kind.name());
     metrics.batches_started.add(1, std::slice::from_ref(&kind));
     for (outcome, n) in settled {
         metrics
             .batch_recipients
-            .add(*n, &[kind.clone(), crate::metrics::kv("outcome", *outcome)]);
+            .add(*n, &[kind.clone(), crate::metrics::kv("outcome", outcome.name())]);
     }
     if sends == 0 {
         metrics.batches_finished.add(1, &[kind]);
@@ -503,7 +164,7 @@ async fn write(
     })?;
     let mut planner = Planner::new(org, batch.recipients, batch.kind, now, true);
     let mut summary = Summary::default();
-    let mut settled: HashMap<&'static str, u64> = HashMap::new();
+    let mut settled: HashMap<Outcome, u64> = HashMap::new();
     let mut sends = 0;
     let mut position = 0;
     while let Some(chunk) = planner.next_chunk(conn).await? {
@@ -537,10 +198,8 @@ async fn write(
     )
     .await?;
     // Delivered on commit: wakes the outbox workers of every replica.
-    diesel::sql_query("SELECT pg_notify('onramp_outbox', ''), pg_notify('onramp_batch', $1)")
-        .bind::<Text, _>(batch_id.to_string())
-        .execute(conn)
-        .await?;
+    notifier::tell_workers(conn).await?;
+    notifier::tell_followers(conn, &[batch_id]).await?;
     Ok(Created::New {
         batch_id,
         summary,
@@ -580,7 +239,7 @@ async fn write_chunk(
         let inserted: Vec<Inserted> = diesel::sql_query(
             "INSERT INTO users (id, organization_id, email, username, first_name, last_name, lifecycle, \
                created_at, updated_at) \
-             SELECT v.id, $2, v.email, v.email, v.first_name, v.last_name, 'pending', $3, $3 \
+             SELECT v.id, $2, v.email, v.email, v.first_name, v.last_name, $7, $3, $3 \
              FROM unnest($1::uuid[], $4::text[], $5::text[], $6::text[]) AS v(id, email, first_name, last_name) \
              ON CONFLICT DO NOTHING RETURNING lower(email) AS email, id",
         )
@@ -590,6 +249,7 @@ async fn write_chunk(
         .bind::<Array<Text>, _>(new_people.iter().map(|p| p.email.clone()).collect::<Vec<_>>())
         .bind::<Array<Text>, _>(firsts)
         .bind::<Array<Text>, _>(lasts)
+        .bind::<Text, _>(Stage::Pending)
         .load(conn)
         .await?;
         created = inserted.into_iter().map(|i| (i.email, i.id)).collect();
@@ -601,7 +261,7 @@ async fn write_chunk(
         user_id: Option<Uuid>,
         invitation_id: Option<Uuid>,
         outbox_id: Option<Uuid>,
-        outcome: Option<&'static str>,
+        outcome: Option<Outcome>,
         reason: String,
     }
     let rows: Vec<Row> = plan
@@ -631,7 +291,7 @@ async fn write_chunk(
                 },
                 outbox_id: sends.then(Uuid::now_v7),
                 outcome: if raced {
-                    Some("already_invited")
+                    Some(Outcome::AlreadyInvited)
                 } else {
                     p.decision.outcome()
                 },
@@ -658,7 +318,7 @@ async fn write_chunk(
         diesel::sql_query(
             "INSERT INTO invitations (id, organization_id, user_id, batch_id, email, service_area_id, role_id, \
                state, created_at) \
-             SELECT v.id, $2, v.user_id, $3, v.email, $4, $5, 'queued', $6 \
+             SELECT v.id, $2, v.user_id, $3, v.email, $4, $5, $9, $6 \
              FROM unnest($1::uuid[], $7::uuid[], $8::text[]) AS v(id, user_id, email)",
         )
         .bind::<Array<SqlUuid>, _>(sending.iter().filter_map(|(_, r)| r.invitation_id).collect::<Vec<_>>())
@@ -669,16 +329,19 @@ async fn write_chunk(
         .bind::<Timestamptz, _>(now)
         .bind::<Array<SqlUuid>, _>(&user_ids)
         .bind::<Array<Text>, _>(&emails)
+        .bind::<Text, _>(invitation::State::Queued)
         .execute(conn)
         .await?;
     }
     if !sending.is_empty() {
         // Contacted: invited, or sent credentials or a link.
         diesel::sql_query(
-            "UPDATE users SET lifecycle = 'pending', updated_at = $2 WHERE id = ANY($1) AND lifecycle = 'staged'",
+            "UPDATE users SET lifecycle = $3, updated_at = $2 WHERE id = ANY($1) AND lifecycle = $4",
         )
         .bind::<Array<SqlUuid>, _>(&user_ids)
         .bind::<Timestamptz, _>(now)
+        .bind::<Text, _>(Stage::Staged.next(user::Event::Contacted))
+        .bind::<Text, _>(Stage::Staged)
         .execute(conn)
         .await?;
         let emails: Vec<outbox::Email<'_>> = sending

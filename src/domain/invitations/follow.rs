@@ -1,6 +1,12 @@
-//! Reading a batch's results: the batch itself, its final results after a
-//! cursor, and its counts. Results become final in `finished_seq` order, so a
-//! follower on any replica resumes from the last one it saw.
+//! Following a batch: its summary, each recipient's result as it becomes
+//! final, and the final counts. Results become final in `finished_seq`
+//! order; a follower reads them from the database and wakes on
+//! notifications, so it follows sends made by any replica, and one that
+//! starts again (`WatchBatch`) replays everything from the start.
+
+use std::time::Duration;
+
+use tokio::sync::broadcast;
 
 use crate::db::Cached;
 use chrono::{DateTime, Utc};
@@ -12,10 +18,17 @@ use diesel::{
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use uuid::Uuid;
 
+use super::{
+    events::{self, BatchEvent, Completion, Events, RecipientResult, Reported},
+    plan::Summary,
+};
 use crate::{
     db::schema::batches,
     domain::paging::Page,
     error::{Error, Result},
+    lifecycle::{email_kind::EmailKind, outcome::Outcome},
+    outbox::notifier::{BATCH_CHANNEL, Notification},
+    services::Services,
 };
 
 #[derive(Clone, Debug, Queryable, Selectable)]
@@ -23,7 +36,7 @@ use crate::{
 pub struct Batch {
     pub id: Uuid,
     pub organization_id: Uuid,
-    pub kind: String,
+    pub kind: EmailKind,
     pub actor: String,
     pub total: i32,
     pub recognized: i32,
@@ -47,7 +60,7 @@ pub struct Item {
     #[diesel(sql_type = Nullable<SqlUuid>)]
     pub invitation_id: Option<Uuid>,
     #[diesel(sql_type = Text)]
-    pub outcome: String,
+    pub outcome: Outcome,
     #[diesel(sql_type = Text)]
     pub reason: String,
     #[diesel(sql_type = Timestamptz)]
@@ -88,13 +101,13 @@ pub async fn items_after(
 #[derive(QueryableByName)]
 struct OutcomeCount {
     #[diesel(sql_type = Text)]
-    outcome: String,
+    outcome: Outcome,
     #[diesel(sql_type = BigInt)]
     count: i64,
 }
 
 /// How many results of each outcome the batch has.
-pub async fn counts(conn: &mut AsyncPgConnection, batch_id: Uuid) -> Result<Vec<(String, i64)>> {
+pub async fn counts(conn: &mut AsyncPgConnection, batch_id: Uuid) -> Result<Vec<(Outcome, i64)>> {
     let rows: Vec<OutcomeCount> = Cached(diesel::sql_query(
         "SELECT outcome, count(*) AS count FROM batch_items WHERE batch_id = $1 AND outcome IS NOT NULL GROUP BY 1",
     )
@@ -123,11 +136,13 @@ struct SentAndFailed {
 
 /// The organisation's batches, newest first, with their progress.
 pub async fn list(
-    conn: &mut AsyncPgConnection,
+    app: &Services,
     organization_id: Uuid,
-    kind: Option<&str>,
+    kind: Option<EmailKind>,
     page: Page,
 ) -> Result<(Vec<Progress>, String)> {
+    let mut pooled = app.pool.get().await?;
+    let conn = &mut *pooled;
     let mut query = batches::table
         .filter(batches::organization_id.eq(organization_id))
         .select(Batch::as_select())
@@ -138,17 +153,19 @@ pub async fn list(
         query = query.filter(batches::id.lt(after));
     }
     if let Some(kind) = kind {
-        query = query.filter(batches::kind.eq(kind.to_owned()));
+        query = query.filter(batches::kind.eq(kind));
     }
     let (found, token) = page.finish(query.load(conn).await?, |b: &Batch| b.id);
     let ids: Vec<Uuid> = found.iter().map(|b| b.id).collect();
     let counted: Vec<SentAndFailed> = Cached(
         diesel::sql_query(
-            "SELECT batch_id, count(*) FILTER (WHERE outcome = 'sent') AS sent, \
-           count(*) FILTER (WHERE outcome = 'failed') AS failed \
-         FROM batch_items WHERE batch_id = ANY($1) GROUP BY 1",
+            "SELECT batch_id, count(*) FILTER (WHERE outcome = $2) AS sent, \
+               count(*) FILTER (WHERE outcome = $3) AS failed \
+             FROM batch_items WHERE batch_id = ANY($1) GROUP BY 1",
         )
-        .bind::<diesel::sql_types::Array<SqlUuid>, _>(&ids),
+        .bind::<diesel::sql_types::Array<SqlUuid>, _>(&ids)
+        .bind::<Text, _>(Outcome::Sent)
+        .bind::<Text, _>(Outcome::Failed),
     )
     .load(conn)
     .await?;
@@ -164,4 +181,139 @@ pub async fn list(
         })
         .collect();
     Ok((progress, token))
+}
+
+/// Results read per query.
+const PAGE: i64 = 1_000;
+/// A follower looks again this often even without a notification (one may
+/// be lost while the listener reconnects).
+const POLL: Duration = Duration::from_secs(2);
+/// How long a follower keeps trying while the database is unavailable
+/// before it ends with UNAVAILABLE (the client can then resume with
+/// `WatchBatch`).
+const OUTAGE: Duration = Duration::from_secs(60);
+
+/// Looks up a batch of the organisation.
+pub async fn find(app: &Services, organization_id: Uuid, id: Uuid) -> Result<Batch> {
+    let mut conn = app.pool.get().await?;
+    batch(&mut conn, organization_id, id).await
+}
+
+/// Reports `batch` (already checked to belong to the caller) to `tx` until
+/// it completes or the client leaves. `wake` must be subscribed before the
+/// call, so no result slips between it and the first read.
+pub async fn follow(
+    app: &Services,
+    batch: &Batch,
+    replayed: bool,
+    tx: &Events,
+    mut wake: broadcast::Receiver<Notification>,
+) -> Result<()> {
+    let summary = BatchEvent::Summary {
+        batch_id: Some(batch.id),
+        summary: Summary {
+            total: batch.total,
+            recognized: batch.recognized,
+            invalid: batch.invalid,
+            duplicates: batch.duplicates,
+        },
+        replayed,
+    };
+    if !events::report(tx, summary).await {
+        return Ok(());
+    }
+    let id = batch.id.to_string();
+    let mut cursor = 0;
+    loop {
+        // The batch is read before its results: once it shows complete, every
+        // result is final and the read after it sees them all.
+        let (current, items) = riding_out_outages(move || async move {
+            let mut conn = app.pool.get().await?;
+            let current = self::batch(&mut conn, batch.organization_id, batch.id).await?;
+            let items = items_after(&mut conn, batch.id, cursor, PAGE).await?;
+            Ok((current, items))
+        })
+        .await?;
+        let full = items.len() as i64 == PAGE;
+        for item in items {
+            cursor = item.finished_seq;
+            if !events::report(tx, BatchEvent::Result(result(item))).await {
+                return Ok(()); // the client left; the batch goes on
+            }
+        }
+        if full {
+            continue;
+        }
+        if current.completed_at.is_some() {
+            let completion = completion(app, &current).await?;
+            events::report(tx, BatchEvent::Completion(completion)).await;
+            return Ok(());
+        }
+        wait_for(&mut wake, &id).await;
+    }
+}
+
+fn result(item: Item) -> RecipientResult {
+    RecipientResult {
+        index: item.position,
+        input: item.input,
+        email: item.email,
+        reported: Reported::Final(item.outcome),
+        reason: item.reason,
+        user_id: item.user_id,
+        invitation_id: item.invitation_id,
+        time: Some(item.finished_at),
+    }
+}
+
+/// Runs `read`, again after a pause while the database is unavailable (a
+/// restart, a failover), so a follower outlives a short outage unnoticed.
+async fn riding_out_outages<T, F>(mut read: impl FnMut() -> F) -> Result<T>
+where
+    F: Future<Output = Result<T>>,
+{
+    let give_up = tokio::time::Instant::now() + OUTAGE;
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        match read().await {
+            Err(Error::Unavailable(why)) if tokio::time::Instant::now() + backoff < give_up => {
+                tracing::warn!(error = %why, "following a batch: the database is unavailable; retrying");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(2));
+            }
+            other => return other,
+        }
+    }
+}
+
+/// Waits for news of batch `id`, or the poll interval.
+async fn wait_for(wake: &mut broadcast::Receiver<Notification>, id: &str) {
+    let news = async {
+        loop {
+            match wake.recv().await {
+                Ok(n) if n.channel == BATCH_CHANNEL && n.payload == id => return,
+                Ok(_) => {}
+                Err(broadcast::error::RecvError::Lagged(_)) => return,
+                Err(broadcast::error::RecvError::Closed) => std::future::pending::<()>().await,
+            }
+        }
+    };
+    let _ = tokio::time::timeout(POLL, news).await;
+}
+
+async fn completion(app: &Services, batch: &Batch) -> Result<Completion> {
+    let counts = riding_out_outages(|| async {
+        let mut conn = app.pool.get().await?;
+        counts(&mut conn, batch.id).await
+    })
+    .await?;
+    let mut completion = Completion {
+        batch_id: Some(batch.id),
+        complete_time: batch.completed_at,
+        ..Completion::default()
+    };
+    for (outcome, n) in counts {
+        completion.count(Reported::Final(outcome), i32::try_from(n).unwrap_or(i32::MAX));
+    }
+    Ok(completion)
 }

@@ -7,6 +7,7 @@ use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use serde_json::json;
 use uuid::Uuid;
 
+pub use crate::lifecycle::invitation::Status as State;
 use crate::{
     db::schema::{invitations, outbox, users},
     domain::{
@@ -14,19 +15,15 @@ use crate::{
         paging::Page,
     },
     error::{Error, Result},
-    outbox::record::cancel_queued,
+    lifecycle::{
+        delivery,
+        email_kind::EmailKind,
+        invitation::{self, Event},
+        user::{self, Stage},
+    },
+    outbox::{notifier, record::cancel_queued},
+    services::Services,
 };
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum State {
-    Queued,
-    Sent,
-    Opened,
-    Accepted,
-    Failed,
-    Expired,
-    Revoked,
-}
 
 #[derive(Clone, Debug, Queryable, Selectable)]
 #[diesel(table_name = invitations)]
@@ -38,7 +35,7 @@ pub struct Invitation {
     pub email: String,
     pub service_area_id: Option<Uuid>,
     pub role_id: Option<Uuid>,
-    pub state: String,
+    pub state: invitation::State,
     pub send_count: i32,
     pub last_error: String,
     pub created_at: DateTime<Utc>,
@@ -53,16 +50,13 @@ impl Invitation {
     /// The state as of `now`: a sent link past its expiry is EXPIRED, with
     /// no sweeper needed.
     pub fn state(&self, now: DateTime<Utc>) -> State {
-        match self.state.as_str() {
-            "sent" | "opened" if self.expires_at.is_some_and(|at| at <= now) => State::Expired,
-            "sent" => State::Sent,
-            "opened" => State::Opened,
-            "accepted" => State::Accepted,
-            "failed" => State::Failed,
-            "revoked" => State::Revoked,
-            _ => State::Queued,
-        }
+        self.state.status(self.expires_at, now)
     }
+}
+
+/// One invitation of the organisation.
+pub async fn get(app: &Services, organization_id: Uuid, id: Uuid) -> Result<Invitation> {
+    find(&mut *app.pool.get().await?, organization_id, id).await
 }
 
 pub async fn find(conn: &mut AsyncPgConnection, organization_id: Uuid, id: Uuid) -> Result<Invitation> {
@@ -86,12 +80,12 @@ pub struct InvitationFilter {
 
 /// Newest first.
 pub async fn list(
-    conn: &mut AsyncPgConnection,
+    app: &Services,
     organization_id: Uuid,
     filter: InvitationFilter,
     page: Page,
-    now: DateTime<Utc>,
 ) -> Result<(Vec<Invitation>, String)> {
+    let now = app.clock.now();
     let mut query = invitations::table
         .filter(invitations::organization_id.eq(organization_id))
         .select(Invitation::as_select())
@@ -116,19 +110,20 @@ pub async fn list(
     }
     let live = invitations::expires_at.gt(now);
     let lapsed = invitations::expires_at.le(now);
+    use invitation::State as Stored;
     query = match filter.state {
         None => query,
         Some(State::Expired) => query
-            .filter(invitations::state.eq_any(["sent", "opened"]))
+            .filter(invitations::state.eq_any([Stored::Sent, Stored::Opened]))
             .filter(lapsed),
-        Some(State::Sent) => query.filter(invitations::state.eq("sent")).filter(live),
-        Some(State::Opened) => query.filter(invitations::state.eq("opened")).filter(live),
-        Some(State::Queued) => query.filter(invitations::state.eq("queued")),
-        Some(State::Accepted) => query.filter(invitations::state.eq("accepted")),
-        Some(State::Failed) => query.filter(invitations::state.eq("failed")),
-        Some(State::Revoked) => query.filter(invitations::state.eq("revoked")),
+        Some(State::Sent) => query.filter(invitations::state.eq(Stored::Sent)).filter(live),
+        Some(State::Opened) => query.filter(invitations::state.eq(Stored::Opened)).filter(live),
+        Some(State::Queued) => query.filter(invitations::state.eq(Stored::Queued)),
+        Some(State::Accepted) => query.filter(invitations::state.eq(Stored::Accepted)),
+        Some(State::Failed) => query.filter(invitations::state.eq(Stored::Failed)),
+        Some(State::Revoked) => query.filter(invitations::state.eq(Stored::Revoked)),
     };
-    let rows = query.load(conn).await?;
+    let rows = query.load(&mut *app.pool.get().await?).await?;
     Ok(page.finish(rows, |i| i.id))
 }
 
@@ -146,14 +141,10 @@ async fn lock(conn: &mut AsyncPgConnection, organization_id: Uuid, id: Uuid) -> 
 
 /// Sends an invitation again with a new link: the old link stops working at
 /// once and the expiry restarts when the new email goes out.
-pub async fn resend(
-    conn: &mut AsyncPgConnection,
-    organization_id: Uuid,
-    id: Uuid,
-    message_domain: &str,
-    actor: &Actor,
-    now: DateTime<Utc>,
-) -> Result<Invitation> {
+pub async fn resend(app: &Services, organization_id: Uuid, id: Uuid, actor: &Actor) -> Result<Invitation> {
+    let now = app.clock.now();
+    let message_domain = &*app.message_domain;
+    let mut conn = app.pool.get().await?;
     conn.transaction(async |conn| {
         find(conn, organization_id, id).await?;
         // Outbox rows before the invitation: the order workers lock them in.
@@ -185,7 +176,7 @@ pub async fn resend(
         let updated = diesel::update(invitations::table.find(id))
             .set((
                 invitations::token_hash.eq(None::<Vec<u8>>),
-                invitations::state.eq("queued"),
+                invitations::state.eq(invitation::State::Queued),
                 invitations::expires_at.eq(None::<DateTime<Utc>>),
                 invitations::last_error.eq(""),
             ))
@@ -194,9 +185,10 @@ pub async fn resend(
             .await?;
         diesel::update(users::table.find(invitation.user_id))
             .set((
-                users::lifecycle.eq(diesel::dsl::sql::<diesel::sql_types::Text>(
-                    "CASE WHEN lifecycle = 'active' THEN 'active' ELSE 'pending' END",
-                )),
+                users::lifecycle.eq(diesel::dsl::sql::<diesel::sql_types::Text>(&Stage::next_sql(
+                    user::Event::Contacted,
+                    "lifecycle",
+                ))),
                 users::invitation_expires_at.eq(None::<DateTime<Utc>>),
                 users::updated_at.eq(now),
             ))
@@ -204,7 +196,7 @@ pub async fn resend(
             .await?;
         let email = crate::outbox::Email {
             organization_id,
-            kind: crate::lifecycle::email_kind::EmailKind::Invitation,
+            kind: EmailKind::Invitation,
             recipient: &invitation.email,
             user_id: invitation.user_id,
             invitation_id: Some(id),
@@ -221,9 +213,7 @@ pub async fn resend(
             now,
         )
         .await?;
-        diesel::sql_query("SELECT pg_notify('onramp_outbox', '')")
-            .execute(conn)
-            .await?;
+        notifier::tell_workers(conn).await?;
         Ok(updated)
     })
     .await
@@ -231,40 +221,43 @@ pub async fn resend(
 
 /// Withdraws an invitation: its link stops working, and a person it left
 /// without a live invitation goes back to STAGED.
-pub async fn revoke(
-    conn: &mut AsyncPgConnection,
-    organization_id: Uuid,
-    id: Uuid,
-    actor: &Actor,
-    now: DateTime<Utc>,
-) -> Result<Invitation> {
+pub async fn revoke(app: &Services, organization_id: Uuid, id: Uuid, actor: &Actor) -> Result<Invitation> {
+    let now = app.clock.now();
+    let mut conn = app.pool.get().await?;
     conn.transaction(async |conn| {
         let found = find(conn, organization_id, id).await?;
-        if found.state != "accepted" {
+        if found.state != invitation::State::Accepted {
             // Outbox rows before the invitation: the order workers lock them in.
             cancel_queued(conn, id, "the invitation was revoked", now).await?;
         }
         let invitation = lock(conn, organization_id, id).await?;
-        match invitation.state.as_str() {
-            "accepted" => {
+        match invitation.state.next(Event::Revoked) {
+            None if invitation.state == invitation::State::Revoked => return Ok(invitation),
+            None => {
                 return Err(Error::FailedPrecondition(
                     "the invitation was accepted; deactivate the user instead".into(),
                 ));
             }
-            "revoked" => return Ok(invitation),
-            _ => {}
+            Some(_) => {}
         }
         let updated = diesel::update(invitations::table.find(id))
             // The hash stays, so the link can say it was revoked.
-            .set((invitations::state.eq("revoked"), invitations::revoked_at.eq(now)))
+            .set((
+                invitations::state.eq(invitation::State::Revoked),
+                invitations::revoked_at.eq(now),
+            ))
             .returning(Invitation::as_returning())
             .get_result(conn)
             .await?;
-        diesel::sql_query(
-            "UPDATE users SET lifecycle = 'staged', invitation_expires_at = NULL, updated_at = $2 \
-             WHERE id = $1 AND lifecycle = 'pending' AND NOT EXISTS ( \
-               SELECT 1 FROM invitations WHERE user_id = $1 AND state IN ('queued', 'sent', 'opened'))",
-        )
+        // A person no invitation stands for any more was never reached.
+        diesel::sql_query(format!(
+            "UPDATE users SET lifecycle = {}, invitation_expires_at = NULL, updated_at = $2 \
+             WHERE id = $1 AND lifecycle = {} AND NOT EXISTS ( \
+               SELECT 1 FROM invitations WHERE user_id = $1 AND state IN {})",
+            Stage::Pending.next(user::Event::Withdrawn).sql(),
+            Stage::Pending.sql(),
+            invitation::standing_sql()
+        ))
         .bind::<diesel::sql_types::Uuid, _>(invitation.user_id)
         .bind::<diesel::sql_types::Timestamptz, _>(now)
         .execute(conn)
@@ -288,11 +281,11 @@ pub async fn revoke(
 #[diesel(table_name = outbox)]
 pub struct Delivery {
     pub id: Uuid,
-    pub kind: String,
+    pub kind: EmailKind,
     pub recipient: String,
     pub user_id: Option<Uuid>,
     pub batch_id: Option<Uuid>,
-    pub state: String,
+    pub state: delivery::State,
     pub attempts: i32,
     pub last_error: String,
     pub message_id: String,
@@ -304,24 +297,11 @@ pub struct Delivery {
 
 /// Where one email stands: the outbox row's state, and OPENED once the link
 /// it carried was viewed.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum DeliveryState {
-    Queued,
-    Sending,
-    Sent,
-    Failed,
-    Opened,
-}
+pub use delivery::Status as DeliveryState;
 
 impl Delivery {
     pub fn state(&self) -> DeliveryState {
-        match self.state.as_str() {
-            "sent" if self.opened_at.is_some() => DeliveryState::Opened,
-            "sent" => DeliveryState::Sent,
-            "sending" => DeliveryState::Sending,
-            "failed" => DeliveryState::Failed,
-            _ => DeliveryState::Queued,
-        }
+        self.state.status(self.opened_at.is_some())
     }
 }
 
@@ -329,13 +309,13 @@ impl Delivery {
 pub struct DeliveryFilter {
     pub user_id: Option<Uuid>,
     pub batch_id: Option<Uuid>,
-    pub kind: Option<&'static str>,
+    pub kind: Option<EmailKind>,
     pub state: Option<DeliveryState>,
 }
 
 /// Newest first.
 pub async fn deliveries(
-    conn: &mut AsyncPgConnection,
+    app: &Services,
     organization_id: Uuid,
     filter: DeliveryFilter,
     page: Page,
@@ -358,17 +338,18 @@ pub async fn deliveries(
     if let Some(kind) = filter.kind {
         query = query.filter(outbox::kind.eq(kind));
     }
+    use delivery::State as Stored;
     query = match filter.state {
         None => query,
-        Some(DeliveryState::Queued) => query.filter(outbox::state.eq("queued")),
-        Some(DeliveryState::Sending) => query.filter(outbox::state.eq("sending")),
-        Some(DeliveryState::Failed) => query.filter(outbox::state.eq("failed")),
+        Some(DeliveryState::Queued) => query.filter(outbox::state.eq(Stored::Queued)),
+        Some(DeliveryState::Sending) => query.filter(outbox::state.eq(Stored::Sending)),
+        Some(DeliveryState::Failed) => query.filter(outbox::state.eq(Stored::Failed)),
         Some(DeliveryState::Sent) => query
-            .filter(outbox::state.eq("sent"))
+            .filter(outbox::state.eq(Stored::Sent))
             .filter(outbox::opened_at.is_null()),
         Some(DeliveryState::Opened) => query
-            .filter(outbox::state.eq("sent"))
+            .filter(outbox::state.eq(Stored::Sent))
             .filter(outbox::opened_at.is_not_null()),
     };
-    Ok(page.finish(query.load(conn).await?, |d| d.id))
+    Ok(page.finish(query.load(&mut *app.pool.get().await?).await?, |d| d.id))
 }

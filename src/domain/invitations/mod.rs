@@ -1,7 +1,13 @@
-//! Invitations: bulk sends, the invitations themselves, and following a
-//! batch's results.
+//! Bulk sends and invitations: deciding the recipients (`plan`), creating
+//! the batch (`batch`) or deciding it dry (`dry_run`), starting either
+//! (`bulk`), following its results (`follow`, `events`), and the
+//! invitations themselves (`manage`).
 
 pub mod batch;
+pub mod bulk;
+pub mod dry_run;
+pub mod events;
 pub mod follow;
 pub mod manage;
 pub mod parse;
+pub mod plan;

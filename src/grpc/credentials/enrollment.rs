@@ -6,15 +6,13 @@ use tonic::{Request, Response, Status};
 use super::public::organization_id;
 
 use crate::{
-    domain::enrollment::{self, Begun},
+    domain::enrollment,
     error::Error,
     grpc::{
-        client_address, convert,
-        invitations::send::message_domain,
-        limit_client,
-        registration::{mask_email, method_name},
+        client_address, limit_client,
+        registration::{begun_pb, method_name},
     },
-    pb, sms,
+    pb,
     state::AppState,
 };
 
@@ -32,39 +30,8 @@ pub async fn begin(
     let org = organization_id(&req.organization_id)?;
     let method = method(req.method)?;
     limit_client(state, "sign-in", &address)?;
-    let begun = enrollment::begin(
-        state,
-        org,
-        &req.username,
-        &req.password,
-        method,
-        &address,
-        &message_domain(state),
-    )
-    .await?;
-    let mut answer = pb::BeginSecondFactorResponse {
-        method: req.method,
-        ..Default::default()
-    };
-    match begun {
-        Begun::Totp {
-            secret,
-            issuer,
-            account,
-        } => {
-            answer.totp_secret = crate::domain::second_factor::base32(&secret);
-            answer.otpauth_uri = crate::domain::second_factor::otpauth_uri(&issuer, &account, &secret);
-        }
-        Begun::Email { to, expires_at } => {
-            answer.code_sent_to = mask_email(&to);
-            answer.code_expire_time = Some(convert::timestamp(expires_at));
-        }
-        Begun::Sms { to, expires_at } => {
-            answer.code_sent_to = sms::mask(&to);
-            answer.code_expire_time = Some(convert::timestamp(expires_at));
-        }
-    }
-    Ok(Response::new(answer))
+    let begun = enrollment::begin(state, org, &req.username, &req.password, method, &address).await?;
+    Ok(Response::new(begun_pb(req.method, begun)))
 }
 
 pub async fn complete(

@@ -19,7 +19,6 @@ use crate::{
         actor,
         batches::{self, BatchStream},
         caller, convert,
-        invitations::send::message_domain,
     },
     pb,
     state::AppState,
@@ -90,7 +89,7 @@ pub async fn watch(
 ) -> Result<Response<BatchStream>, Status> {
     let org = caller(&request)?.organization(&request.get_ref().organization_id, Scope::Read)?;
     let batch_id = id("batch_id", &request.get_ref().batch_id)?;
-    let batch = batches::find(state, org, batch_id).await?;
+    let batch = follow::find(state, org, batch_id).await?;
     Ok(Response::new(batches::follow(state.clone(), batch, true)))
 }
 
@@ -103,10 +102,8 @@ pub async fn list_batches(
     let page = Page::parse(req.page_size, &req.page_token)?;
     let kind = pb::EmailKind::try_from(req.kind)
         .ok()
-        .and_then(super::templates::kind_from_pb)
-        .map(|k| k.name());
-    let mut conn = state.pool.get().await.map_err(Error::from)?;
-    let (found, next_page_token) = follow::list(&mut conn, org, kind, page).await?;
+        .and_then(super::templates::kind_from_pb);
+    let (found, next_page_token) = follow::list(state, org, kind, page).await?;
     let count = |n: i64| i32::try_from(n).unwrap_or(i32::MAX);
     Ok(Response::new(pb::ListBatchesResponse {
         batches: found
@@ -114,9 +111,7 @@ pub async fn list_batches(
             .map(|p| pb::Batch {
                 id: p.batch.id.to_string(),
                 organization_id: p.batch.organization_id.to_string(),
-                kind: crate::domain::templates::Kind::parse(&p.batch.kind)
-                    .map_or(pb::EmailKind::Unspecified, super::templates::kind_pb)
-                    as i32,
+                kind: super::templates::kind_pb(p.batch.kind) as i32,
                 actor: p.batch.actor,
                 total: p.batch.total,
                 recognized: p.batch.recognized,
@@ -139,8 +134,7 @@ pub async fn get(
 ) -> Result<Response<pb::Invitation>, Status> {
     let org = caller(&request)?.organization(&request.get_ref().organization_id, Scope::Read)?;
     let invitation_id = id("invitation_id", &request.get_ref().invitation_id)?;
-    let mut conn = state.pool.get().await.map_err(Error::from)?;
-    let found = manage::find(&mut conn, org, invitation_id).await?;
+    let found = manage::get(state, org, invitation_id).await?;
     Ok(Response::new(invitation(found, state.clock.now())))
 }
 
@@ -161,9 +155,8 @@ pub async fn list(
         user_id: optional_id(&mut v, "user_id", &req.user_id),
     };
     v.into_result()?;
+    let (rows, next_page_token) = manage::list(state, org, filter, page).await?;
     let now = state.clock.now();
-    let mut conn = state.pool.get().await.map_err(Error::from)?;
-    let (rows, next_page_token) = manage::list(&mut conn, org, filter, page, now).await?;
     Ok(Response::new(pb::ListInvitationsResponse {
         invitations: rows.into_iter().map(|i| invitation(i, now)).collect(),
         next_page_token,
@@ -177,10 +170,8 @@ pub async fn resend(
     let org = caller(&request)?.organization(&request.get_ref().organization_id, Scope::InvitationsWrite)?;
     let actor = actor(&request)?;
     let invitation_id = id("invitation_id", &request.get_ref().invitation_id)?;
-    let now = state.clock.now();
-    let mut conn = state.pool.get().await.map_err(Error::from)?;
-    let updated = manage::resend(&mut conn, org, invitation_id, &message_domain(state), &actor, now).await?;
-    Ok(Response::new(invitation(updated, now)))
+    let updated = manage::resend(state, org, invitation_id, &actor).await?;
+    Ok(Response::new(invitation(updated, state.clock.now())))
 }
 
 pub async fn revoke(
@@ -190,10 +181,8 @@ pub async fn revoke(
     let org = caller(&request)?.organization(&request.get_ref().organization_id, Scope::InvitationsWrite)?;
     let actor = actor(&request)?;
     let invitation_id = id("invitation_id", &request.get_ref().invitation_id)?;
-    let now = state.clock.now();
-    let mut conn = state.pool.get().await.map_err(Error::from)?;
-    let updated = manage::revoke(&mut conn, org, invitation_id, &actor, now).await?;
-    Ok(Response::new(invitation(updated, now)))
+    let updated = manage::revoke(state, org, invitation_id, &actor).await?;
+    Ok(Response::new(invitation(updated, state.clock.now())))
 }
 
 const DELIVERY_STATES: [(DeliveryState, pb::DeliveryState); 5] = [
@@ -208,8 +197,7 @@ fn delivery(d: Delivery) -> pb::Delivery {
     let state = d.state();
     pb::Delivery {
         id: d.id.to_string(),
-        kind: crate::domain::templates::Kind::parse(&d.kind)
-            .map_or(pb::EmailKind::Unspecified, super::templates::kind_pb) as i32,
+        kind: super::templates::kind_pb(d.kind) as i32,
         email: d.recipient,
         user_id: d.user_id.map(|u| u.to_string()).unwrap_or_default(),
         batch_id: d.batch_id.map(|b| b.to_string()).unwrap_or_default(),
@@ -240,16 +228,14 @@ pub async fn deliveries(
         batch_id: optional_id(&mut v, "batch_id", &req.batch_id),
         kind: pb::EmailKind::try_from(req.kind)
             .ok()
-            .and_then(super::templates::kind_from_pb)
-            .map(|k| k.name()),
+            .and_then(super::templates::kind_from_pb),
         state: DELIVERY_STATES
             .iter()
             .find(|(_, p)| *p as i32 == req.state)
             .map(|(s, _)| *s),
     };
     v.into_result()?;
-    let mut conn = state.pool.get().await.map_err(Error::from)?;
-    let (rows, next_page_token) = manage::deliveries(&mut conn, org, filter, page).await?;
+    let (rows, next_page_token) = manage::deliveries(state, org, filter, page).await?;
     Ok(Response::new(pb::ListDeliveriesResponse {
         deliveries: rows.into_iter().map(delivery).collect(),
         next_page_token,

@@ -30,7 +30,7 @@ impl Invitations for InvitationsService {
     type WatchBatchStream = BatchStream;
 
     async fn send_invitations(&self, request: Request<pb::SendInvitationsRequest>) -> Rpc<BatchStream> {
-        send::send(&self.state, request).await
+        send::send_invitations(&self.state, request).await
     }
 
     async fn watch_batch(&self, request: Request<pb::WatchBatchRequest>) -> Rpc<BatchStream> {

@@ -1,6 +1,5 @@
-//! From an invitation link to an active account. The link's token is the
-//! credential: it is looked up by hash, viewing it never spends it, and only
-//! completing does, once.
+//! Completing a registration: the profile, the password, the second factor
+//! and the terms, from an invitation link to an active account.
 
 use std::sync::LazyLock;
 
@@ -13,149 +12,23 @@ use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use serde_json::json;
 use uuid::Uuid;
 
-use super::{
-    accounts,
-    audit::Actor,
-    invitations::manage::{Invitation, State},
-    organizations::{self, Organization, OrganizationWithTerms},
-    second_factor,
-    users::{self, User, UserRow},
-};
+use super::{Invited, accept_terms, find, refusal};
 use crate::{
     db::{
         Cached,
-        schema::{
-            invitations, organizations as organizations_table, terms_acceptances, users as users_table,
-        },
+        schema::{invitations, users as users_table},
+    },
+    domain::{
+        accounts,
+        audit::Actor,
+        invitations::manage::Invitation,
+        second_factor,
+        users::{self, User, UserRow},
     },
     error::{Error, Result},
+    lifecycle::{invitation, user::Stage},
     services::Services,
-    tokens::PlainToken,
 };
-
-/// A live invitation with its person and organisation.
-pub struct Invited {
-    pub invitation: Invitation,
-    pub user: UserRow,
-    pub organization: OrganizationWithTerms,
-}
-
-impl Invited {
-    /// The second-factor methods the organisation allows.
-    pub fn methods(&self) -> Vec<String> {
-        organizations::second_factor_methods(&self.organization.organization)
-    }
-}
-
-/// The invitation of a link's token, whatever its state.
-async fn by_token(conn: &mut AsyncPgConnection, token: &str) -> Result<Option<Invitation>> {
-    let hash = PlainToken::from_presented(token.trim()).hash();
-    Ok(invitations::table
-        .filter(invitations::token_hash.eq(hash.0))
-        .select(Invitation::as_select())
-        .first(conn)
-        .await
-        .optional()?)
-}
-
-/// Checks that a link still works: each way it can fail has its own reason.
-pub async fn find(conn: &mut AsyncPgConnection, token: &str, now: DateTime<Utc>) -> Result<Invited> {
-    if token.trim().is_empty() {
-        return Err(Error::invalid(
-            "token",
-            "is required: the token from the invitation link",
-        ));
-    }
-    // The invitation with its person and organisation, in one query.
-    let hash = PlainToken::from_presented(token.trim()).hash();
-    let (invitation, user, organization) = invitations::table
-        .inner_join(users_table::table)
-        .inner_join(organizations_table::table.on(organizations_table::id.eq(invitations::organization_id)))
-        .filter(invitations::token_hash.eq(hash.0))
-        .select((
-            Invitation::as_select(),
-            UserRow::as_select(),
-            Organization::as_select(),
-        ))
-        .first::<(Invitation, UserRow, Organization)>(conn)
-        .await
-        .optional()?
-        .ok_or_else(|| {
-            Error::not_found(
-                "this invitation link is not valid; it may have been replaced by a newer invitation",
-            )
-        })?;
-    if let Some(refused) = refusal(&invitation, &user, now) {
-        return Err(refused);
-    }
-    let organization = organizations::with_terms(conn, organization).await?;
-    Ok(Invited {
-        invitation,
-        user,
-        organization,
-    })
-}
-
-/// Why a link cannot register its person now, if it cannot. An active
-/// person is never registered again, whatever the invitation row says: that
-/// would hand their account to whoever holds an old link.
-fn refusal(invitation: &Invitation, user: &UserRow, now: DateTime<Utc>) -> Option<Error> {
-    let lapsed = invitation.expires_at.is_some_and(|at| at <= now);
-    let refused = |reason, message: &str| {
-        Some(Error::Refused {
-            reason,
-            message: message.into(),
-        })
-    };
-    match invitation.state(now) {
-        State::Accepted => refused(
-            "INVITATION_USED",
-            "this invitation was already used to register; sign in instead",
-        ),
-        _ if user.lifecycle == "active" => refused(
-            "ALREADY_REGISTERED",
-            "this account is already registered; sign in, or reset your password if you forgot it",
-        ),
-        _ if user.deactivated_at.is_some() => Some(Error::PermissionDenied(
-            "this account is deactivated; ask the organisation's administrator".into(),
-        )),
-        State::Revoked => refused(
-            "INVITATION_REVOKED",
-            "this invitation was withdrawn by the organisation",
-        ),
-        State::Expired => refused(
-            "INVITATION_EXPIRED",
-            "this invitation has expired; you can ask for a new one",
-        ),
-        State::Failed | State::Queued if lapsed => refused(
-            "INVITATION_EXPIRED",
-            "this invitation has expired; you can ask for a new one",
-        ),
-        State::Failed | State::Queued | State::Sent | State::Opened => None,
-    }
-}
-
-/// Records that the link was viewed, on the invitation and on the email
-/// that carried it. Never spends it: mail scanners open links too.
-pub async fn mark_opened(
-    conn: &mut AsyncPgConnection,
-    invitation_id: Uuid,
-    now: DateTime<Utc>,
-) -> Result<()> {
-    Cached(
-        diesel::sql_query(
-            "WITH opened AS (UPDATE invitations SET state = 'opened', opened_at = $2 \
-               WHERE id = $1 AND state = 'sent') \
-             UPDATE outbox SET opened_at = $2 \
-             WHERE id = (SELECT outbox_id FROM invitations WHERE id = $1) AND opened_at IS NULL",
-        )
-        .bind::<SqlUuid, _>(invitation_id)
-        .bind::<Timestamptz, _>(now),
-    )
-    .execute(conn)
-    .await?;
-    Ok(())
-}
 
 /// What a person gives to finish registering, already validated.
 pub struct Completion {
@@ -248,28 +121,30 @@ pub async fn complete(state: &Services, token: &str, form: Completion, client_ad
 /// access, the retirement of other ways in and the audit event.
 static COMPLETE: LazyLock<String> = LazyLock::new(|| {
     format!(
-        "WITH accepted AS (UPDATE invitations SET state = 'accepted', accepted_at = $6 \
-           WHERE id = $11 AND (state IN ('queued', 'failed', 'sent', 'opened') \
-             AND (expires_at IS NULL OR expires_at > $6)) \
-             AND EXISTS (SELECT 1 FROM users WHERE id = $1 AND lifecycle <> 'active' \
+        "WITH accepted AS (UPDATE invitations SET state = {accepted}, accepted_at = $6 \
+           WHERE id = $11 AND {usable} \
+             AND EXISTS (SELECT 1 FROM users WHERE id = $1 AND lifecycle <> {active} \
                AND deactivated_at IS NULL) \
            RETURNING service_area_id, role_id), \
          updated AS (UPDATE users SET first_name = $2, last_name = $3, mobile = $4, \
              password_hash = $5, must_change_password = false, password_expires_at = NULL, \
              failed_sign_ins = 0, locked_until = NULL, updated_at = $6, activated_at = $6, \
-             invitation_expires_at = NULL, lifecycle = 'active' \
+             invitation_expires_at = NULL, lifecycle = {active} \
            WHERE id = $1 AND EXISTS (SELECT 1 FROM accepted) RETURNING id, organization_id), \
          granted AS (INSERT INTO access_grants (user_id, service_area_id, role_id) \
            SELECT u.id, a.service_area_id, a.role_id FROM updated u, accepted a \
            WHERE a.service_area_id IS NOT NULL AND a.role_id IS NOT NULL \
            ON CONFLICT DO NOTHING), \
-         {}, \
+         {retiring}, \
          audit AS (INSERT INTO audit_events (id, organization_id, actor, action, target_type, \
              target_id, client_address, details, created_at) \
            SELECT $7, organization_id, $8, 'registration.complete', 'user', id::text, $9, $10, $6 \
            FROM updated) \
          SELECT id FROM updated",
-        accounts::retiring_ctes("$1", "$6", "updated", "$11")
+        accepted = invitation::State::Accepted.sql(),
+        usable = invitation::usable_sql("", "$6"),
+        active = Stage::Active.sql(),
+        retiring = accounts::retiring_ctes("$1", "$6", "updated", "$11")
     )
 });
 
@@ -363,48 +238,4 @@ async fn prove(state: &Services, user: &UserRow, method: &str, code: &str) -> Re
     let right =
         second_factor::check_code(&mut conn, secrets, user.id, &format!("{method}_code"), code, now).await?;
     Ok(right.then_some(None))
-}
-
-/// Records that the user accepted a terms version. Accepting twice changes
-/// nothing.
-pub async fn accept_terms(
-    conn: &mut AsyncPgConnection,
-    user: &UserRow,
-    version: i32,
-    client_address: &str,
-    now: DateTime<Utc>,
-) -> Result<()> {
-    diesel::insert_into(terms_acceptances::table)
-        .values((
-            terms_acceptances::user_id.eq(user.id),
-            terms_acceptances::organization_id.eq(user.organization_id),
-            terms_acceptances::version.eq(version),
-            terms_acceptances::accepted_at.eq(now),
-            terms_acceptances::client_address.eq(client_address),
-        ))
-        .on_conflict_do_nothing()
-        .execute(conn)
-        .await?;
-    Ok(())
-}
-
-/// The invitation of a link's token when it has expired and may be renewed:
-/// not revoked, not used, its person not paused.
-pub async fn renewable(
-    conn: &mut AsyncPgConnection,
-    token: &str,
-    now: DateTime<Utc>,
-) -> Result<Option<Invitation>> {
-    let Some(invitation) = by_token(conn, token).await? else {
-        return Ok(None);
-    };
-    if invitation.state(now) != State::Expired {
-        return Ok(None);
-    }
-    let paused: Option<DateTime<Utc>> = users_table::table
-        .find(invitation.user_id)
-        .select(users_table::deactivated_at)
-        .first(conn)
-        .await?;
-    Ok(paused.is_none().then_some(invitation))
 }
