@@ -17,6 +17,7 @@ use super::{
 use crate::{
     db::schema::users,
     error::{Error, Result},
+    lifecycle::{invitation, token::TokenKind, user::Stage},
     passwords::{PasswordPolicy, Verification, check_password},
     services::Services,
 };
@@ -339,12 +340,15 @@ pub async fn store_password(
 /// statement may change a row only once.
 pub fn retiring_ctes(user: &str, now: &str, after: &str, keep: &str) -> String {
     format!(
-        "retired_invitations AS (UPDATE invitations SET state = 'revoked', revoked_at = {now} \
-           WHERE user_id = {user} AND state IN ('queued', 'sent', 'opened', 'failed') AND id <> {keep} \
+        "retired_invitations AS (UPDATE invitations SET state = {revoked}, revoked_at = {now} \
+           WHERE user_id = {user} AND state IN {standing} AND id <> {keep} \
              AND EXISTS (SELECT 1 FROM {after})), \
          retired_resets AS (UPDATE action_tokens SET consumed_at = {now} \
-           WHERE user_id = {user} AND kind = 'password_reset' AND consumed_at IS NULL \
-             AND id <> {keep} AND EXISTS (SELECT 1 FROM {after}))"
+           WHERE user_id = {user} AND kind = {reset} AND consumed_at IS NULL \
+             AND id <> {keep} AND EXISTS (SELECT 1 FROM {after}))",
+        revoked = invitation::State::Revoked.sql(),
+        standing = invitation::standing_sql(),
+        reset = TokenKind::PasswordReset.sql(),
     )
 }
 
@@ -359,15 +363,18 @@ pub async fn retire_other_ways_in(
     diesel::update(
         invitations::table
             .filter(invitations::user_id.eq(user_id))
-            .filter(invitations::state.eq_any(["queued", "sent", "opened", "failed"])),
+            .filter(invitations::state.eq_any(invitation::STANDING)),
     )
-    .set((invitations::state.eq("revoked"), invitations::revoked_at.eq(now)))
+    .set((
+        invitations::state.eq(invitation::State::Revoked),
+        invitations::revoked_at.eq(now),
+    ))
     .execute(conn)
     .await?;
     diesel::update(
         action_tokens::table
             .filter(action_tokens::user_id.eq(user_id))
-            .filter(action_tokens::kind.eq("password_reset"))
+            .filter(action_tokens::kind.eq(TokenKind::PasswordReset))
             .filter(action_tokens::consumed_at.is_null()),
     )
     .set(action_tokens::consumed_at.eq(now))
@@ -459,15 +466,19 @@ pub async fn set_password(
 
 /// Makes a pending account active: it finished onboarding.
 pub async fn activate(conn: &mut AsyncPgConnection, user_id: Uuid, now: DateTime<Utc>) -> Result<()> {
-    diesel::update(users::table.find(user_id).filter(users::lifecycle.ne("active")))
-        .set((
-            users::lifecycle.eq("active"),
-            users::activated_at.eq(now),
-            users::invitation_expires_at.eq(None::<DateTime<Utc>>),
-            users::updated_at.eq(now),
-        ))
-        .execute(conn)
-        .await?;
+    diesel::update(
+        users::table
+            .find(user_id)
+            .filter(users::lifecycle.ne(Stage::Active)),
+    )
+    .set((
+        users::lifecycle.eq(Stage::Active),
+        users::activated_at.eq(now),
+        users::invitation_expires_at.eq(None::<DateTime<Utc>>),
+        users::updated_at.eq(now),
+    ))
+    .execute(conn)
+    .await?;
     Ok(())
 }
 

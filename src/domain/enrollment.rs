@@ -10,6 +10,7 @@ use diesel_async::{AsyncConnection, RunQueryDsl};
 use serde_json::json;
 use uuid::Uuid;
 
+use crate::lifecycle::token::TokenKind;
 use crate::{
     db::schema::second_factor_enrollments,
     domain::{
@@ -169,9 +170,15 @@ pub async fn begin(
                         .into(),
                 ));
             }
-            let (code, expires_at) =
-                second_factor::issue_code(&mut conn, state.secrets.as_deref(), &user, None, "sms_code", now)
-                    .await?;
+            let (code, expires_at) = second_factor::issue_code(
+                &mut conn,
+                state.secrets.as_deref(),
+                &user,
+                None,
+                TokenKind::SmsCode.name(),
+                now,
+            )
+            .await?;
             drop(conn);
             sms::send_verification_code(
                 state.config.sms_webhook_url.as_deref(),

@@ -25,6 +25,7 @@ use crate::{
         schema::{action_tokens, organizations, users},
     },
     error::{Error, Result},
+    lifecycle::{token::TokenKind, user::Stage},
     outbox,
     services::Services,
     tokens::PlainToken,
@@ -96,17 +97,18 @@ static COMPLETE: LazyLock<String> = LazyLock::new(|| {
            RETURNING id), \
          updated AS (UPDATE users SET password_hash = $3, must_change_password = false, \
              password_expires_at = NULL, failed_sign_ins = 0, locked_until = NULL, updated_at = $1, \
-             activated_at = CASE WHEN lifecycle = 'active' THEN activated_at ELSE $1 END, \
-             invitation_expires_at = CASE WHEN lifecycle = 'active' THEN invitation_expires_at END, \
-             lifecycle = 'active' \
+             activated_at = CASE WHEN lifecycle = {active} THEN activated_at ELSE $1 END, \
+             invitation_expires_at = CASE WHEN lifecycle = {active} THEN invitation_expires_at END, \
+             lifecycle = {active} \
            WHERE id = $4 AND EXISTS (SELECT 1 FROM spent) RETURNING id, organization_id), \
-         {}, \
+         {retiring}, \
          audit AS (INSERT INTO audit_events (id, organization_id, actor, action, target_type, target_id, \
              client_address, details, created_at) \
            SELECT $5, organization_id, 'user:' || id::text, 'credentials.password_reset', 'user', id::text, \
              $6, '{{}}'::jsonb, $1 FROM updated) \
          SELECT id FROM updated",
-        accounts::retiring_ctes("$4", "$1", "updated", "$2")
+        active = Stage::Active.sql(),
+        retiring = accounts::retiring_ctes("$4", "$1", "updated", "$2")
     )
 });
 
@@ -136,7 +138,7 @@ async fn live(
         .inner_join(users::table.on(users::id.nullable().eq(action_tokens::user_id)))
         .inner_join(organizations::table.on(organizations::id.eq(users::organization_id)))
         .filter(action_tokens::token_hash.eq(hash.0))
-        .filter(action_tokens::kind.eq("password_reset"))
+        .filter(action_tokens::kind.eq(TokenKind::PasswordReset))
         .select((
             Token::as_select(),
             UserRow::as_select(),

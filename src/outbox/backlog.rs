@@ -11,22 +11,21 @@ use diesel::{
 };
 use diesel_async::RunQueryDsl;
 
-use crate::{db::Cached, error::Result, metrics, services::Services};
+use crate::{
+    db::Cached,
+    error::Result,
+    lifecycle::{delivery, email_kind::EmailKind},
+    metrics,
+    services::Services,
+};
 
 /// How often the figures are read again.
 pub const EVERY: Duration = Duration::from_secs(5);
-const KINDS: [&str; 5] = [
-    "invitation",
-    "credentials",
-    "password_reset",
-    "welcome",
-    "email_code",
-];
 
 #[derive(QueryableByName)]
 struct Waiting {
     #[diesel(sql_type = Text)]
-    kind: String,
+    kind: EmailKind,
     #[diesel(sql_type = BigInt)]
     waiting: i64,
     #[diesel(sql_type = Timestamptz)]
@@ -38,18 +37,21 @@ async fn measure(state: &Services) -> Result<()> {
     let now = state.clock.now();
     let rows: Vec<Waiting> = {
         let mut conn = state.pool.get().await?;
-        Cached(diesel::sql_query(
+        Cached(diesel::sql_query(format!(
             "SELECT kind, count(*) AS waiting, min(created_at) AS oldest FROM outbox \
-             WHERE state IN ('queued', 'sending') GROUP BY kind",
-        ))
+             WHERE state IN {} GROUP BY kind",
+            delivery::waiting_sql()
+        )))
         .load(&mut conn)
         .await?
     };
     let m = metrics::get();
-    for kind in KINDS {
+    for &kind in EmailKind::ALL {
         let waiting = rows.iter().find(|r| r.kind == kind).map_or(0, |r| r.waiting);
-        m.outbox_waiting
-            .record(u64::try_from(waiting).unwrap_or(0), &[metrics::kv("kind", kind)]);
+        m.outbox_waiting.record(
+            u64::try_from(waiting).unwrap_or(0),
+            &[metrics::kv("kind", kind.name())],
+        );
     }
     let oldest = rows.iter().map(|r| r.oldest).min();
     let age = oldest.map_or(0.0, |at| (now - at).to_std().unwrap_or_default().as_secs_f64());

@@ -11,7 +11,12 @@ use diesel::{
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use uuid::Uuid;
 
-use crate::error::Result;
+use std::sync::LazyLock;
+
+use crate::{
+    error::Result,
+    lifecycle::{delivery, email_kind::EmailKind},
+};
 
 #[derive(Clone, Debug, QueryableByName)]
 pub struct Claimed {
@@ -20,7 +25,7 @@ pub struct Claimed {
     #[diesel(sql_type = SqlUuid)]
     pub organization_id: Uuid,
     #[diesel(sql_type = Text)]
-    pub kind: String,
+    pub kind: EmailKind,
     #[diesel(sql_type = Text)]
     pub recipient: String,
     #[diesel(sql_type = Nullable<SqlUuid>)]
@@ -45,6 +50,24 @@ pub struct Claimed {
     pub taken_over: bool,
 }
 
+/// Due: waiting, at its time, and not under a live lease (a sending row
+/// whose lease ran out is taken over).
+static CLAIM: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "WITH due AS ( \
+           SELECT id, state = {sending} AS taken_over FROM outbox \
+           WHERE state IN {waiting} AND next_attempt_at <= $1 \
+             AND (lease_until IS NULL OR lease_until < $1) \
+           ORDER BY next_attempt_at, id LIMIT $4 FOR UPDATE SKIP LOCKED) \
+         UPDATE outbox o SET state = {sending}, lease_until = $2, leased_by = $3, attempts = o.attempts + 1 \
+         FROM due WHERE o.id = due.id \
+         RETURNING o.id, o.organization_id, o.kind, o.recipient, o.user_id, o.batch_id, o.batch_position, \
+           o.invitation_id, o.action_token_id, o.attempts, o.message_id, o.traceparent, due.taken_over",
+        sending = delivery::State::Sending.sql(),
+        waiting = delivery::waiting_sql(),
+    )
+});
+
 /// Claims up to `limit` due messages for `worker` until `lease_until`.
 pub async fn claim(
     conn: &mut AsyncPgConnection,
@@ -54,21 +77,11 @@ pub async fn claim(
     limit: i64,
 ) -> Result<Vec<Claimed>> {
     Ok(Cached(
-        diesel::sql_query(
-            "WITH due AS ( \
-           SELECT id, state = 'sending' AS taken_over FROM outbox \
-           WHERE state IN ('queued', 'sending') AND next_attempt_at <= $1 \
-             AND (lease_until IS NULL OR lease_until < $1) \
-           ORDER BY next_attempt_at, id LIMIT $4 FOR UPDATE SKIP LOCKED) \
-         UPDATE outbox o SET state = 'sending', lease_until = $2, leased_by = $3, attempts = o.attempts + 1 \
-         FROM due WHERE o.id = due.id \
-         RETURNING o.id, o.organization_id, o.kind, o.recipient, o.user_id, o.batch_id, o.batch_position, \
-           o.invitation_id, o.action_token_id, o.attempts, o.message_id, o.traceparent, due.taken_over",
-        )
-        .bind::<Timestamptz, _>(now)
-        .bind::<Timestamptz, _>(lease_until)
-        .bind::<Text, _>(worker)
-        .bind::<BigInt, _>(limit),
+        diesel::sql_query(CLAIM.as_str())
+            .bind::<Timestamptz, _>(now)
+            .bind::<Timestamptz, _>(lease_until)
+            .bind::<Text, _>(worker)
+            .bind::<BigInt, _>(limit),
     )
     .load(conn)
     .await?)

@@ -4,9 +4,7 @@
 
 pub mod backlog;
 pub mod claim;
-pub mod codes;
 pub mod compose;
-pub mod credentials;
 pub mod notifier;
 pub mod record;
 pub mod worker;

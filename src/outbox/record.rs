@@ -11,8 +11,18 @@ use diesel::{
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use uuid::Uuid;
 
-use super::claim::Claimed;
-use crate::error::{Error, Result};
+use std::sync::LazyLock;
+
+use super::{claim::Claimed, notifier};
+use crate::{
+    error::{Error, Result},
+    lifecycle::{
+        delivery::{self, State},
+        email_kind::EmailKind,
+        invitation,
+        outcome::Outcome as Final,
+    },
+};
 
 /// How one message ended this attempt.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -44,13 +54,45 @@ pub struct Policy {
     pub retry_base: TimeDelta,
 }
 
+/// Records a try's outcome on the rows this worker still holds (one whose
+/// lease ran out belongs to whoever claimed it next).
+static RECORD_DELIVERIES: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "UPDATE outbox o SET state = v.state, last_error = v.error, lease_until = NULL, leased_by = NULL, \
+           sent_at = CASE WHEN v.state = {sent} THEN $2 ELSE o.sent_at END, \
+           next_attempt_at = CASE WHEN v.state = {queued} THEN v.next ELSE o.next_attempt_at END \
+         FROM unnest($1::uuid[], $4::text[], $5::text[], $6::timestamptz[]) AS v(id, state, error, next) \
+         WHERE o.id = v.id AND o.state = {sending} AND o.leased_by = $3 \
+         RETURNING o.id",
+        sent = State::Sent.sql(),
+        queued = State::Queued.sql(),
+        sending = State::Sending.sql(),
+    )
+});
+
+/// An invitation whose email was accepted is sent; one refused for good,
+/// failed (the invitation lifecycle's `Sent` and `Failed` events).
+static RECORD_INVITATIONS: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "UPDATE invitations i SET \
+           state = CASE WHEN v.sent THEN {sent} ELSE {failed} END, \
+           sent_at = CASE WHEN v.sent THEN $2 ELSE i.sent_at END, \
+           send_count = i.send_count + CASE WHEN v.sent THEN 1 ELSE 0 END, last_error = v.error \
+         FROM unnest($1::uuid[], $3::bool[], $4::text[]) AS v(id, sent, error) \
+         WHERE i.id = v.id AND i.state IN {from}",
+        sent = invitation::State::Sent.sql(),
+        failed = invitation::State::Failed.sql(),
+        from = invitation::accepting_sql(invitation::Event::Sent),
+    )
+});
+
 /// Records the outcomes; answers the kinds of the batches they completed.
 pub async fn record(
     conn: &mut AsyncPgConnection,
     results: &[(Claimed, Outcome)],
     policy: &Policy,
     now: DateTime<Utc>,
-) -> Result<Vec<String>> {
+) -> Result<Vec<EmailKind>> {
     // A transient failure on the last allowed attempt is final.
     let results: Vec<(&Claimed, Outcome)> = results
         .iter()
@@ -64,12 +106,15 @@ pub async fn record(
         .collect();
     conn.transaction(async |conn| {
         let ids: Vec<Uuid> = results.iter().map(|(c, _)| c.id).collect();
-        let states: Vec<&str> = results
+        let states: Vec<State> = results
             .iter()
-            .map(|(_, o)| match o {
-                Outcome::Sent => "sent",
-                Outcome::Failed(_) => "failed",
-                Outcome::Retry(_) => "queued",
+            .map(|(_, o)| {
+                let event = match o {
+                    Outcome::Sent => delivery::Event::Sent,
+                    Outcome::Failed(_) => delivery::Event::Failed,
+                    Outcome::Retry(_) => delivery::Event::Deferred,
+                };
+                State::Sending.next(event).unwrap_or(State::Failed)
             })
             .collect();
         let errors: Vec<String> = results
@@ -85,20 +130,15 @@ pub async fn record(
             .collect();
         // Only messages this worker still holds: one whose lease ran out
         // belongs to whoever claimed it next.
-        let recorded: Vec<Id> = Cached(diesel::sql_query(
-            "UPDATE outbox o SET state = v.state, last_error = v.error, lease_until = NULL, leased_by = NULL, \
-               sent_at = CASE WHEN v.state = 'sent' THEN $2 ELSE o.sent_at END, \
-               next_attempt_at = CASE WHEN v.state = 'queued' THEN v.next ELSE o.next_attempt_at END \
-             FROM unnest($1::uuid[], $4::text[], $5::text[], $6::timestamptz[]) AS v(id, state, error, next) \
-             WHERE o.id = v.id AND o.state = 'sending' AND o.leased_by = $3 \
-             RETURNING o.id",
+        let recorded: Vec<Id> = Cached(
+            diesel::sql_query(RECORD_DELIVERIES.as_str())
+                .bind::<Array<SqlUuid>, _>(&ids)
+                .bind::<Timestamptz, _>(now)
+                .bind::<Text, _>(&policy.worker)
+                .bind::<Array<Text>, _>(&states)
+                .bind::<Array<Text>, _>(&errors)
+                .bind::<Array<Timestamptz>, _>(&next),
         )
-        .bind::<Array<SqlUuid>, _>(&ids)
-        .bind::<Timestamptz, _>(now)
-        .bind::<Text, _>(&policy.worker)
-        .bind::<Array<Text>, _>(&states)
-        .bind::<Array<Text>, _>(&errors)
-        .bind::<Array<Timestamptz>, _>(&next))
         .load(conn)
         .await?;
         let held: std::collections::HashSet<Uuid> = recorded.into_iter().map(|r| r.id).collect();
@@ -115,26 +155,36 @@ pub async fn record(
             Outcome::Failed(why) => why.clone(),
             _ => String::new(),
         };
-        Cached(diesel::sql_query(
-            "UPDATE invitations i SET \
-               state = CASE WHEN v.sent THEN 'sent' ELSE 'failed' END, \
-               sent_at = CASE WHEN v.sent THEN $2 ELSE i.sent_at END, \
-               send_count = i.send_count + CASE WHEN v.sent THEN 1 ELSE 0 END, last_error = v.error \
-             FROM unnest($1::uuid[], $3::bool[], $4::text[]) AS v(id, sent, error) \
-             WHERE i.id = v.id AND i.state IN ('queued', 'sent', 'opened', 'failed')",
+        Cached(
+            diesel::sql_query(RECORD_INVITATIONS.as_str())
+                .bind::<Array<SqlUuid>, _>(
+                    finals
+                        .iter()
+                        .filter_map(|(c, _)| c.invitation_id)
+                        .collect::<Vec<_>>(),
+                )
+                .bind::<Timestamptz, _>(now)
+                .bind::<Array<diesel::sql_types::Bool>, _>(
+                    finals
+                        .iter()
+                        .filter(|(c, _)| c.invitation_id.is_some())
+                        .map(|(_, o)| sent(o))
+                        .collect::<Vec<_>>(),
+                )
+                .bind::<Array<Text>, _>(
+                    finals
+                        .iter()
+                        .filter(|(c, _)| c.invitation_id.is_some())
+                        .map(|(_, o)| reason(o))
+                        .collect::<Vec<_>>(),
+                ),
         )
-        .bind::<Array<SqlUuid>, _>(finals.iter().filter_map(|(c, _)| c.invitation_id).collect::<Vec<_>>())
-        .bind::<Timestamptz, _>(now)
-        .bind::<Array<diesel::sql_types::Bool>, _>(
-            finals.iter().filter(|(c, _)| c.invitation_id.is_some()).map(|(_, o)| sent(o)).collect::<Vec<_>>(),
-        )
-        .bind::<Array<Text>, _>(
-            finals.iter().filter(|(c, _)| c.invitation_id.is_some()).map(|(_, o)| reason(o)).collect::<Vec<_>>(),
-        ))
         .execute(conn)
         .await?;
-        let in_batches: Vec<&(&Claimed, &Outcome)> =
-            finals.iter().filter(|(c, _)| c.batch_id.is_some() && c.batch_position.is_some()).collect();
+        let in_batches: Vec<&(&Claimed, &Outcome)> = finals
+            .iter()
+            .filter(|(c, _)| c.batch_id.is_some() && c.batch_position.is_some())
+            .collect();
         if in_batches.is_empty() {
             return Ok(Vec::new());
         }
@@ -144,13 +194,17 @@ pub async fn record(
                 Some(BatchItemResult {
                     batch_id: c.batch_id?,
                     position: c.batch_position?,
-                    outcome: if sent(o) { "sent" } else { "failed" },
+                    outcome: if sent(o) { Final::Sent } else { Final::Failed },
                     reason: reason(o),
                 })
             })
             .collect();
         let touched = finish_batch_items(conn, &items, now).await?;
-        Ok(touched.into_iter().filter(|b| b.completed).map(|b| b.kind).collect())
+        Ok(touched
+            .into_iter()
+            .filter(|b| b.completed)
+            .map(|b| b.kind)
+            .collect())
     })
     .await
 }
@@ -159,7 +213,7 @@ pub async fn record(
 pub struct BatchItemResult {
     pub batch_id: Uuid,
     pub position: i32,
-    pub outcome: &'static str,
+    pub outcome: Final,
     pub reason: String,
 }
 
@@ -169,7 +223,7 @@ pub struct Touched {
     #[diesel(sql_type = SqlUuid)]
     pub id: Uuid,
     #[diesel(sql_type = Text)]
-    pub kind: String,
+    pub kind: EmailKind,
     /// Its last result came now.
     #[diesel(sql_type = diesel::sql_types::Bool)]
     pub completed: bool,
@@ -219,12 +273,7 @@ pub async fn finish_batch_items(
     .load(conn)
     .await?;
     let batch_ids: Vec<Uuid> = batches.iter().map(|b| b.id).collect();
-    Cached(
-        diesel::sql_query("SELECT pg_notify('onramp_batch', id::text) FROM unnest($1::uuid[]) AS id")
-            .bind::<Array<SqlUuid>, _>(&batch_ids),
-    )
-    .execute(conn)
-    .await?;
+    notifier::tell_followers(conn, &batch_ids).await?;
     Ok(batches)
 }
 
@@ -246,11 +295,17 @@ pub async fn cancel_queued(
 ) -> Result<()> {
     let cancelled: Vec<Cancelled> = Cached(
         diesel::sql_query(
-            "UPDATE outbox SET state = 'failed', last_error = $2 \
-         WHERE invitation_id = $1 AND state = 'queued' RETURNING batch_id, batch_position",
+            "UPDATE outbox SET state = $3, last_error = $2 \
+             WHERE invitation_id = $1 AND state = $4 RETURNING batch_id, batch_position",
         )
         .bind::<SqlUuid, _>(invitation_id)
-        .bind::<Text, _>(reason),
+        .bind::<Text, _>(reason)
+        .bind::<Text, _>(
+            State::Queued
+                .next(delivery::Event::Cancelled)
+                .unwrap_or(State::Failed),
+        )
+        .bind::<Text, _>(State::Queued),
     )
     .load(conn)
     .await?;
@@ -260,7 +315,7 @@ pub async fn cancel_queued(
             Some(BatchItemResult {
                 batch_id: c.batch_id?,
                 position: c.batch_position?,
-                outcome: "failed",
+                outcome: Final::Failed,
                 reason: reason.to_owned(),
             })
         })

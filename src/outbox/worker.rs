@@ -1,6 +1,7 @@
 //! An outbox worker: claim a chunk, prepare its emails, send them
 //! concurrently with no database connection held, record the outcomes.
 
+use crate::lifecycle::{email_kind::EmailKind, outcome::Outcome as Final};
 use std::time::Duration;
 
 use chrono::TimeDelta;
@@ -85,9 +86,7 @@ impl Worker {
         }
         let metrics = crate::metrics::get();
         for message in &claimed {
-            metrics
-                .outbox_attempts
-                .add(1, &[kv("kind", message.kind.clone())]);
+            metrics.outbox_attempts.add(1, &[kv("kind", message.kind.name())]);
             if message.taken_over {
                 metrics.outbox_takeovers.add(1, &[]);
             }
@@ -155,9 +154,13 @@ impl Worker {
             };
             match prepared {
                 Prepared::Skip(why) => {
-                    crate::metrics::get()
-                        .outbox_sends
-                        .add(1, &[kv("kind", message.kind.clone()), kv("outcome", "failed")]);
+                    crate::metrics::get().outbox_sends.add(
+                        1,
+                        &[
+                            kv("kind", message.kind.name()),
+                            kv("outcome", Final::Failed.name()),
+                        ],
+                    );
                     results.push((message, Outcome::Failed(why)));
                 }
                 Prepared::Ready(email) => {
@@ -206,35 +209,36 @@ impl Worker {
 /// attempt is final) and the class of the server's answer.
 fn count_send(message: &Claimed, sent: &Result<(), SendError>, max_attempts: i32) {
     let outcome = match sent {
-        Ok(()) => "sent",
-        Err(SendError::Permanent(_)) => "failed",
-        Err(_) if message.attempts >= max_attempts => "failed",
+        Ok(()) => Final::Sent.name(),
+        Err(SendError::Permanent(_)) => Final::Failed.name(),
+        Err(_) if message.attempts >= max_attempts => Final::Failed.name(),
         Err(_) => "deferred",
     };
     let metrics = crate::metrics::get();
     metrics
         .outbox_sends
-        .add(1, &[kv("kind", message.kind.clone()), kv("outcome", outcome)]);
+        .add(1, &[kv("kind", message.kind.name()), kv("outcome", outcome)]);
     let class = sent.as_ref().err().map_or("2xx", SendError::reply_class);
     metrics.smtp_replies.add(1, &[kv("class", class)]);
 }
 
 /// Counts the recipients of batches whose results became final, and the
 /// batches they completed.
-fn count_recorded(results: &[(Claimed, Outcome)], completed: &[String], max_attempts: i32) {
+fn count_recorded(results: &[(Claimed, Outcome)], completed: &[EmailKind], max_attempts: i32) {
     let metrics = crate::metrics::get();
     for (message, outcome) in results.iter().filter(|(c, _)| c.batch_id.is_some()) {
         let outcome = match outcome {
-            Outcome::Sent => "sent",
-            Outcome::Failed(_) => "failed",
-            Outcome::Retry(_) if message.attempts >= max_attempts => "failed",
+            Outcome::Sent => Final::Sent,
+            Outcome::Failed(_) => Final::Failed,
+            Outcome::Retry(_) if message.attempts >= max_attempts => Final::Failed,
             Outcome::Retry(_) => continue,
         };
-        metrics
-            .batch_recipients
-            .add(1, &[kv("kind", message.kind.clone()), kv("outcome", outcome)]);
+        metrics.batch_recipients.add(
+            1,
+            &[kv("kind", message.kind.name()), kv("outcome", outcome.name())],
+        );
     }
     for kind in completed {
-        metrics.batches_finished.add(1, &[kv("kind", kind.clone())]);
+        metrics.batches_finished.add(1, &[kv("kind", kind.name())]);
     }
 }

@@ -3,20 +3,18 @@
 
 use diesel::prelude::*;
 use diesel_async::{AsyncConnection, RunQueryDsl};
-use uuid::Uuid;
 
-use super::{
-    claim::Claimed,
-    compose::{Prepared, load_templates, person_vars, render},
-};
+use super::message::{Composed, load_templates, person_gone, person_vars, render};
 use crate::{
     db::schema::{organizations, users},
     domain::{second_factor, templates::Kind, users::UserRow},
     error::{Error, Result},
+    lifecycle::token::TokenKind,
+    outbox::claim::Claimed,
     services::Services,
 };
 
-pub async fn prepare(state: &Services, claimed: &[&Claimed]) -> Result<Vec<(Uuid, Prepared)>> {
+pub async fn prepare(state: &Services, claimed: &[&Claimed]) -> Result<Composed> {
     let now = state.clock.now();
     let secrets = state.secrets.as_deref();
     let mut conn = state.pool.get().await?;
@@ -41,7 +39,7 @@ pub async fn prepare(state: &Services, claimed: &[&Claimed]) -> Result<Vec<(Uuid
                         secrets,
                         &user,
                         message.invitation_id,
-                        "email_code",
+                        TokenKind::EmailCode.name(),
                         now,
                     )
                     .await?;
@@ -59,10 +57,7 @@ pub async fn prepare(state: &Services, claimed: &[&Claimed]) -> Result<Vec<(Uuid
             let Some((_, user, organization_name, code, expires_at)) =
                 codes.iter().find(|c| c.0 == message.id)
             else {
-                return (
-                    message.id,
-                    Prepared::Skip("the user was deleted or paused".into()),
-                );
+                return person_gone(message);
             };
             let mut vars = person_vars(
                 organization_name,
