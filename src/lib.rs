@@ -12,6 +12,7 @@ pub mod grpc;
 pub mod lifecycle;
 pub mod mail;
 pub mod metrics;
+pub mod notify;
 pub mod outbox;
 pub mod pages;
 pub mod passwords;

@@ -21,7 +21,8 @@ use crate::{
     },
     mail::Mailer,
     metrics::rpc::RpcMetricsLayer,
-    outbox::{self, notifier::Notifier},
+    notify::Notifier,
+    outbox,
     pages::PagesLayer,
     passwords::Hasher,
     pb::{

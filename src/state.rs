@@ -5,7 +5,7 @@ use std::{ops::Deref, sync::Arc};
 
 use crate::{
     domain::{client_limits::ClientLimits, key_cache::KeyCache},
-    outbox::notifier::Notifier,
+    notify::Notifier,
     services::Services,
 };
 

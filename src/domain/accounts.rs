@@ -18,7 +18,7 @@ use crate::{
     db::schema::users,
     error::{Error, Result},
     lifecycle::{invitation, token::TokenKind, user::Stage},
-    passwords::{PasswordPolicy, Verification, check_password},
+    passwords::{Verification, check_password},
     services::Services,
 };
 
@@ -40,12 +40,6 @@ pub fn lock_duration(failures: i32) -> Option<TimeDelta> {
     let doublings = u32::try_from(failures - LOCK_AFTER).unwrap_or(0).min(20);
     let minutes = i64::from(FIRST_LOCK_MINUTES).saturating_mul(1 << doublings);
     Some(TimeDelta::minutes(minutes).min(TimeDelta::hours(i64::from(LONGEST_LOCK_HOURS))))
-}
-
-pub fn policy(org: &Organization) -> PasswordPolicy {
-    PasswordPolicy {
-        min_length: usize::try_from(org.password_min_length).unwrap_or(12),
-    }
 }
 
 /// An account with the method of its second factor, if it has one.
@@ -305,7 +299,8 @@ pub async fn record_failure(
 
 /// Checks `password` against the organisation's policy for this account.
 pub fn check_policy(org: &Organization, user: &UserRow, password: &str, field: &str) -> Result<()> {
-    check_password(policy(org), password, &user.username, &user.email).map_err(|e| Error::invalid(field, e))
+    check_password(org.password_policy(), password, &user.username, &user.email)
+        .map_err(|e| Error::invalid(field, e))
 }
 
 /// Stores a new password hash (made by the caller, off the connection):

@@ -10,7 +10,6 @@ use uuid::Uuid;
 use super::{
     audit::{self, Actor},
     caller::{Caller, Scope},
-    key_cache::KeyCache,
     paging::Page,
     validate,
 };
@@ -149,15 +148,9 @@ pub async fn list(app: &Services, organization_id: Uuid, page: Page) -> Result<(
     Ok(page.finish(query.load(&mut conn).await?, |k| k.id))
 }
 
-/// Revokes a key at once: on this replica at once (its cache is cleared),
-/// on others once their cache entry ages out.
-pub async fn revoke(
-    app: &Services,
-    cache: &KeyCache,
-    organization_id: Uuid,
-    id: Uuid,
-    actor: &Actor,
-) -> Result<ApiKey> {
+/// Revokes a key in the database; `key_cache::revoke` also stops it on
+/// this replica at once.
+pub async fn revoke(app: &Services, organization_id: Uuid, id: Uuid, actor: &Actor) -> Result<ApiKey> {
     let now = app.clock.now();
     let mut conn = app.pool.get().await?;
     let revoked = conn
@@ -194,7 +187,6 @@ pub async fn revoke(
             Ok(key)
         })
         .await?;
-    cache.clear();
     Ok(revoked)
 }
 

@@ -13,6 +13,7 @@ use uuid::Uuid;
 use crate::lifecycle::token::TokenKind;
 use crate::{
     db::schema::second_factor_enrollments,
+    domain::outbox,
     domain::{
         accounts::{self, Verified},
         audit::{self, Actor},
@@ -21,7 +22,6 @@ use crate::{
         second_factor::{self, CODE_TTL},
     },
     error::{Error, Result},
-    outbox,
     services::Services,
     sms,
 };

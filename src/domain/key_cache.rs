@@ -109,3 +109,17 @@ pub async fn resolve(app: &Services, cache: &KeyCache, secret: &str) -> Result<O
     cache.put(hash.0, caller.clone(), expires_at);
     Ok(Some(caller))
 }
+
+/// Revokes a key at once: on this replica at once (its cache is cleared),
+/// on others once their cache entry ages out.
+pub async fn revoke(
+    app: &Services,
+    cache: &KeyCache,
+    organization_id: uuid::Uuid,
+    id: uuid::Uuid,
+    actor: &super::audit::Actor,
+) -> Result<api_keys::ApiKey> {
+    let revoked = api_keys::revoke(app, organization_id, id, actor).await?;
+    cache.clear();
+    Ok(revoked)
+}

@@ -13,6 +13,7 @@ pub mod import;
 pub mod invitations;
 pub mod key_cache;
 pub mod organizations;
+pub mod outbox;
 pub mod paging;
 pub mod rate_limit;
 pub mod registration;

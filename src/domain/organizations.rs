@@ -48,6 +48,15 @@ pub struct Organization {
     pub updated_at: DateTime<Utc>,
 }
 
+impl Organization {
+    /// The rules a password of this organisation must meet.
+    pub fn password_policy(&self) -> crate::passwords::PasswordPolicy {
+        crate::passwords::PasswordPolicy {
+            min_length: usize::try_from(self.password_min_length).unwrap_or(12),
+        }
+    }
+}
+
 /// Policy values to set; `None` leaves a value as it is (or at its default).
 #[derive(Clone, Debug, Default, AsChangeset)]
 #[diesel(table_name = organizations)]

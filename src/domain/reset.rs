@@ -24,9 +24,9 @@ use crate::{
         Cached,
         schema::{action_tokens, organizations, users},
     },
+    domain::outbox,
     error::{Error, Result},
     lifecycle::{token::TokenKind, user::Stage},
-    outbox,
     services::Services,
     tokens::PlainToken,
 };

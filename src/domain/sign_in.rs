@@ -19,9 +19,9 @@ use super::{
 };
 use crate::{
     db::{Cached, schema::terms_acceptances},
+    domain::outbox,
     error::{Error, Result},
     lifecycle::{email_kind::EmailKind, token::TokenKind},
-    outbox,
     services::Services,
 };
 

@@ -201,7 +201,7 @@ pub async fn create(app: &Services, organization_id: Uuid, new: NewUser, actor: 
             let organization = super::organizations::get(app, organization_id)
                 .await?
                 .organization;
-            let policy = super::accounts::policy(&organization);
+            let policy = organization.password_policy();
             crate::passwords::check_password(policy, password, &new.username, &new.email)
                 .map_err(|e| Error::invalid("password", e))?;
             Some(app.hasher.hash(password.clone()).await?)

@@ -6,15 +6,16 @@ use crate::db::Cached;
 use chrono::{DateTime, TimeDelta, Utc};
 use diesel::{
     QueryableByName,
-    sql_types::{Array, Int4, Text, Timestamptz, Uuid as SqlUuid},
+    sql_types::{Array, Text, Timestamptz, Uuid as SqlUuid},
 };
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use uuid::Uuid;
 
 use std::sync::LazyLock;
 
-use super::{claim::Claimed, notifier};
+use super::claim::Claimed;
 use crate::{
+    domain::outbox::{BatchItemResult, finish_batch_items},
     error::{Error, Result},
     lifecycle::{
         delivery::{self, State},
@@ -207,120 +208,6 @@ pub async fn record(
             .collect())
     })
     .await
-}
-
-/// A recipient's final result in a batch.
-pub struct BatchItemResult {
-    pub batch_id: Uuid,
-    pub position: i32,
-    pub outcome: Final,
-    pub reason: String,
-}
-
-/// A batch that got new results.
-#[derive(QueryableByName)]
-pub struct Touched {
-    #[diesel(sql_type = SqlUuid)]
-    pub id: Uuid,
-    #[diesel(sql_type = Text)]
-    pub kind: EmailKind,
-    /// Its last result came now.
-    #[diesel(sql_type = diesel::sql_types::Bool)]
-    pub completed: bool,
-}
-
-/// Makes results final (once: a result already final stays), counts them
-/// off their batches, completes batches with nothing outstanding and tells
-/// their followers. Call inside a transaction; answers the batches touched.
-pub async fn finish_batch_items(
-    conn: &mut AsyncPgConnection,
-    items: &[BatchItemResult],
-    now: DateTime<Utc>,
-) -> Result<Vec<Touched>> {
-    if items.is_empty() {
-        return Ok(Vec::new());
-    }
-    // Followers read results by `finished_seq`. Holding the batch rows until
-    // commit makes each batch's numbers commit in the order they were drawn,
-    // so a follower's cursor never passes a number still to commit.
-    let mut locked: Vec<Uuid> = items.iter().map(|i| i.batch_id).collect();
-    locked.sort();
-    locked.dedup();
-    Cached(
-        diesel::sql_query("SELECT id FROM batches WHERE id = ANY($1) ORDER BY id FOR UPDATE")
-            .bind::<Array<SqlUuid>, _>(&locked),
-    )
-    .load::<Id>(conn)
-    .await?;
-    let batches: Vec<Touched> = Cached(diesel::sql_query(
-        "WITH done AS ( \
-           UPDATE batch_items b SET outcome = v.outcome, reason = v.reason, finished_at = $1, \
-             finished_seq = nextval('batch_items_finished_seq') \
-           FROM unnest($2::uuid[], $3::int4[], $4::text[], $5::text[]) AS v(batch_id, position, outcome, reason) \
-           WHERE b.batch_id = v.batch_id AND b.position = v.position AND b.outcome IS NULL \
-           RETURNING b.batch_id), \
-         counted AS (SELECT batch_id, count(*)::int4 AS n FROM done GROUP BY batch_id) \
-         UPDATE batches SET outstanding = batches.outstanding - counted.n, \
-           completed_at = CASE WHEN batches.outstanding - counted.n = 0 THEN $1 END \
-         FROM counted WHERE batches.id = counted.batch_id \
-         RETURNING batches.id, batches.kind, batches.completed_at IS NOT NULL AS completed",
-    )
-    .bind::<Timestamptz, _>(now)
-    .bind::<Array<SqlUuid>, _>(items.iter().map(|i| i.batch_id).collect::<Vec<_>>())
-    .bind::<Array<Int4>, _>(items.iter().map(|i| i.position).collect::<Vec<_>>())
-    .bind::<Array<Text>, _>(items.iter().map(|i| i.outcome).collect::<Vec<_>>())
-    .bind::<Array<Text>, _>(items.iter().map(|i| i.reason.clone()).collect::<Vec<_>>()))
-    .load(conn)
-    .await?;
-    let batch_ids: Vec<Uuid> = batches.iter().map(|b| b.id).collect();
-    notifier::tell_followers(conn, &batch_ids).await?;
-    Ok(batches)
-}
-
-#[derive(QueryableByName)]
-struct Cancelled {
-    #[diesel(sql_type = diesel::sql_types::Nullable<SqlUuid>)]
-    batch_id: Option<Uuid>,
-    #[diesel(sql_type = diesel::sql_types::Nullable<Int4>)]
-    batch_position: Option<i32>,
-}
-
-/// Withdraws the queued (not yet claimed) messages of an invitation, and
-/// makes their batch results final with `reason`. Call inside a transaction.
-pub async fn cancel_queued(
-    conn: &mut AsyncPgConnection,
-    invitation_id: Uuid,
-    reason: &str,
-    now: DateTime<Utc>,
-) -> Result<()> {
-    let cancelled: Vec<Cancelled> = Cached(
-        diesel::sql_query(
-            "UPDATE outbox SET state = $3, last_error = $2 \
-             WHERE invitation_id = $1 AND state = $4 RETURNING batch_id, batch_position",
-        )
-        .bind::<SqlUuid, _>(invitation_id)
-        .bind::<Text, _>(reason)
-        .bind::<Text, _>(
-            State::Queued
-                .next(delivery::Event::Cancelled)
-                .unwrap_or(State::Failed),
-        )
-        .bind::<Text, _>(State::Queued),
-    )
-    .load(conn)
-    .await?;
-    let items: Vec<BatchItemResult> = cancelled
-        .into_iter()
-        .filter_map(|c| {
-            Some(BatchItemResult {
-                batch_id: c.batch_id?,
-                position: c.batch_position?,
-                outcome: Final::Failed,
-                reason: reason.to_owned(),
-            })
-        })
-        .collect();
-    finish_batch_items(conn, &items, now).await.map(drop)
 }
 
 #[cfg(test)]

@@ -11,15 +11,14 @@ use tracing::Instrument;
 use super::{
     claim::{Claimed, claim},
     compose::{Prepared, prepare},
-    notifier::OUTBOX_CHANNEL,
     record::{Outcome, Policy, record},
 };
-use crate::{mail::SendError, metrics::kv, services::Services};
+use crate::{mail::SendError, metrics::kv, notify::OUTBOX_CHANNEL, services::Services};
 
 pub struct Worker {
     pub state: Services,
     /// Tells of emails queued by any replica.
-    pub wake: super::notifier::Notifier,
+    pub wake: crate::notify::Notifier,
     pub name: String,
 }
 

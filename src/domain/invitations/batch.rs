@@ -16,6 +16,7 @@ use uuid::Uuid;
 use super::plan::{Decision, Planned, Planner, Recipients, Summary, summarize};
 use crate::{
     domain::audit::{self, Actor},
+    domain::outbox,
     error::{Error, Result},
     lifecycle::{
         email_kind::EmailKind,
@@ -23,7 +24,7 @@ use crate::{
         outcome::Outcome,
         user::{self, Stage},
     },
-    outbox::{self, notifier},
+    notify,
 };
 
 /// A bulk send to write.
@@ -198,8 +199,8 @@ async fn write(
     )
     .await?;
     // Delivered on commit: wakes the outbox workers of every replica.
-    notifier::tell_workers(conn).await?;
-    notifier::tell_followers(conn, &[batch_id]).await?;
+    notify::tell_workers(conn).await?;
+    notify::tell_followers(conn, &[batch_id]).await?;
     Ok(Created::New {
         batch_id,
         summary,

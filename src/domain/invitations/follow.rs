@@ -27,7 +27,7 @@ use crate::{
     domain::paging::Page,
     error::{Error, Result},
     lifecycle::{email_kind::EmailKind, outcome::Outcome},
-    outbox::notifier::{BATCH_CHANNEL, Notification},
+    notify::{BATCH_CHANNEL, Notification},
     services::Services,
 };
 

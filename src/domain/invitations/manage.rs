@@ -10,6 +10,7 @@ use uuid::Uuid;
 pub use crate::lifecycle::invitation::Status as State;
 use crate::{
     db::schema::{invitations, outbox, users},
+    domain::outbox::cancel_queued,
     domain::{
         audit::{self, Actor},
         paging::Page,
@@ -21,7 +22,7 @@ use crate::{
         invitation::{self, Event},
         user::{self, Stage},
     },
-    outbox::{notifier, record::cancel_queued},
+    notify,
     services::Services,
 };
 
@@ -194,7 +195,7 @@ pub async fn resend(app: &Services, organization_id: Uuid, id: Uuid, actor: &Act
             ))
             .execute(conn)
             .await?;
-        let email = crate::outbox::Email {
+        let email = crate::domain::outbox::Email {
             organization_id,
             kind: EmailKind::Invitation,
             recipient: &invitation.email,
@@ -202,7 +203,7 @@ pub async fn resend(app: &Services, organization_id: Uuid, id: Uuid, actor: &Act
             invitation_id: Some(id),
             batch: None,
         };
-        crate::outbox::enqueue(conn, &[email], message_domain, now).await?;
+        crate::domain::outbox::enqueue(conn, &[email], message_domain, now).await?;
         audit::record(
             conn,
             actor,
@@ -213,7 +214,7 @@ pub async fn resend(app: &Services, organization_id: Uuid, id: Uuid, actor: &Act
             now,
         )
         .await?;
-        notifier::tell_workers(conn).await?;
+        notify::tell_workers(conn).await?;
         Ok(updated)
     })
     .await

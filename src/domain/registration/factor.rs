@@ -6,10 +6,10 @@ use chrono::TimeDelta;
 
 use super::find;
 use crate::{
+    domain::outbox,
     domain::{enrollment::Begun, rate_limit, second_factor, validate},
     error::{Error, Result},
     lifecycle::{email_kind::EmailKind, token::TokenKind},
-    outbox,
     services::Services,
     sms,
 };

@@ -6,6 +6,7 @@ use crate::{
     domain::{
         api_keys::{self, NewKey},
         caller::Scope,
+        key_cache,
         paging::Page,
         validate,
     },
@@ -84,6 +85,6 @@ pub async fn revoke(
     let org = caller(&request)?.organization(&request.get_ref().organization_id, Scope::Admin)?;
     let actor = actor(&request)?;
     let id = validate::id(&request.get_ref().api_key_id).map_err(|e| Error::invalid("api_key_id", e))?;
-    let key = api_keys::revoke(state, &state.keys, org, id, &actor).await?;
+    let key = key_cache::revoke(state, &state.keys, org, id, &actor).await?;
     Ok(Response::new(convert::api_key(key)))
 }
