@@ -90,7 +90,7 @@ impl SecretBox {
 /// HMAC pads a short key with zeros to the block size; doing it here gives
 /// the fixed-size key `KeyInit::new` takes, so no fallible constructor is
 /// needed. Keys here are at most 64 bytes.
-pub fn block_key(key: &[u8]) -> [u8; 64] {
+fn block_key(key: &[u8]) -> [u8; 64] {
     let mut block = [0u8; 64];
     let n = key.len().min(64);
     block[..n].copy_from_slice(&key[..n]);

@@ -5,8 +5,8 @@
 use chrono::{DateTime, TimeDelta, Utc};
 use diesel::prelude::*;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
-use hmac::{Hmac, Mac};
 use rand::Rng;
+use totp_rs::{Builder, Secret, Totp};
 use uuid::Uuid;
 
 use super::users::UserRow;
@@ -26,51 +26,38 @@ const TOTP_SECRET_BYTES: usize = 20;
 
 /// RFC 4648 base32 without padding, as authenticator apps expect.
 pub fn base32(bytes: &[u8]) -> String {
-    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
-    let mut out = String::new();
-    let (mut buffer, mut bits) = (0u32, 0u32);
-    for byte in bytes {
-        buffer = (buffer << 8) | u32::from(*byte);
-        bits += 8;
-        while bits >= 5 {
-            bits -= 5;
-            out.push(char::from(ALPHABET[((buffer >> bits) & 31) as usize]));
-        }
-    }
-    if bits > 0 {
-        out.push(char::from(ALPHABET[((buffer << (5 - bits)) & 31) as usize]));
-    }
-    out
+    Secret::from(bytes.to_vec()).to_base32()
 }
 
-/// The RFC 6238 code (HMAC-SHA1, six digits) for time step `counter`.
-pub fn totp(secret: &[u8], counter: u64) -> u32 {
-    let mut mac = <Hmac<sha1::Sha1> as hmac::KeyInit>::new(&crate::secrets::block_key(secret).into());
-    mac.update(&counter.to_be_bytes());
-    let digest = mac.finalize().into_bytes();
-    let offset = usize::from(digest[digest.len() - 1] & 0x0f);
-    let binary = u32::from_be_bytes([
-        digest[offset] & 0x7f,
-        digest[offset + 1],
-        digest[offset + 2],
-        digest[offset + 3],
-    ]);
-    binary % 1_000_000
+/// RFC 6238 with what every authenticator app assumes: HMAC-SHA1, six
+/// digits, 30-second steps, and the step either side accepted for clock
+/// drift between phone and server.
+fn authenticator(secret: &[u8]) -> Totp {
+    Builder::new()
+        .with_secret(secret.to_vec())
+        .with_step_duration(TOTP_STEP_SECS as u64)
+        // Older secrets may be shorter than RFC 4226's 128 bits; new ones
+        // are 160 (`new_totp_secret`).
+        .build_noncompliant()
 }
 
-/// Accepts the code of this time step or of the one either side (clock
-/// drift between phone and server).
+/// The code for time step `counter`.
+pub fn totp(secret: &[u8], counter: u64) -> String {
+    authenticator(secret)
+        .generate(counter.saturating_mul(TOTP_STEP_SECS as u64))
+        .to_string()
+}
+
+/// Accepts the code of this time step or of the one either side.
 pub fn verify_totp(secret: &[u8], code: &str, now: DateTime<Utc>) -> bool {
     totp_step(secret, code, now).is_some()
 }
 
 /// The time step whose code `code` is, among this one and those either side.
 pub fn totp_step(secret: &[u8], code: &str, now: DateTime<Utc>) -> Option<i64> {
-    let code = code.trim().parse::<u32>().ok()?;
-    let step = now.timestamp().div_euclid(TOTP_STEP_SECS);
-    [step - 1, step, step + 1]
-        .into_iter()
-        .find(|s| u64::try_from(*s).is_ok_and(|s| totp(secret, s) == code))
+    let time = u64::try_from(now.timestamp()).ok()?;
+    let step = authenticator(secret).check(code.trim(), time)?;
+    i64::try_from(step).ok()
 }
 
 pub fn new_totp_secret() -> Vec<u8> {
@@ -294,7 +281,7 @@ mod tests {
             (1_234_567_890, 5_924),
             (2_000_000_000, 279_037),
         ] {
-            assert_eq!(totp(secret, time / 30), expected, "t = {time}");
+            assert_eq!(totp(secret, time / 30), format!("{expected:06}"), "t = {time}");
         }
         let now = DateTime::from_timestamp(59, 0).unwrap_or_default();
         assert!(verify_totp(secret, "287082", now));

@@ -8,8 +8,8 @@ use diesel_async::RunQueryDsl;
 use tonic::Code;
 
 use crate::{
+    harness::{DEADLINE, finish},
     harness::{Org, TestServer, authed, violations},
-    invitations::{DEADLINE, finish},
 };
 use onramp::pb;
 
@@ -52,11 +52,7 @@ async fn start_emailing_credentials(
         .into_inner()
 }
 
-pub async fn email_credentials(
-    server: &TestServer,
-    org: &Org,
-    user_id: &str,
-) -> crate::invitations::Finished {
+pub async fn email_credentials(server: &TestServer, org: &Org, user_id: &str) -> crate::harness::Finished {
     finish(start_emailing_credentials(server, org, user_id).await)
         .await
         .expect("batch")

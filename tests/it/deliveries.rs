@@ -6,8 +6,8 @@ use tonic::Code;
 
 use crate::{
     credentials::staged,
+    harness::{DEADLINE, finish, invite, send},
     harness::{Org, TestServer, authed, violations},
-    invitations::{DEADLINE, finish, invite, send},
 };
 use onramp::pb;
 
@@ -26,7 +26,7 @@ async fn reset_links(
     org: &Org,
     user_ids: Vec<String>,
     kind: pb::EmailKind,
-) -> Result<crate::invitations::Finished, tonic::Status> {
+) -> Result<crate::harness::Finished, tonic::Status> {
     let stream = server
         .credentials()
         .send_reset_links(authed(

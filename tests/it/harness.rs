@@ -24,6 +24,12 @@ use tonic::{Request, transport::Channel};
 
 use crate::smtp::SmtpServer;
 
+mod batches;
+mod imports;
+
+pub use batches::{DEADLINE, Finished, finish, invite, send, watch};
+pub use imports::{csv, import, options, users};
+
 /// The server the test databases live on; `ONRAMP_TEST_DATABASE_URL` points
 /// elsewhere (any database on the server: it is only used to find it).
 fn server_url() -> String {

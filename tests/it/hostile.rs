@@ -5,7 +5,7 @@ use tonic::Code;
 
 use crate::{
     harness::{TestServer, authed},
-    invitations::{invite, send},
+    harness::{invite, send},
 };
 use onramp::pb;
 
@@ -65,7 +65,7 @@ async fn replicas_share_the_count_of_a_public_rpc() {
     // The other replica learns the count at its first exchange with the
     // database (every 100 ms), so paced calls see it before the replica
     // could have counted five of its own.
-    let deadline = tokio::time::Instant::now() + crate::invitations::DEADLINE;
+    let deadline = tokio::time::Instant::now() + crate::harness::DEADLINE;
     let mut let_through = 0;
     loop {
         match reset(&other).await {

@@ -8,105 +8,10 @@ use diesel::{QueryableByName, sql_types::Bytea};
 use diesel_async::RunQueryDsl;
 use sha2::Digest;
 use tokio_stream::StreamExt;
-use tonic::{Code, Streaming};
+use tonic::Code;
 
-use crate::harness::{Org, TestServer, authed, violations};
+use crate::harness::{DEADLINE, Org, TestServer, authed, finish, invite, send, violations, watch};
 use onramp::pb::{self, batch_event::Event};
-
-pub const DEADLINE: Duration = Duration::from_secs(30);
-
-/// A bulk stream read to its end.
-#[derive(Debug, Default)]
-pub struct Finished {
-    pub summary: pb::BatchSummary,
-    pub preview: Option<pb::RenderedEmail>,
-    pub results: Vec<pb::RecipientResult>,
-    pub completion: pb::BatchCompletion,
-    /// Every message in the order it came.
-    pub order: Vec<&'static str>,
-}
-
-impl Finished {
-    pub fn outcomes(&self) -> Vec<(i32, pb::RecipientOutcome)> {
-        let mut outcomes: Vec<_> = self.results.iter().map(|r| (r.index, r.outcome())).collect();
-        outcomes.sort_by_key(|(i, _)| *i);
-        outcomes
-    }
-}
-
-pub async fn finish(mut stream: Streaming<pb::BatchEvent>) -> Result<Finished, tonic::Status> {
-    let mut finished = Finished::default();
-    let read = async {
-        while let Some(message) = stream.next().await {
-            match message?.event {
-                Some(Event::Summary(s)) => {
-                    finished.order.push("summary");
-                    finished.summary = s;
-                }
-                Some(Event::Preview(p)) => {
-                    finished.order.push("preview");
-                    finished.preview = Some(p);
-                }
-                Some(Event::Result(r)) => {
-                    finished.order.push("result");
-                    finished.results.push(r);
-                }
-                Some(Event::Completion(c)) => {
-                    finished.order.push("completion");
-                    finished.completion = c;
-                }
-                None => {}
-            }
-        }
-        Ok::<_, tonic::Status>(())
-    };
-    tokio::time::timeout(DEADLINE, read)
-        .await
-        .expect("the batch finished within the deadline")?;
-    Ok(finished)
-}
-
-/// Follows batch `batch_id` with `WatchBatch` on `client` to its end.
-pub async fn watch(
-    mut client: pb::invitations_client::InvitationsClient<tonic::transport::Channel>,
-    org: &Org,
-    batch_id: String,
-) -> Finished {
-    let stream = client
-        .watch_batch(authed(
-            pb::WatchBatchRequest {
-                organization_id: String::new(),
-                batch_id,
-            },
-            &org.key,
-        ))
-        .await
-        .expect("watch")
-        .into_inner();
-    finish(stream).await.expect("the watched batch finished")
-}
-
-pub fn invite(org: &Org, text: &str) -> pb::SendInvitationsRequest {
-    pb::SendInvitationsRequest {
-        recipients_text: text.into(),
-        service_area_id: org.service_area_id.clone(),
-        role_id: org.role_id.clone(),
-        ..Default::default()
-    }
-}
-
-pub async fn send(
-    server: &TestServer,
-    org: &Org,
-    request: pb::SendInvitationsRequest,
-) -> Result<Finished, tonic::Status> {
-    let stream = server
-        .invitations()
-        .send_invitations(authed(request, &org.key))
-        .await?
-        .into_inner();
-    finish(stream).await
-}
 
 pub fn sha256(token: &str) -> Vec<u8> {
     sha2::Sha256::digest(token.as_bytes()).to_vec()

@@ -15,7 +15,7 @@ use serde_json::Value;
 use crate::{
     gateway::curl,
     harness::{TestServer, authed},
-    invitations::{finish, invite},
+    harness::{finish, invite},
     processes::Process,
 };
 use onramp::pb;

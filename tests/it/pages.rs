@@ -11,8 +11,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use crate::{
     browser::{Browser, WAIT},
     credentials::{email_credentials, line_value, staged},
+    harness::{DEADLINE, invite, send},
     harness::{Org, TestServer, authed},
-    invitations::{DEADLINE, invite, send},
     registration::{secure_server, set_policy, sms_server, totp},
     security::{send_reset_link, user_by_email},
     smtp::Received,

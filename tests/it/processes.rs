@@ -19,8 +19,8 @@ use tokio_stream::StreamExt;
 use tonic::transport::Channel;
 
 use crate::{
+    harness::{DEADLINE, finish, invite, watch},
     harness::{PLATFORM_KEY, TestServer, authed, url_for},
-    invitations::{DEADLINE, finish, invite, watch},
 };
 use onramp::pb;
 

@@ -10,8 +10,8 @@ use tonic::Code;
 use tonic_types::StatusExt;
 
 use crate::{
+    harness::{DEADLINE, invite, send},
     harness::{Org, TestServer, authed, violations},
-    invitations::{DEADLINE, invite, send},
 };
 use onramp::pb;
 

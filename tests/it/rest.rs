@@ -11,8 +11,8 @@ use tokio::io::AsyncReadExt;
 use crate::{
     browser::Browser,
     gateway::{Gateway, call, curl, free_port},
+    harness::DEADLINE,
     harness::{PLATFORM_KEY, TestServer},
-    invitations::DEADLINE,
 };
 use onramp::pb;
 
@@ -305,13 +305,9 @@ async fn a_person_registers_over_rest() {
 async fn the_pages_work_through_the_gateway_over_https() {
     let (server, gateway) = behind_envoy(|_| {}).await;
     let org = server.org("Acme").await;
-    crate::invitations::send(
-        &server,
-        &org,
-        crate::invitations::invite(&org, "ada@acme.example"),
-    )
-    .await
-    .expect("invite");
+    crate::harness::send(&server, &org, crate::harness::invite(&org, "ada@acme.example"))
+        .await
+        .expect("invite");
     let mail = &server.smtp.wait_for(1, DEADLINE).await[0];
     let link = mail
         .links()

@@ -6,8 +6,8 @@ use std::time::Duration;
 use onramp::pb;
 
 use crate::{
+    harness::{DEADLINE, finish, invite},
     harness::{TestServer, authed},
-    invitations::{DEADLINE, finish, invite},
     private_pg::PrivateCluster,
 };
 

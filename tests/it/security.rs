@@ -10,9 +10,9 @@ use tonic::Code;
 
 use crate::{
     credentials::{set_password, sign_in, staged},
+    harness::{DEADLINE, finish, invite, send},
     harness::{Org, TestServer, authed, violations},
-    import::{csv, options},
-    invitations::{DEADLINE, finish, invite, send},
+    harness::{csv, options},
     registration::{
         PASSWORD, authenticate, completion, invited_token, reason, secure_server, set_policy, totp,
     },
@@ -463,7 +463,7 @@ async fn an_oversize_import_message_ends_the_stream_with_an_error_after_reportin
         [pb::ImportOutcome::Created, pb::ImportOutcome::Created],
         "the rows before it are committed and reported"
     );
-    let listed = crate::import::users(&server, &org).await;
+    let listed = crate::harness::users(&server, &org).await;
     assert_eq!(listed.len(), 2);
 }
 
@@ -489,7 +489,7 @@ async fn a_display_name_longer_than_a_name_may_be_fails_that_recipient_only() {
             (1, pb::RecipientOutcome::Sent)
         ]
     );
-    let users = crate::import::users(&server, &org).await;
+    let users = crate::harness::users(&server, &org).await;
     assert_eq!(users.len(), 1);
 }
 
@@ -501,7 +501,7 @@ async fn a_quoted_display_name_may_hold_angle_brackets() {
         .await
         .expect("the batch");
     assert_eq!(finished.outcomes(), [(0, pb::RecipientOutcome::Sent)]);
-    let users = crate::import::users(&server, &org).await;
+    let users = crate::harness::users(&server, &org).await;
     let name = format!("{} {}", users[0].first_name, users[0].last_name);
     assert_eq!(name.trim(), "A <b>");
 }
@@ -1079,7 +1079,7 @@ async fn control_characters_in_an_import_fail_their_row_only() {
             ..Default::default()
         })),
     };
-    let (results, summary) = crate::import::import(
+    let (results, summary) = crate::harness::import(
         &server,
         &org,
         vec![

@@ -1,19 +1,15 @@
-//! An incremental CSV reader (RFC 4180: quoted fields, doubled quotes, CRLF
-//! or LF) fed with chunks that may split a line anywhere. Blank lines are
-//! skipped. A field longer than `MAX_FIELD_CHARS` marks its record as too
-//! long instead of growing without bound, so memory stays flat whatever the
-//! input.
+//! An incremental CSV reader over `csv-core` (RFC 4180: quoted fields,
+//! doubled quotes, CRLF or LF), fed with chunks that may split a line
+//! anywhere. Blank lines are skipped. A field longer than `MAX_FIELD_CHARS`
+//! marks its record as too long instead of growing without bound, so memory
+//! stays flat whatever the input.
+
+use csv_core::{ReadFieldResult, Reader};
 
 pub const MAX_FIELD_CHARS: usize = 2_000;
 pub const MAX_FIELDS: usize = 64;
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum State {
-    StartField,
-    Unquoted,
-    Quoted,
-    QuoteInQuoted,
-}
+/// The most bytes of a field kept: `MAX_FIELD_CHARS` of the widest UTF-8.
+const MAX_FIELD_BYTES: usize = MAX_FIELD_CHARS * 4;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Record {
@@ -22,13 +18,20 @@ pub struct Record {
     pub malformed: Option<String>,
 }
 
-#[derive(Debug)]
 pub struct CsvReader {
-    state: State,
-    field: String,
-    field_chars: usize,
+    core: Reader,
+    field: Vec<u8>,
+    field_bytes: usize,
     fields: Vec<String>,
     malformed: Option<String>,
+    /// Whether the current field began with a quote, once its first byte
+    /// was read, and the quotes it holds so far: a quoted field whose
+    /// quotes are odd in number is still open.
+    quoted: Option<bool>,
+    quotes: usize,
+    /// Whether any field of the current record was quoted: `""` is a
+    /// record of one empty field, not a blank line.
+    record_quoted: bool,
 }
 
 impl Default for CsvReader {
@@ -40,36 +43,31 @@ impl Default for CsvReader {
 impl CsvReader {
     pub fn new() -> Self {
         CsvReader {
-            state: State::StartField,
-            field: String::new(),
-            field_chars: 0,
+            core: Reader::new(),
+            field: Vec::new(),
+            field_bytes: 0,
             fields: Vec::new(),
             malformed: None,
+            quoted: None,
+            quotes: 0,
+            record_quoted: false,
         }
     }
 
     /// Reads a chunk; answers the records it completed.
     pub fn feed(&mut self, chunk: &str) -> Vec<Record> {
         let mut done = Vec::new();
-        for c in chunk.chars() {
-            match (self.state, c) {
-                (State::StartField, '"') => self.state = State::Quoted,
-                (State::Quoted, '"') => self.state = State::QuoteInQuoted,
-                (State::QuoteInQuoted, '"') => {
-                    self.push_char('"');
-                    self.state = State::Quoted;
-                }
-                (State::Quoted, c) => self.push_char(c),
-                (_, ',') => self.end_field(),
-                (_, '\r') => {}
-                (_, '\n') => {
-                    if let Some(record) = self.end_record() {
-                        done.push(record);
-                    }
-                }
-                (_, c) => {
-                    self.push_char(c);
-                    self.state = State::Unquoted;
+        let mut input = chunk.as_bytes();
+        while !input.is_empty() {
+            let mut out = [0u8; 1024];
+            let (result, read, written) = self.core.read_field(input, &mut out);
+            self.note_quotes(&input[..read]);
+            self.keep(&out[..written]);
+            input = &input[read..];
+            if let ReadFieldResult::Field { record_end } = result {
+                self.end_field();
+                if record_end {
+                    done.extend(self.end_record());
                 }
             }
         }
@@ -79,37 +77,67 @@ impl CsvReader {
     /// Ends the input; answers the last record if the text did not end with a
     /// line break.
     pub fn finish(&mut self) -> Option<Record> {
-        if self.state == State::Quoted && self.malformed.is_none() {
-            self.malformed = Some("a quoted field is not closed".into());
+        loop {
+            let mut out = [0u8; 1024];
+            let (result, _, written) = self.core.read_field(&[], &mut out);
+            self.keep(&out[..written]);
+            match result {
+                ReadFieldResult::Field { record_end } => {
+                    if self.quoted == Some(true) && self.quotes % 2 == 1 && self.malformed.is_none() {
+                        self.malformed = Some("a quoted field is not closed".into());
+                    }
+                    self.end_field();
+                    if record_end {
+                        return self.end_record();
+                    }
+                }
+                ReadFieldResult::End => return None,
+                ReadFieldResult::InputEmpty | ReadFieldResult::OutputFull => {}
+            }
         }
-        self.end_record()
     }
 
-    fn push_char(&mut self, c: char) {
-        if self.field_chars < MAX_FIELD_CHARS {
-            self.field.push(c);
-        } else if self.malformed.is_none() {
-            self.malformed = Some(format!("a field is longer than {MAX_FIELD_CHARS} characters"));
+    fn note_quotes(&mut self, read: &[u8]) {
+        if self.quoted.is_none() {
+            // Line breaks before a field end the record before it.
+            if let Some(first) = read.iter().find(|b| !matches!(b, b'\r' | b'\n')) {
+                self.quoted = Some(*first == b'"');
+            }
         }
-        self.field_chars += 1;
+        self.quotes += read.iter().filter(|b| **b == b'"').count();
+    }
+
+    fn keep(&mut self, bytes: &[u8]) {
+        let room = MAX_FIELD_BYTES.saturating_sub(self.field.len());
+        self.field.extend_from_slice(&bytes[..bytes.len().min(room)]);
+        self.field_bytes += bytes.len();
     }
 
     fn end_field(&mut self) {
+        let mut field = String::from_utf8_lossy(&self.field).into_owned();
+        if field.chars().count() > MAX_FIELD_CHARS || self.field_bytes > MAX_FIELD_BYTES {
+            field = field.chars().take(MAX_FIELD_CHARS).collect();
+            self.malformed
+                .get_or_insert_with(|| format!("a field is longer than {MAX_FIELD_CHARS} characters"));
+        }
         if self.fields.len() < MAX_FIELDS {
-            self.fields.push(std::mem::take(&mut self.field));
-        } else if self.malformed.is_none() {
-            self.malformed = Some(format!("the row has more than {MAX_FIELDS} columns"));
+            self.fields.push(field);
+        } else {
+            self.malformed
+                .get_or_insert_with(|| format!("the row has more than {MAX_FIELDS} columns"));
         }
         self.field.clear();
-        self.field_chars = 0;
-        self.state = State::StartField;
+        self.field_bytes = 0;
+        self.record_quoted |= self.quoted == Some(true);
+        self.quoted = None;
+        self.quotes = 0;
     }
 
     fn end_record(&mut self) -> Option<Record> {
-        let blank = self.fields.is_empty() && self.field.is_empty() && self.state == State::StartField;
-        self.end_field();
+        let quoted = std::mem::take(&mut self.record_quoted);
         let fields = std::mem::take(&mut self.fields);
         let malformed = self.malformed.take();
+        let blank = fields.len() == 1 && fields[0].is_empty() && !quoted;
         if blank && malformed.is_none() {
             return None;
         }

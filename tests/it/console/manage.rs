@@ -8,7 +8,7 @@ use super::{open, signed_in};
 use crate::{
     credentials::staged,
     harness::{TestServer, authed},
-    invitations::{invite, send},
+    harness::{invite, send},
     pages::assert_accessible,
     security::user_by_email,
 };

@@ -7,7 +7,7 @@ use crate::{
     browser::Browser,
     credentials::staged,
     harness::TestServer,
-    invitations::{invite, send},
+    harness::{invite, send},
     pages::assert_accessible,
 };
 

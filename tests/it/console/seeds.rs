@@ -6,7 +6,7 @@ use crate::{
     browser::Browser,
     credentials::{line_value, staged},
     harness::{TestServer, authed},
-    invitations::{invite, send},
+    harness::{invite, send},
     pages::{assert_accessible, nth_email, page_link, register},
     security::user_by_email,
 };
