@@ -32,7 +32,11 @@ impl ServerProcess {
             .and_then(|l| l.local_addr())
             .map(|a| a.port())
             .expect("a free port");
-        let mut command = Command::new(env!("CARGO_BIN_EXE_onramp"));
+        // ONRAMP_BENCH_BIN runs another build (an earlier release, say) under
+        // the same scenarios, so two builds compare in one run.
+        let binary =
+            std::env::var("ONRAMP_BENCH_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_onramp").into());
+        let mut command = Command::new(binary);
         command
             .arg("serve")
             .env("DATABASE_URL", format!("{}/{database}", postgres_base()))
