@@ -7,9 +7,17 @@ pub mod backlog;
 pub mod claim;
 pub mod compose;
 pub mod record;
+pub mod recorder;
 pub mod worker;
 
-use tokio::{sync::watch, task::JoinSet};
+use std::sync::Arc;
+
+use chrono::TimeDelta;
+
+use tokio::{
+    sync::{Semaphore, watch},
+    task::JoinSet,
+};
 
 use crate::{notify::Notifier, services::Services};
 
@@ -17,12 +25,27 @@ use crate::{notify::Notifier, services::Services};
 /// turns true.
 pub fn start(state: &Services, notifier: &Notifier, stop: &watch::Receiver<bool>) -> JoinSet<()> {
     let mut workers = JoinSet::new();
+    let config = &state.config.outbox;
+    if config.workers == 0 {
+        return workers;
+    }
     let process = format!("{}-{}", hostname(), std::process::id());
-    for n in 0..state.config.outbox.workers {
+    let connections = usize::try_from(state.config.smtp_connections).unwrap_or(128);
+    let slots = Arc::new(Semaphore::new(connections));
+    let policy = record::Policy {
+        max_attempts: config.max_attempts,
+        retry_base: TimeDelta::from_std(config.retry_base).unwrap_or(TimeDelta::seconds(5)),
+    };
+    // Ends after the last worker, once what they handed it is recorded.
+    let (recorder, recording) = recorder::Recorder::start(state.clone(), policy);
+    workers.spawn(recording);
+    for n in 0..config.workers {
         let worker = worker::Worker {
             state: state.clone(),
             wake: notifier.clone(),
-            name: format!("{process}-{n}-{}", uuid::Uuid::now_v7().simple()),
+            slots: slots.clone(),
+            recorder: recorder.clone(),
+            name: format!("{process}-{n}-{}", uuid::Uuid::now_v7().simple()).into(),
         };
         workers.spawn(worker.run(stop.clone()));
     }

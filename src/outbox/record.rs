@@ -1,6 +1,7 @@
-//! Recording what the SMTP server said, for a whole claimed chunk in one
-//! transaction: the outbox rows, their invitations, the batch results and
-//! the batch counts, then a notification to every follower of the batches.
+//! Recording what the SMTP server said, for every answer gathered since the
+//! last record, in one transaction: the outbox rows, their invitations, the
+//! batch results and the batch counts, then a notification to every follower
+//! of the batches.
 
 use crate::db::Cached;
 use chrono::{DateTime, TimeDelta, Utc};
@@ -33,6 +34,17 @@ pub enum Outcome {
     Failed(String),
     /// Worth another try later.
     Retry(String),
+    /// Not sent: no connection came free while the lease had time left.
+    /// Due again at once.
+    Unsent,
+}
+
+/// One email's outcome, and the worker that holds its lease.
+#[derive(Clone, Debug)]
+pub struct Answer {
+    pub message: Claimed,
+    pub outcome: Outcome,
+    pub worker: std::sync::Arc<str>,
 }
 
 /// When to try again after `attempts` tries: doubling from `base`, at most an
@@ -50,7 +62,6 @@ struct Id {
 }
 
 pub struct Policy {
-    pub worker: String,
     pub max_attempts: i32,
     pub retry_base: TimeDelta,
 }
@@ -62,8 +73,8 @@ static RECORD_DELIVERIES: LazyLock<String> = LazyLock::new(|| {
         "UPDATE outbox o SET state = v.state, last_error = v.error, lease_until = NULL, leased_by = NULL, \
            sent_at = CASE WHEN v.state = {sent} THEN $2 ELSE o.sent_at END, \
            next_attempt_at = CASE WHEN v.state = {queued} THEN v.next ELSE o.next_attempt_at END \
-         FROM unnest($1::uuid[], $4::text[], $5::text[], $6::timestamptz[]) AS v(id, state, error, next) \
-         WHERE o.id = v.id AND o.state = {sending} AND o.leased_by = $3 \
+         FROM unnest($1::uuid[], $4::text[], $5::text[], $6::timestamptz[], $3::text[]) AS v(id, state, error, next, worker) \
+         WHERE o.id = v.id AND o.state = {sending} AND o.leased_by = v.worker \
          RETURNING o.id",
         sent = State::Sent.sql(),
         queued = State::Queued.sql(),
@@ -90,21 +101,22 @@ static RECORD_INVITATIONS: LazyLock<String> = LazyLock::new(|| {
 /// Records the outcomes; answers the kinds of the batches they completed.
 pub async fn record(
     conn: &mut AsyncPgConnection,
-    results: &[(Claimed, Outcome)],
+    answers: &[Answer],
     policy: &Policy,
     now: DateTime<Utc>,
 ) -> Result<Vec<EmailKind>> {
     // A transient failure on the last allowed attempt is final.
-    let results: Vec<(&Claimed, Outcome)> = results
+    let results: Vec<(&Claimed, Outcome)> = answers
         .iter()
-        .map(|(c, o)| match o {
-            Outcome::Retry(why) if c.attempts >= policy.max_attempts => (
-                c,
-                Outcome::Failed(format!("gave up after {} attempts: {why}", c.attempts)),
+        .map(|a| match &a.outcome {
+            Outcome::Retry(why) if a.message.attempts >= policy.max_attempts => (
+                &a.message,
+                Outcome::Failed(format!("gave up after {} attempts: {why}", a.message.attempts)),
             ),
-            other => (c, other.clone()),
+            other => (&a.message, other.clone()),
         })
         .collect();
+    let workers: Vec<&str> = answers.iter().map(|a| &*a.worker).collect();
     conn.transaction(async |conn| {
         let ids: Vec<Uuid> = results.iter().map(|(c, _)| c.id).collect();
         let states: Vec<State> = results
@@ -113,7 +125,7 @@ pub async fn record(
                 let event = match o {
                     Outcome::Sent => delivery::Event::Sent,
                     Outcome::Failed(_) => delivery::Event::Failed,
-                    Outcome::Retry(_) => delivery::Event::Deferred,
+                    Outcome::Retry(_) | Outcome::Unsent => delivery::Event::Deferred,
                 };
                 State::Sending.next(event).unwrap_or(State::Failed)
             })
@@ -121,13 +133,16 @@ pub async fn record(
         let errors: Vec<String> = results
             .iter()
             .map(|(_, o)| match o {
-                Outcome::Sent => String::new(),
+                Outcome::Sent | Outcome::Unsent => String::new(),
                 Outcome::Failed(why) | Outcome::Retry(why) => why.clone(),
             })
             .collect();
         let next: Vec<DateTime<Utc>> = results
             .iter()
-            .map(|(c, _)| next_attempt(now, c.attempts, policy.retry_base))
+            .map(|(c, o)| match o {
+                Outcome::Unsent => now,
+                _ => next_attempt(now, c.attempts, policy.retry_base),
+            })
             .collect();
         // Only messages this worker still holds: one whose lease ran out
         // belongs to whoever claimed it next.
@@ -135,7 +150,7 @@ pub async fn record(
             diesel::sql_query(RECORD_DELIVERIES.as_str())
                 .bind::<Array<SqlUuid>, _>(&ids)
                 .bind::<Timestamptz, _>(now)
-                .bind::<Text, _>(&policy.worker)
+                .bind::<Array<Text>, _>(&workers)
                 .bind::<Array<Text>, _>(&states)
                 .bind::<Array<Text>, _>(&errors)
                 .bind::<Array<Timestamptz>, _>(&next),
@@ -145,7 +160,7 @@ pub async fn record(
         let held: std::collections::HashSet<Uuid> = recorded.into_iter().map(|r| r.id).collect();
         let finals: Vec<(&Claimed, &Outcome)> = results
             .iter()
-            .filter(|(c, o)| held.contains(&c.id) && !matches!(o, Outcome::Retry(_)))
+            .filter(|(c, o)| held.contains(&c.id) && matches!(o, Outcome::Sent | Outcome::Failed(_)))
             .map(|(c, o)| (*c, o))
             .collect();
         if finals.is_empty() {

@@ -1,17 +1,22 @@
-//! An outbox worker: claim a chunk, prepare its emails, send them
-//! concurrently with no database connection held, record the outcomes.
+//! An outbox worker: claim a chunk, prepare its emails, send each in a free
+//! send slot with no database connection held, and hand each answer to the
+//! process's recorder as soon as the SMTP server gives it.
 
-use crate::lifecycle::{email_kind::EmailKind, outcome::Outcome as Final};
-use std::time::Duration;
+use crate::lifecycle::outcome::Outcome as Final;
+use std::{sync::Arc, time::Duration};
 
 use chrono::TimeDelta;
-use tokio::{sync::watch, task::JoinSet};
+use tokio::{
+    sync::{Semaphore, oneshot, watch},
+    time::Instant,
+};
 use tracing::Instrument;
 
 use super::{
     claim::{Claimed, claim},
     compose::{Prepared, prepare},
-    record::{Outcome, Policy, record},
+    record::{Answer, Outcome},
+    recorder::{Entry, Recorder},
 };
 use crate::{mail::SendError, metrics::kv, notify::OUTBOX_CHANNEL, services::Services};
 
@@ -19,7 +24,13 @@ pub struct Worker {
     pub state: Services,
     /// Tells of emails queued by any replica.
     pub wake: crate::notify::Notifier,
-    pub name: String,
+    pub name: Arc<str>,
+    /// The process's send slots, one per SMTP connection and shared by its
+    /// workers. A slot is held from the send until its outcome is committed,
+    /// so a process killed mid-batch leaves at most this many emails accepted
+    /// but unrecorded (the ones sent again when their lease ends).
+    pub slots: Arc<Semaphore>,
+    pub recorder: Recorder,
 }
 
 impl Worker {
@@ -61,14 +72,21 @@ impl Worker {
         }
     }
 
-    /// Claims and sends one chunk; answers how many messages it held.
+    /// Claims and sends one chunk, and waits until every answer is recorded;
+    /// answers how many messages it held.
     async fn work_once(&self) -> crate::error::Result<usize> {
         let config = &self.state.config.outbox;
         let now = self.state.clock.now();
         let lease = TimeDelta::from_std(config.lease).unwrap_or(TimeDelta::seconds(60));
         // Outcomes must be recorded before the lease runs out, or another
-        // worker sends the same emails again: leave a tenth of it spare.
-        let record_by = tokio::time::Instant::now() + config.lease.mul_f64(0.9);
+        // worker sends the same emails again: leave a tenth of it spare. An
+        // email still waiting for a slot at half the lease is not sent, so
+        // that its send and record fit in the rest.
+        let claimed_at = Instant::now();
+        let times = Times {
+            send_by: claimed_at + config.lease / 2,
+            record_by: claimed_at + config.lease.mul_f64(0.9),
+        };
         let claimed = {
             let mut conn = self.state.pool.get().await?;
             claim(
@@ -91,66 +109,31 @@ impl Worker {
             }
         }
         let span = tracing::info_span!("outbox.chunk", messages = claimed.len(), worker = %self.name);
-        let results = async {
-            let prepared = prepare(&self.state, &claimed).await?;
-            Ok::<_, crate::error::Error>(self.send_all(&claimed, prepared).await)
+        let prepared = prepare(&self.state, &claimed).instrument(span.clone()).await?;
+        let recorded = span.in_scope(|| self.send_all(&claimed, prepared, times));
+        for done in recorded {
+            // A send that panicked drops its `done`: nothing to wait for.
+            let _ = done.await;
         }
-        .instrument(span.clone())
-        .await?;
-        let policy = Policy {
-            worker: self.name.clone(),
-            max_attempts: config.max_attempts,
-            retry_base: TimeDelta::from_std(config.retry_base).unwrap_or(TimeDelta::seconds(5)),
-        };
-        self.record_outcomes(&results, &policy, record_by)
-            .instrument(span)
-            .await?;
         Ok(claimed.len())
     }
 
-    /// Records what the SMTP server said, retrying while the database is
-    /// away (a restart, a failover): the emails have gone, so giving up early
-    /// would send them again once the lease ends. Recording twice is harmless,
-    /// since only messages this worker still holds change.
-    async fn record_outcomes(
-        &self,
-        results: &[(Claimed, Outcome)],
-        policy: &Policy,
-        until: tokio::time::Instant,
-    ) -> crate::error::Result<()> {
-        let mut backoff = Duration::from_millis(100);
-        loop {
-            let attempt = async {
-                let mut conn = self.state.pool.get().await?;
-                record(&mut conn, results, policy, self.state.clock.now()).await
-            }
-            .await;
-            match attempt {
-                Ok(completed) => {
-                    count_recorded(results, &completed, policy.max_attempts);
-                    return Ok(());
-                }
-                Err(e) if tokio::time::Instant::now() + backoff < until => {
-                    tracing::warn!(error = %e, "recording send outcomes failed; retrying");
-                    tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(Duration::from_secs(2));
-                }
-                Err(e) => return Err(e),
-            }
-        }
-    }
-
-    async fn send_all(
+    /// Starts a send per prepared email, each in a slot; every answer (and
+    /// every email that cannot be sent) goes to the recorder. Answers one
+    /// receiver per email, told when its outcome is recorded.
+    fn send_all(
         &self,
         claimed: &[Claimed],
         prepared: Vec<(uuid::Uuid, Prepared)>,
-    ) -> Vec<(Claimed, Outcome)> {
-        let mut sends = JoinSet::new();
-        let mut results = Vec::with_capacity(claimed.len());
+        times: Times,
+    ) -> Vec<oneshot::Receiver<()>> {
+        let mut recorded = Vec::with_capacity(prepared.len());
         for (id, prepared) in prepared {
             let Some(message) = claimed.iter().find(|c| c.id == id).cloned() else {
                 continue;
             };
+            let (done, told) = oneshot::channel();
+            recorded.push(told);
             match prepared {
                 Prepared::Skip(why) => {
                     crate::metrics::get().outbox_sends.add(
@@ -160,7 +143,16 @@ impl Worker {
                             kv("outcome", Final::Failed.name()),
                         ],
                     );
-                    results.push((message, Outcome::Failed(why)));
+                    self.recorder.submit(Entry {
+                        answer: Answer {
+                            message,
+                            outcome: Outcome::Failed(why),
+                            worker: self.name.clone(),
+                        },
+                        slot: None,
+                        until: times.record_by,
+                        done,
+                    });
                 }
                 Prepared::Ready(email) => {
                     let mailer = self.state.mailer.clone();
@@ -176,32 +168,50 @@ impl Worker {
                     };
                     crate::telemetry::continue_trace(&span, message.traceparent.as_deref());
                     let max_attempts = self.state.config.outbox.max_attempts;
-                    sends.spawn(
+                    let slots = self.slots.clone();
+                    let recorder = self.recorder.clone();
+                    let worker = self.name.clone();
+                    tokio::spawn(
                         async move {
-                            let sent = mailer.send(*email).await;
-                            count_send(&message, &sent, max_attempts);
-                            let outcome = match sent {
-                                Ok(()) => Outcome::Sent,
-                                Err(SendError::Permanent(why)) => Outcome::Failed(why),
-                                Err(SendError::Transient(why) | SendError::Unreachable(why)) => {
-                                    Outcome::Retry(why)
+                            let slot = slots.acquire_owned().await.ok();
+                            let outcome = if Instant::now() > times.send_by {
+                                Outcome::Unsent
+                            } else {
+                                let sent = mailer.send(*email).await;
+                                count_send(&message, &sent, max_attempts);
+                                match sent {
+                                    Ok(()) => Outcome::Sent,
+                                    Err(SendError::Permanent(why)) => Outcome::Failed(why),
+                                    Err(SendError::Transient(why) | SendError::Unreachable(why)) => {
+                                        Outcome::Retry(why)
+                                    }
                                 }
                             };
-                            (message, outcome)
+                            recorder.submit(Entry {
+                                answer: Answer {
+                                    message,
+                                    outcome,
+                                    worker,
+                                },
+                                slot,
+                                until: times.record_by,
+                                done,
+                            });
                         }
                         .instrument(span),
                     );
                 }
             }
         }
-        while let Some(done) = sends.join_next().await {
-            match done {
-                Ok(result) => results.push(result),
-                Err(e) => tracing::error!(error = %e, "a send task failed"),
-            }
-        }
-        results
+        recorded
     }
+}
+
+/// When a claimed chunk's emails must be sent and recorded by.
+#[derive(Clone, Copy)]
+struct Times {
+    send_by: Instant,
+    record_by: Instant,
 }
 
 /// Counts one send: its outcome (a transient failure on the last allowed
@@ -219,25 +229,4 @@ fn count_send(message: &Claimed, sent: &Result<(), SendError>, max_attempts: i32
         .add(1, &[kv("kind", message.kind.name()), kv("outcome", outcome)]);
     let class = sent.as_ref().err().map_or("2xx", SendError::reply_class);
     metrics.smtp_replies.add(1, &[kv("class", class)]);
-}
-
-/// Counts the recipients of batches whose results became final, and the
-/// batches they completed.
-fn count_recorded(results: &[(Claimed, Outcome)], completed: &[EmailKind], max_attempts: i32) {
-    let metrics = crate::metrics::get();
-    for (message, outcome) in results.iter().filter(|(c, _)| c.batch_id.is_some()) {
-        let outcome = match outcome {
-            Outcome::Sent => Final::Sent,
-            Outcome::Failed(_) => Final::Failed,
-            Outcome::Retry(_) if message.attempts >= max_attempts => Final::Failed,
-            Outcome::Retry(_) => continue,
-        };
-        metrics.batch_recipients.add(
-            1,
-            &[kv("kind", message.kind.name()), kv("outcome", outcome.name())],
-        );
-    }
-    for kind in completed {
-        metrics.batches_finished.add(1, &[kv("kind", kind.name())]);
-    }
 }

@@ -140,6 +140,52 @@ async fn replicas_share_a_bulk_send_and_one_killed_mid_batch_loses_nothing() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_killed_mid_batch_sends_again_at_most_one_email_per_smtp_connection() {
+    let server = TestServer::start_with(|c| c.outbox.workers = 0).await;
+    let org = server.org("Acme").await;
+    // The default workers and claims (4 x 32, so many claimed emails wait for
+    // a connection), 16 connections, and a short lease so the killed
+    // replica's claims come back quickly.
+    let env = [
+        ("ONRAMP_SMTP_CONNECTIONS", "16".to_owned()),
+        ("ONRAMP_OUTBOX_LEASE_MS", "3000".to_owned()),
+    ];
+    let a = Process::start(&server, &env).await;
+    let mut b = Process::start(&server, &env).await;
+    let c = Process::start(&server, &env).await;
+
+    let people: Vec<String> = (0..3000).map(|i| format!("p{i}@acme.example")).collect();
+    let stream = a
+        .invitations()
+        .send_invitations(authed(invite(&org, &people.join("\n")), &org.key))
+        .await
+        .expect("send")
+        .into_inner();
+    server.smtp.wait_for(1000, DEADLINE).await;
+    b.child.kill().expect("SIGKILL one replica");
+    let _ = b.child.wait();
+
+    let finished = finish(stream)
+        .await
+        .expect("the batch finishes without the killed replica");
+    assert_eq!(finished.completion.sent, 3000);
+    let mail = server.smtp.wait_for(3000, DEADLINE).await;
+    let mut received = std::collections::HashMap::<String, usize>::new();
+    for to in mail.iter().flat_map(|m| m.to.clone()) {
+        *received.entry(to).or_default() += 1;
+    }
+    let missing: Vec<&String> = people.iter().filter(|p| !received.contains_key(*p)).collect();
+    assert!(missing.is_empty(), "never emailed: {missing:?}");
+    // Only what the killed process had accepted by the SMTP server and not
+    // yet committed goes twice: one email per connection at most.
+    let again: usize = received.values().map(|n| n - 1).sum();
+    let mut twice: Vec<&String> = received.iter().filter(|(_, n)| **n > 1).map(|(p, _)| p).collect();
+    twice.sort();
+    assert!(again <= 16, "{again} emails went again, to {twice:?}");
+    drop(c);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_mid_batch_finishes_what_is_in_flight_and_another_replica_sends_the_rest() {
     let server = TestServer::start_with(|c| c.outbox.workers = 0).await;
     let org = server.org("Acme").await;
