@@ -45,6 +45,61 @@ pub async fn sink_limit(messages: usize, report: &mut Report) {
     report.add("smtp_sink_limit", &[("messages_per_second", rate)]);
 }
 
+/// Sixteen lettre connections, each carrying one email at a time (as the
+/// server's send slots do), once as lettre opens them and once over sockets
+/// with TCP_NODELAY: whether Nagle's algorithm holds each message's final
+/// write until the sink's delayed acknowledgement.
+pub async fn connection_limit(messages: usize, report: &mut Report) {
+    for nodelay in [false, true] {
+        let sink = Sink::start().await;
+        let started = Instant::now();
+        let mut connections = tokio::task::JoinSet::new();
+        let per_connection = messages / 16;
+        for c in 0..16 {
+            let port = sink.port;
+            connections.spawn(async move {
+                use lettre::{
+                    Address,
+                    address::Envelope,
+                    transport::smtp::{client::AsyncSmtpConnection, extension::ClientId},
+                };
+                let stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
+                    .await
+                    .expect("connect to the sink");
+                stream.set_nodelay(nodelay).expect("TCP_NODELAY");
+                let mut connection =
+                    AsyncSmtpConnection::connect_with_transport(Box::new(stream), &ClientId::default())
+                        .await
+                        .expect("EHLO");
+                let body = format!("Subject: reference\r\n\r\n{}\r\n", "x".repeat(3_000));
+                let from: Address = "bench@bench.example".parse().expect("from");
+                for i in 0..per_connection {
+                    let to: Address = format!("person{c}x{i}@bench.example").parse().expect("to");
+                    let envelope = Envelope::new(Some(from.clone()), vec![to]).expect("envelope");
+                    connection
+                        .send(&envelope, body.as_bytes())
+                        .await
+                        .expect("accepted");
+                }
+            });
+        }
+        while connections.join_next().await.is_some() {}
+        let rate = (per_connection * 16) as f64 / started.elapsed().as_secs_f64();
+        let label = if nodelay {
+            "with TCP_NODELAY"
+        } else {
+            "as lettre opens them"
+        };
+        println!("SMTP sink, 16 lettre connections one email at a time, {label}: {rate:7.0} messages/s");
+        let key = if nodelay {
+            "smtp_16_connections_nodelay"
+        } else {
+            "smtp_16_connections"
+        };
+        report.add(key, &[("messages_per_second", rate)]);
+    }
+}
+
 pub async fn run(recipients: usize, report: &mut Report) {
     let sink = Sink::start().await;
     let server = ServerProcess::start(Some(&sink.url()), &[]).await;

@@ -63,6 +63,7 @@ async fn main() {
             }
             "invite" => {
                 invite::sink_limit(10_000, &mut report).await;
+                invite::connection_limit(4_000, &mut report).await;
                 for n in rows.map_or(vec![10_000, 100_000], |n| vec![n]) {
                     invite::run(n, &mut report).await;
                 }
