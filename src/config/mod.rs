@@ -21,7 +21,7 @@ const DEFAULT_OUTBOX_LEASE_MS: u64 = 60_000;
 const DEFAULT_OUTBOX_RETRY_BASE_MS: u64 = 5_000;
 const DEFAULT_OUTBOX_MAX_ATTEMPTS: i32 = 8;
 const DEFAULT_OUTBOX_POLL_MS: u64 = 1_000;
-const DEFAULT_SMTP_CONNECTIONS: u32 = 128;
+const DEFAULT_SMTP_CONNECTIONS: u32 = 16;
 const DEFAULT_SMTP_TIMEOUT_MS: u64 = 30_000;
 
 /// argon2id cost, and how many hashes may run at once.

@@ -1,6 +1,8 @@
 //! Sending email: over SMTP when `SMTP_URL` is set, otherwise as `.eml` files
 //! in a folder a person can open.
 
+mod relay;
+
 use std::path::PathBuf;
 
 use lettre::{
@@ -12,6 +14,9 @@ use crate::config::Config;
 
 #[derive(Clone)]
 pub enum Mailer {
+    /// Plain SMTP with nothing to negotiate, on sockets with TCP_NODELAY.
+    Relay(relay::Relay),
+    /// TLS or a login: lettre's pooled transport.
     Smtp(AsyncSmtpTransport<Tokio1Executor>),
     Files(AsyncFileTransport<Tokio1Executor>, PathBuf),
 }
@@ -43,6 +48,14 @@ impl Mailer {
     /// Builds the transport (the SMTP pool connects lazily); creates the
     /// folder for file delivery.
     pub fn from_config(config: &Config) -> Result<Self, String> {
+        let keep = usize::try_from(config.smtp_connections).unwrap_or(16);
+        if let Some(relay) = config
+            .smtp_url
+            .as_deref()
+            .and_then(|url| relay::Relay::for_url(url, config.smtp_timeout, keep))
+        {
+            return Ok(Mailer::Relay(relay));
+        }
         match &config.smtp_url {
             Some(url) => AsyncSmtpTransport::<Tokio1Executor>::from_url(url)
                 .map(|b| {
@@ -62,7 +75,7 @@ impl Mailer {
     /// Where mail goes, for the start-up banner.
     pub fn describe(&self) -> String {
         match self {
-            Mailer::Smtp(_) => "sent to the SMTP server of SMTP_URL".into(),
+            Mailer::Relay(_) | Mailer::Smtp(_) => "sent to the SMTP server of SMTP_URL".into(),
             Mailer::Files(_, dir) => format!(
                 "written as .eml files to {} (set SMTP_URL to send them)",
                 dir.display()
@@ -72,20 +85,24 @@ impl Mailer {
 
     pub async fn send(&self, message: Message) -> Result<(), SendError> {
         match self {
-            Mailer::Smtp(smtp) => smtp.send(message).await.map(drop).map_err(|e| {
-                if e.is_permanent() {
-                    SendError::Permanent(e.to_string())
-                } else if e.status().is_some() {
-                    SendError::Transient(e.to_string())
-                } else {
-                    SendError::Unreachable(e.to_string())
-                }
-            }),
+            Mailer::Relay(relay) => relay.send(message).await,
+            Mailer::Smtp(smtp) => smtp.send(message).await.map(drop).map_err(|e| classify(&e)),
             Mailer::Files(files, _) => files
                 .send(message)
                 .await
                 .map(drop)
                 .map_err(|e| SendError::Unreachable(e.to_string())),
         }
+    }
+}
+
+/// A 5xx is for good, another reply for now; no reply means unreachable.
+fn classify(e: &lettre::transport::smtp::Error) -> SendError {
+    if e.is_permanent() {
+        SendError::Permanent(e.to_string())
+    } else if e.status().is_some() {
+        SendError::Transient(e.to_string())
+    } else {
+        SendError::Unreachable(e.to_string())
     }
 }

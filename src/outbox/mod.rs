@@ -30,7 +30,7 @@ pub fn start(state: &Services, notifier: &Notifier, stop: &watch::Receiver<bool>
         return workers;
     }
     let process = format!("{}-{}", hostname(), std::process::id());
-    let connections = usize::try_from(state.config.smtp_connections).unwrap_or(128);
+    let connections = usize::try_from(state.config.smtp_connections).unwrap_or(16);
     let slots = Arc::new(Semaphore::new(connections));
     let policy = record::Policy {
         max_attempts: config.max_attempts,

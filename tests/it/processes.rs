@@ -143,13 +143,10 @@ async fn replicas_share_a_bulk_send_and_one_killed_mid_batch_loses_nothing() {
 async fn a_replica_killed_mid_batch_sends_again_at_most_one_email_per_smtp_connection() {
     let server = TestServer::start_with(|c| c.outbox.workers = 0).await;
     let org = server.org("Acme").await;
-    // The default workers and claims (4 x 32, so many claimed emails wait for
-    // a connection), 16 connections, and a short lease so the killed
+    // Defaults throughout (4 workers claiming 32 each, so many claimed emails
+    // wait for one of the 16 connections), but a short lease so the killed
     // replica's claims come back quickly.
-    let env = [
-        ("ONRAMP_SMTP_CONNECTIONS", "16".to_owned()),
-        ("ONRAMP_OUTBOX_LEASE_MS", "3000".to_owned()),
-    ];
+    let env = [("ONRAMP_OUTBOX_LEASE_MS", "3000".to_owned())];
     let a = Process::start(&server, &env).await;
     let mut b = Process::start(&server, &env).await;
     let c = Process::start(&server, &env).await;
