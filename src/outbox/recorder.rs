@@ -57,7 +57,8 @@ async fn run(state: Services, policy: Policy, mut waiting: mpsc::UnboundedReceiv
             entries.push(more);
         }
         let until = entries.iter().map(|e| e.until).min().unwrap_or_else(Instant::now);
-        let answers: Vec<Answer> = entries.iter().map(|e| e.answer.clone()).collect();
+        let (answers, waiting): (Vec<Answer>, Vec<_>) =
+            entries.into_iter().map(|e| (e.answer, (e.slot, e.done))).unzip();
         match record_retrying(&state, &answers, &policy, until).await {
             Ok(completed) => count_recorded(&answers, &completed, policy.max_attempts),
             Err(e) => tracing::error!(
@@ -66,9 +67,10 @@ async fn run(state: Services, policy: Policy, mut waiting: mpsc::UnboundedReceiv
                 "could not record send outcomes before the lease ends; these emails will be sent again"
             ),
         }
-        // Dropping each entry gives its slot back and tells its worker.
-        for entry in entries {
-            let _ = entry.done.send(());
+        // Only now, committed or given up on, do the slots come back.
+        for (slot, done) in waiting {
+            drop(slot);
+            let _ = done.send(());
         }
     }
 }
