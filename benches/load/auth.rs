@@ -12,6 +12,7 @@ use tonic::transport::Channel;
 use crate::{
     cpu::Share,
     latency::drive,
+    postgres,
     report::Report,
     server::{PLATFORM_KEY, ServerProcess},
     setup::{authed, invite, organisation},
@@ -358,6 +359,12 @@ pub async fn run(seconds: u64, report: &mut Report) {
         }
         report.add(name, &figures);
     }
+    drop(server);
+    let pgbench = postgres::select_only(CLIENTS, duration.as_secs().max(1)).await;
+    let share = alone.per_second / pgbench * 100.0;
+    println!(
+        "pgbench -S -M prepared -c {CLIENTS}: {pgbench:8.0} transactions/s; GetUser x64 at {share:.0}% of it"
+    );
     report.add(
         "getuser_64",
         &[
@@ -366,6 +373,8 @@ pub async fn run(seconds: u64, report: &mut Report) {
             ("p99_ms", alone.p99_ms),
             ("errors", alone.errors as f64),
             ("peak_rss_mib", peak),
+            ("pgbench_select_per_second", pgbench),
+            ("percent_of_pgbench", share),
         ],
     );
 }

@@ -1,5 +1,5 @@
 //! Imports rows through ImportUsers and reports rows a second and the
-//! server's peak memory.
+//! server's peak memory, beside PostgreSQL's own insert of the same rows.
 
 use std::time::Instant;
 
@@ -9,6 +9,7 @@ use onramp::pb::{
 use tokio_stream::StreamExt;
 
 use crate::{
+    postgres,
     report::Report,
     server::{PLATFORM_KEY, ServerProcess},
     setup::{authed, organisation},
@@ -66,13 +67,21 @@ pub async fn run(rows: usize, report: &mut Report) {
     assert_eq!(created as usize, rows, "every row created");
     let rate = rows as f64 / seconds;
     let peak = server.peak_rss_mib();
-    println!("import {rows:>7} rows: {seconds:6.2} s, {rate:8.0} rows/s, server peak RSS {peak:6.1} MiB");
+    drop(server);
+    let reference = postgres::insert(rows).await;
+    let share = rate / reference * 100.0;
+    println!(
+        "import {rows:>7} rows: {seconds:6.2} s, {rate:8.0} rows/s, server peak RSS {peak:6.1} MiB; \
+         PostgreSQL alone inserts {reference:8.0} rows/s, so {share:.0}%"
+    );
     report.add(
         &format!("import_{rows}"),
         &[
             ("seconds", seconds),
             ("rows_per_second", rate),
             ("peak_rss_mib", peak),
+            ("postgres_insert_rows_per_second", reference),
+            ("percent_of_postgres_insert", share),
         ],
     );
 }

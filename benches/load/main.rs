@@ -17,6 +17,9 @@ mod import;
 mod invite;
 mod latency;
 mod metrics;
+mod postfix;
+mod postgres;
+mod process_cpu;
 mod report;
 mod server;
 mod setup;
@@ -62,10 +65,22 @@ async fn main() {
                 }
             }
             "invite" => {
-                invite::sink_limit(10_000, &mut report).await;
-                invite::connection_limit(4_000, &mut report).await;
+                // smtp-source before and after Onramp's runs: the machine
+                // may drift between them.
+                let before = invite::smtp_source(10_000, &mut report, "smtp_source_before");
+                invite::lettre_client(10_000, &mut report).await;
+                let mut rates = Vec::new();
                 for n in rows.map_or(vec![10_000, 100_000], |n| vec![n]) {
-                    invite::run(n, &mut report).await;
+                    rates.push((n, invite::run(n, before, &mut report).await));
+                }
+                let after = invite::smtp_source(10_000, &mut report, "smtp_source_after");
+                let mean = f64::midpoint(before, after);
+                for (n, rate) in rates {
+                    let share = rate / mean * 100.0;
+                    println!(
+                        "invite {n}: {share:.0}% of smtp-source's mean of {mean:.0} messages/s before and after"
+                    );
+                    report.extend(&format!("invite_{n}"), &[("percent_of_smtp_source_mean", share)]);
                 }
             }
             "auth" => auth::run(seconds, &mut report).await,

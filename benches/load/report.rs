@@ -16,6 +16,15 @@ impl Report {
         self.scenarios.insert(name.to_owned(), Value::Object(values));
     }
 
+    /// Adds figures to a scenario already reported.
+    pub fn extend(&mut self, name: &str, figures: &[(&str, f64)]) {
+        if let Some(Value::Object(values)) = self.scenarios.get_mut(name) {
+            for (k, v) in figures {
+                values.insert((*k).to_owned(), json!((v * 100.0).round() / 100.0));
+            }
+        }
+    }
+
     pub fn write(&self, path: &str) {
         let cores = std::thread::available_parallelism().map_or(0, usize::from);
         let document = json!({

@@ -11,7 +11,7 @@ use tonic::transport::Channel;
 
 pub const PLATFORM_KEY: &str = "onramp-bench-platform-key-0123456789";
 
-fn postgres_base() -> String {
+pub fn postgres_base() -> String {
     std::env::var("ONRAMP_BENCH_POSTGRES").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into())
 }
 

@@ -1,9 +1,7 @@
-//! A fast SMTP sink on loopback: accepts every message and counts it.
+//! An SMTP sink on loopback that keeps the link token of every message it
+//! accepts, for the scenarios that complete what the emails start.
 
-use std::sync::{
-    Arc, Mutex,
-    atomic::{AtomicU64, Ordering},
-};
+use std::sync::{Arc, Mutex};
 
 use tokio::{
     io::{AsyncBufReadExt, AsyncWriteExt, BufReader},
@@ -13,16 +11,11 @@ use tokio::{
 #[derive(Clone)]
 pub struct Sink {
     pub port: u16,
-    accepted: Arc<AtomicU64>,
     /// The link tokens of the emails accepted, when asked to keep them.
     tokens: Option<Arc<Mutex<Vec<String>>>>,
 }
 
 impl Sink {
-    pub async fn start() -> Sink {
-        Self::launch(None).await
-    }
-
     /// A sink that keeps the token of each email's link.
     pub async fn keeping_tokens() -> Sink {
         Self::launch(Some(Arc::default())).await
@@ -38,19 +31,13 @@ impl Sink {
     async fn launch(tokens: Option<Arc<Mutex<Vec<String>>>>) -> Sink {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind the sink");
         let port = listener.local_addr().expect("address").port();
-        let sink = Sink {
-            port,
-            accepted: Arc::default(),
-            tokens,
-        };
-        let counter = sink.accepted.clone();
+        let sink = Sink { port, tokens };
         let kept = sink.tokens.clone();
         tokio::spawn(async move {
             while let Ok((stream, _)) = listener.accept().await {
-                let counter = counter.clone();
                 let kept = kept.clone();
                 tokio::spawn(async move {
-                    let _ = session(stream, &counter, kept.as_deref()).await;
+                    let _ = session(stream, kept.as_deref()).await;
                 });
             }
         });
@@ -59,10 +46,6 @@ impl Sink {
 
     pub fn url(&self) -> String {
         format!("smtp://127.0.0.1:{}", self.port)
-    }
-
-    pub fn accepted(&self) -> u64 {
-        self.accepted.load(Ordering::Relaxed)
     }
 }
 
@@ -77,11 +60,7 @@ fn token_of(data: &str) -> Option<String> {
     (!token.is_empty()).then_some(token)
 }
 
-async fn session(
-    stream: TcpStream,
-    accepted: &AtomicU64,
-    tokens: Option<&Mutex<Vec<String>>>,
-) -> std::io::Result<()> {
+async fn session(stream: TcpStream, tokens: Option<&Mutex<Vec<String>>>) -> std::io::Result<()> {
     stream.set_nodelay(true)?;
     let (read, mut write) = stream.into_split();
     let mut reader = BufReader::new(read);
@@ -115,7 +94,6 @@ async fn session(
                     kept.push(token);
                 }
             }
-            accepted.fetch_add(1, Ordering::Relaxed);
             b"250 accepted\r\n"
         } else if upper == "QUIT" {
             write.write_all(b"221 bye\r\n").await?;
