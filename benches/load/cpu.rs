@@ -34,15 +34,7 @@ fn ticks(server_pid: u32) -> Ticks {
             hashing += fields.get(10).copied().unwrap_or(0) + fields.get(11).copied().unwrap_or(0);
         }
     }
-    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
-    let cpu: Vec<u64> = stat
-        .lines()
-        .next()
-        .unwrap_or_default()
-        .split_whitespace()
-        .skip(1)
-        .map(|f| f.parse().unwrap_or(0))
-        .collect();
+    let cpu = crate::process_cpu::machine_ticks();
     let field = |i: usize| cpu.get(i).copied().unwrap_or(0);
     // user nice system idle iowait irq softirq steal (guest time is inside user)
     Ticks {

@@ -48,18 +48,22 @@ fn postgres() -> u64 {
         .sum()
 }
 
-/// (idle, all) ticks of the whole machine.
-fn machine() -> (u64, u64) {
+/// The machine's ticks since boot, over all cores, from `/proc/stat`: user,
+/// nice, system, idle, iowait, irq, softirq, steal, …
+pub fn machine_ticks() -> Vec<u64> {
     let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
-    let cpu: Vec<u64> = stat
-        .lines()
+    stat.lines()
         .next()
         .unwrap_or_default()
         .split_whitespace()
         .skip(1)
         .map(|f| f.parse().unwrap_or(0))
-        .collect();
-    // user nice system idle iowait irq softirq steal
+        .collect()
+}
+
+/// (idle, all) ticks of the whole machine.
+fn machine() -> (u64, u64) {
+    let cpu = machine_ticks();
     let all = cpu.iter().take(8).sum();
     (
         cpu.get(3).copied().unwrap_or(0) + cpu.get(4).copied().unwrap_or(0),
