@@ -102,6 +102,27 @@ pub struct Touched {
     pub completed: bool,
 }
 
+/// Locks `batches` until the transaction ends, before any of their results
+/// draws a `finished_seq`. Followers read results in that order; holding the
+/// batch rows until commit makes each batch's numbers commit in the order
+/// they were drawn, so a follower's cursor never passes a number still to
+/// commit.
+pub async fn lock_batches(conn: &mut AsyncPgConnection, batches: impl Iterator<Item = Uuid>) -> Result<()> {
+    let mut locked: Vec<Uuid> = batches.collect();
+    if locked.is_empty() {
+        return Ok(());
+    }
+    locked.sort();
+    locked.dedup();
+    Cached(
+        diesel::sql_query("SELECT id FROM batches WHERE id = ANY($1) ORDER BY id FOR UPDATE")
+            .bind::<Array<SqlUuid>, _>(&locked),
+    )
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
 /// Makes results final (once: a result already final stays), counts them
 /// off their batches, completes batches with nothing outstanding and tells
 /// their followers. Call inside a transaction; answers the batches touched.
@@ -113,18 +134,7 @@ pub async fn finish_batch_items(
     if items.is_empty() {
         return Ok(Vec::new());
     }
-    // Followers read results by `finished_seq`. Holding the batch rows until
-    // commit makes each batch's numbers commit in the order they were drawn,
-    // so a follower's cursor never passes a number still to commit.
-    let mut locked: Vec<Uuid> = items.iter().map(|i| i.batch_id).collect();
-    locked.sort();
-    locked.dedup();
-    Cached(
-        diesel::sql_query("SELECT id FROM batches WHERE id = ANY($1) ORDER BY id FOR UPDATE")
-            .bind::<Array<SqlUuid>, _>(&locked),
-    )
-    .execute(conn)
-    .await?;
+    lock_batches(conn, items.iter().map(|i| i.batch_id)).await?;
     let batches: Vec<Touched> = Cached(diesel::sql_query(
         "WITH done AS ( \
            UPDATE batch_items b SET outcome = v.outcome, reason = v.reason, finished_at = $1, \

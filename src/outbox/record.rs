@@ -1,14 +1,11 @@
 //! Recording what the SMTP server said, for every answer gathered since the
-//! last record, in one transaction: the outbox rows, their invitations, the
-//! batch results and the batch counts, then a notification to every follower
-//! of the batches.
+//! last record, in one transaction of two statements: the batches locked,
+//! then the outbox rows, their invitations, the batch results and the batch
+//! counts, and a notification to every follower of the batches.
 
 use crate::db::Cached;
 use chrono::{DateTime, TimeDelta, Utc};
-use diesel::{
-    QueryableByName,
-    sql_types::{Array, Text, Timestamptz, Uuid as SqlUuid},
-};
+use diesel::sql_types::{Array, Text, Timestamptz, Uuid as SqlUuid};
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use uuid::Uuid;
 
@@ -16,7 +13,7 @@ use std::sync::LazyLock;
 
 use super::claim::Claimed;
 use crate::{
-    domain::outbox::{BatchItemResult, finish_batch_items},
+    domain::outbox::{Touched, lock_batches},
     error::{Error, Result},
     lifecycle::{
         delivery::{self, State},
@@ -24,6 +21,7 @@ use crate::{
         invitation,
         outcome::Outcome as Final,
     },
+    notify::BATCH_CHANNEL,
 };
 
 /// How one message ended this attempt.
@@ -55,46 +53,56 @@ pub fn next_attempt(now: DateTime<Utc>, attempts: i32, base: TimeDelta) -> DateT
     now + delay.min(TimeDelta::hours(1))
 }
 
-#[derive(QueryableByName)]
-struct Id {
-    #[diesel(sql_type = SqlUuid)]
-    id: Uuid,
-}
-
 pub struct Policy {
     pub max_attempts: i32,
     pub retry_base: TimeDelta,
 }
 
-/// Records a try's outcome on the rows this worker still holds (one whose
-/// lease ran out belongs to whoever claimed it next).
-static RECORD_DELIVERIES: LazyLock<String> = LazyLock::new(|| {
+/// Records each try's outcome in one statement: the outbox rows this worker
+/// still holds (one whose lease ran out belongs to whoever claimed it next),
+/// then, for those whose outcome is final, their invitations (the
+/// invitation lifecycle's `Sent` and `Failed` events) and batch results, the
+/// batches' counts, and a notification to each batch's followers.
+static RECORD: LazyLock<String> = LazyLock::new(|| {
     format!(
-        "UPDATE outbox o SET state = v.state, last_error = v.error, lease_until = NULL, leased_by = NULL, \
-           sent_at = CASE WHEN v.state = {sent} THEN $2 ELSE o.sent_at END, \
-           next_attempt_at = CASE WHEN v.state = {queued} THEN v.next ELSE o.next_attempt_at END \
-         FROM unnest($1::uuid[], $4::text[], $5::text[], $6::timestamptz[], $3::text[]) AS v(id, state, error, next, worker) \
-         WHERE o.id = v.id AND o.state = {sending} AND o.leased_by = v.worker \
-         RETURNING o.id",
+        "WITH recorded AS ( \
+           UPDATE outbox o SET state = v.state, last_error = v.error, lease_until = NULL, leased_by = NULL, \
+             sent_at = CASE WHEN v.state = {sent} THEN $2 ELSE o.sent_at END, \
+             next_attempt_at = CASE WHEN v.state = {queued} THEN v.next ELSE o.next_attempt_at END \
+           FROM unnest($1::uuid[], $4::text[], $5::text[], $6::timestamptz[], $3::text[]) \
+             AS v(id, state, error, next, worker) \
+           WHERE o.id = v.id AND o.state = {sending} AND o.leased_by = v.worker \
+           RETURNING o.invitation_id, o.batch_id, o.batch_position, o.state, o.last_error), \
+         settled AS (SELECT * FROM recorded WHERE state IN ({sent}, {failed})), \
+         invited AS ( \
+           UPDATE invitations i SET \
+             state = CASE WHEN f.state = {sent} THEN {invitation_sent} ELSE {invitation_failed} END, \
+             sent_at = CASE WHEN f.state = {sent} THEN $2 ELSE i.sent_at END, \
+             send_count = i.send_count + CASE WHEN f.state = {sent} THEN 1 ELSE 0 END, \
+             last_error = f.last_error \
+           FROM settled f WHERE i.id = f.invitation_id AND i.state IN {invitation_from}), \
+         done AS ( \
+           UPDATE batch_items b SET \
+             outcome = CASE WHEN f.state = {sent} THEN {outcome_sent} ELSE {outcome_failed} END, \
+             reason = f.last_error, finished_at = $2, finished_seq = nextval('batch_items_finished_seq') \
+           FROM settled f WHERE b.batch_id = f.batch_id AND b.position = f.batch_position AND b.outcome IS NULL \
+           RETURNING b.batch_id), \
+         counted AS (SELECT batch_id, count(*)::int4 AS n FROM done GROUP BY batch_id), \
+         touched AS ( \
+           UPDATE batches SET outstanding = batches.outstanding - counted.n, \
+             completed_at = CASE WHEN batches.outstanding - counted.n = 0 THEN $2 END \
+           FROM counted WHERE batches.id = counted.batch_id \
+           RETURNING batches.id, batches.kind, batches.completed_at IS NOT NULL AS completed) \
+         SELECT t.id, t.kind, t.completed FROM touched t CROSS JOIN LATERAL pg_notify($7, t.id::text)",
         sent = State::Sent.sql(),
+        failed = State::Failed.sql(),
         queued = State::Queued.sql(),
         sending = State::Sending.sql(),
-    )
-});
-
-/// An invitation whose email was accepted is sent; one refused for good,
-/// failed (the invitation lifecycle's `Sent` and `Failed` events).
-static RECORD_INVITATIONS: LazyLock<String> = LazyLock::new(|| {
-    format!(
-        "UPDATE invitations i SET \
-           state = CASE WHEN v.sent THEN {sent} ELSE {failed} END, \
-           sent_at = CASE WHEN v.sent THEN $2 ELSE i.sent_at END, \
-           send_count = i.send_count + CASE WHEN v.sent THEN 1 ELSE 0 END, last_error = v.error \
-         FROM unnest($1::uuid[], $3::bool[], $4::text[]) AS v(id, sent, error) \
-         WHERE i.id = v.id AND i.state IN {from}",
-        sent = invitation::State::Sent.sql(),
-        failed = invitation::State::Failed.sql(),
-        from = invitation::accepting_sql(invitation::Event::Sent),
+        invitation_sent = invitation::State::Sent.sql(),
+        invitation_failed = invitation::State::Failed.sql(),
+        invitation_from = invitation::accepting_sql(invitation::Event::Sent),
+        outcome_sent = Final::Sent.sql(),
+        outcome_failed = Final::Failed.sql(),
     )
 });
 
@@ -144,83 +152,31 @@ pub async fn record(
                 _ => next_attempt(now, c.attempts, policy.retry_base),
             })
             .collect();
-        // Only messages this worker still holds: one whose lease ran out
-        // belongs to whoever claimed it next.
-        let recorded: Vec<Id> = Cached(
-            diesel::sql_query(RECORD_DELIVERIES.as_str())
+        // The batches whose results may become final, locked before any
+        // result draws its number.
+        let finals = results
+            .iter()
+            .filter(|(_, o)| matches!(o, Outcome::Sent | Outcome::Failed(_)));
+        lock_batches(conn, finals.filter_map(|(c, _)| c.batch_id)).await?;
+        let touched: Vec<Touched> = Cached(
+            diesel::sql_query(RECORD.as_str())
                 .bind::<Array<SqlUuid>, _>(&ids)
                 .bind::<Timestamptz, _>(now)
                 .bind::<Array<Text>, _>(&workers)
                 .bind::<Array<Text>, _>(&states)
                 .bind::<Array<Text>, _>(&errors)
-                .bind::<Array<Timestamptz>, _>(&next),
+                .bind::<Array<Timestamptz>, _>(&next)
+                .bind::<Text, _>(BATCH_CHANNEL),
         )
         .load(conn)
         .await?;
-        let held: std::collections::HashSet<Uuid> = recorded.into_iter().map(|r| r.id).collect();
-        let finals: Vec<(&Claimed, &Outcome)> = results
-            .iter()
-            .filter(|(c, o)| held.contains(&c.id) && matches!(o, Outcome::Sent | Outcome::Failed(_)))
-            .map(|(c, o)| (*c, o))
-            .collect();
-        if finals.is_empty() {
-            return Ok::<_, Error>(Vec::new());
-        }
-        let sent = |o: &Outcome| matches!(o, Outcome::Sent);
-        let reason = |o: &Outcome| match o {
-            Outcome::Failed(why) => why.clone(),
-            _ => String::new(),
-        };
-        Cached(
-            diesel::sql_query(RECORD_INVITATIONS.as_str())
-                .bind::<Array<SqlUuid>, _>(
-                    finals
-                        .iter()
-                        .filter_map(|(c, _)| c.invitation_id)
-                        .collect::<Vec<_>>(),
-                )
-                .bind::<Timestamptz, _>(now)
-                .bind::<Array<diesel::sql_types::Bool>, _>(
-                    finals
-                        .iter()
-                        .filter(|(c, _)| c.invitation_id.is_some())
-                        .map(|(_, o)| sent(o))
-                        .collect::<Vec<_>>(),
-                )
-                .bind::<Array<Text>, _>(
-                    finals
-                        .iter()
-                        .filter(|(c, _)| c.invitation_id.is_some())
-                        .map(|(_, o)| reason(o))
-                        .collect::<Vec<_>>(),
-                ),
+        Ok::<_, Error>(
+            touched
+                .into_iter()
+                .filter(|b| b.completed)
+                .map(|b| b.kind)
+                .collect(),
         )
-        .execute(conn)
-        .await?;
-        let in_batches: Vec<&(&Claimed, &Outcome)> = finals
-            .iter()
-            .filter(|(c, _)| c.batch_id.is_some() && c.batch_position.is_some())
-            .collect();
-        if in_batches.is_empty() {
-            return Ok(Vec::new());
-        }
-        let items: Vec<BatchItemResult> = in_batches
-            .iter()
-            .filter_map(|(c, o)| {
-                Some(BatchItemResult {
-                    batch_id: c.batch_id?,
-                    position: c.batch_position?,
-                    outcome: if sent(o) { Final::Sent } else { Final::Failed },
-                    reason: reason(o),
-                })
-            })
-            .collect();
-        let touched = finish_batch_items(conn, &items, now).await?;
-        Ok(touched
-            .into_iter()
-            .filter(|b| b.completed)
-            .map(|b| b.kind)
-            .collect())
     })
     .await
 }

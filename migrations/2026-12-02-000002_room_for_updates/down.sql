@@ -1,0 +1,2 @@
+ALTER TABLE users RESET (fillfactor);
+ALTER TABLE invitations RESET (fillfactor);
