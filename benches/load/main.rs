@@ -74,6 +74,21 @@ async fn main() {
                     rates.push((n, invite::run(n, before, &mut report).await));
                 }
                 let after = invite::smtp_source(10_000, &mut report, "smtp_source_after");
+                // Each send slot carries at most one email per recorder
+                // transaction, and each transaction waits for one commit.
+                let commit = postgres::commit_latency_ms().await;
+                let ceiling = 16.0 / (commit / 1000.0);
+                println!(
+                    "PostgreSQL commits a one-row update in {commit:.2} ms: 16 send slots, one email each per commit, \
+                     is {ceiling:.0} emails/s"
+                );
+                report.add(
+                    "postgres_commit",
+                    &[
+                        ("latency_ms", commit),
+                        ("sixteen_slots_ceiling_per_second", ceiling),
+                    ],
+                );
                 let mean = f64::midpoint(before, after);
                 for (n, rate) in rates {
                     let share = rate / mean * 100.0;

@@ -1,6 +1,7 @@
-//! PostgreSQL's own speed on this machine, the reference for imports and
-//! reads: one INSERT of the import's rows into a table keyed as Onramp's
-//! users are, and `pgbench`'s select-only load.
+//! PostgreSQL's own speed on this machine, the reference for imports, reads
+//! and recording: one INSERT of the import's rows into a table keyed as
+//! Onramp's users are, `pgbench`'s select-only load, and the time one client
+//! waits for the commit of a one-row update.
 
 use std::{process::Command, time::Instant};
 
@@ -82,6 +83,57 @@ pub async fn insert(rows: usize) -> f64 {
 /// `seconds`, on a scale-1 database of its own.
 pub async fn select_only(clients: usize, seconds: u64) -> f64 {
     let scratch = Scratch::create().await;
+    let report = pgbench(
+        &scratch,
+        &[
+            "-S",
+            "-M",
+            "prepared",
+            "-c",
+            &clients.to_string(),
+            "-j",
+            "2",
+            "-T",
+            &seconds.to_string(),
+        ],
+    );
+    scratch.drop().await;
+    figure(&report, "tps = ")
+}
+
+/// Milliseconds one client waits for each commit of a one-row update, over
+/// three seconds: the floor under any transaction that must be durable
+/// before it is answered.
+pub async fn commit_latency_ms() -> f64 {
+    let scratch = Scratch::create().await;
+    let script = std::env::temp_dir().join(format!("onramp-bench-commit-{}.sql", std::process::id()));
+    std::fs::write(
+        &script,
+        "UPDATE pgbench_branches SET bbalance = bbalance + 1 WHERE bid = 1;\n",
+    )
+    .expect("the pgbench script");
+    let script_arg = script.to_string_lossy().into_owned();
+    let report = pgbench(
+        &scratch,
+        &["-n", "-M", "prepared", "-f", &script_arg, "-c", "1", "-T", "3"],
+    );
+    let _ = std::fs::remove_file(&script);
+    scratch.drop().await;
+    figure(&report, "latency average = ")
+}
+
+/// The number after `label` at the start of a line of pgbench's report.
+fn figure(report: &str, label: &str) -> f64 {
+    report
+        .lines()
+        .find_map(|l| l.strip_prefix(label))
+        .and_then(|t| t.split_whitespace().next())
+        .and_then(|t| t.parse().ok())
+        .unwrap_or_else(|| panic!("no '{label}' line in pgbench's report:\n{report}"))
+}
+
+/// `pgbench args` on `scratch`, initialised at scale 1 first; its report.
+fn pgbench(scratch: &Scratch, args: &[&str]) -> String {
     let run = |args: &[&str]| {
         let output = Command::new("pgbench")
             .args(args)
@@ -96,14 +148,5 @@ pub async fn select_only(clients: usize, seconds: u64) -> f64 {
         String::from_utf8_lossy(&output.stdout).into_owned()
     };
     run(&["-i", "-q", "-s", "1"]);
-    let clients = clients.to_string();
-    let seconds = seconds.to_string();
-    let report = run(&["-S", "-M", "prepared", "-c", &clients, "-j", "2", "-T", &seconds]);
-    scratch.drop().await;
-    report
-        .lines()
-        .find_map(|l| l.strip_prefix("tps = "))
-        .and_then(|t| t.split_whitespace().next())
-        .and_then(|t| t.parse().ok())
-        .expect("pgbench's tps line")
+    run(args)
 }
