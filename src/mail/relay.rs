@@ -2,6 +2,9 @@
 //! connection, on sockets with TCP_NODELAY. lettre's pooled transport opens
 //! its sockets without it, so each message's final `.`, written on its own,
 //! waits for the server's delayed acknowledgement; here it goes at once.
+//! Where the server offers PIPELINING (RFC 2920), MAIL, RCPT and DATA go in
+//! one write, so an email costs two round trips instead of four; lettre
+//! still builds every command and reads every answer.
 //! How many connections exist is bounded by the outbox's send slots; idle
 //! ones are kept for reuse.
 
@@ -12,7 +15,13 @@ use std::{
 
 use lettre::{
     Message,
-    transport::smtp::{client::AsyncSmtpConnection, extension::ClientId},
+    address::Envelope,
+    transport::smtp::{
+        Error,
+        client::AsyncSmtpConnection,
+        commands::{Data, Ehlo, Mail, Rcpt},
+        extension::ClientId,
+    },
 };
 use tokio::time::{Instant, timeout};
 
@@ -27,8 +36,14 @@ pub struct Relay {
     host: String,
     port: u16,
     timeout: Duration,
-    idle: Arc<Mutex<Vec<(AsyncSmtpConnection, Instant)>>>,
+    idle: Arc<Mutex<Vec<(Connection, Instant)>>>,
     keep: usize,
+}
+
+struct Connection {
+    smtp: AsyncSmtpConnection,
+    /// The server offered PIPELINING.
+    pipelining: bool,
 }
 
 impl std::fmt::Debug for Relay {
@@ -61,20 +76,30 @@ impl Relay {
 
     pub async fn send(&self, message: Message) -> Result<(), SendError> {
         let mut connection = self.connection().await?;
-        let sent = timeout(
-            self.timeout,
-            connection.send(message.envelope(), &message.formatted()),
-        )
+        let email = message.formatted();
+        let sent = timeout(self.timeout, async {
+            // lettre's own send works out the MAIL parameters that
+            // non-ASCII addresses or content need.
+            let envelope = message.envelope();
+            let ascii_addresses = envelope
+                .from()
+                .into_iter()
+                .chain(envelope.to())
+                .all(|a| AsRef::<str>::as_ref(a).is_ascii());
+            if connection.pipelining && email.is_ascii() && ascii_addresses {
+                pipelined(&mut connection.smtp, envelope, &email).await
+            } else {
+                connection.smtp.send(message.envelope(), &email).await.map(drop)
+            }
+        })
         .await;
         match sent {
-            Ok(Ok(_)) => {
+            Ok(Ok(())) => {
                 self.give_back(connection);
                 Ok(())
             }
             Ok(Err(e)) => {
-                // A refused recipient leaves the connection usable; lettre
-                // marks one that broke.
-                if !connection.has_broken() {
+                if !connection.smtp.has_broken() {
                     self.give_back(connection);
                 }
                 Err(super::classify(&e))
@@ -86,20 +111,20 @@ impl Relay {
         }
     }
 
-    async fn connection(&self) -> Result<AsyncSmtpConnection, SendError> {
+    async fn connection(&self) -> Result<Connection, SendError> {
         loop {
             let reused = self.idle.lock().map_or(None, |mut idle| idle.pop());
             let Some((mut connection, since)) = reused else {
                 break;
             };
             if since.elapsed() < CHECK_AFTER_IDLE
-                || timeout(self.timeout, connection.test_connected())
+                || timeout(self.timeout, connection.smtp.test_connected())
                     .await
                     .unwrap_or(false)
             {
                 return Ok(connection);
             }
-            connection.abort().await;
+            connection.smtp.abort().await;
         }
         let opened = timeout(self.timeout, async {
             let stream = tokio::net::TcpStream::connect((self.host.as_str(), self.port))
@@ -109,9 +134,22 @@ impl Relay {
                 })?;
             // Best effort: without it the relay is only slower.
             let _ = stream.set_nodelay(true);
-            AsyncSmtpConnection::connect_with_transport(Box::new(stream), &ClientId::default())
+            let mut smtp =
+                AsyncSmtpConnection::connect_with_transport(Box::new(stream), &ClientId::default())
+                    .await
+                    .map_err(|e| super::classify(&e))?;
+            // lettre keeps only the extensions it uses from its EHLO; asking
+            // again (which resets nothing on a fresh session) shows the rest.
+            let ehlo = smtp
+                .command(Ehlo::new(ClientId::default()))
                 .await
-                .map_err(|e| super::classify(&e))
+                .map_err(|e| super::classify(&e))?;
+            let pipelining = ehlo.message().any(|line| {
+                line.split_whitespace()
+                    .next()
+                    .is_some_and(|keyword| keyword.eq_ignore_ascii_case("PIPELINING"))
+            });
+            Ok(Connection { smtp, pipelining })
         })
         .await;
         opened.unwrap_or_else(|_| {
@@ -122,11 +160,51 @@ impl Relay {
         })
     }
 
-    fn give_back(&self, connection: AsyncSmtpConnection) {
+    fn give_back(&self, connection: Connection) {
         if let Ok(mut idle) = self.idle.lock()
             && idle.len() < self.keep
         {
             idle.push((connection, Instant::now()));
+        }
+    }
+}
+
+/// One email with its commands pipelined: MAIL, each RCPT and DATA in one
+/// write, their answers read in order, then the message. After any refusal
+/// the connection is closed, as lettre's own send does, so that no answer
+/// still on the way can be taken for the next email's.
+async fn pipelined(smtp: &mut AsyncSmtpConnection, envelope: &Envelope, email: &[u8]) -> Result<(), Error> {
+    let mut commands = Mail::new(envelope.from().cloned(), Vec::new()).to_string();
+    for to in envelope.to() {
+        commands.push_str(&Rcpt::new(to.clone(), Vec::new()).to_string());
+    }
+    commands.push_str(&Data.to_string());
+    // `command` writes them all and reads MAIL's answer.
+    let mut refused = smtp.command(commands).await.err();
+    if refused.as_ref().is_none_or(|e| e.status().is_some()) {
+        for _ in 0..=envelope.to().len() {
+            match smtp.read_response().await {
+                Ok(_) => {}
+                // The connection broke: no further answer will come.
+                Err(e) if e.status().is_none() => {
+                    refused = Some(e);
+                    break;
+                }
+                Err(e) => {
+                    refused.get_or_insert(e);
+                }
+            }
+        }
+    }
+    if let Some(e) = refused {
+        smtp.abort().await;
+        return Err(e);
+    }
+    match smtp.message(email).await {
+        Ok(_) => Ok(()),
+        Err(e) => {
+            smtp.abort().await;
+            Err(e)
         }
     }
 }

@@ -58,6 +58,52 @@ async fn smtp_delivers_both_parts_and_tells_permanent_from_transient_refusals() 
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plain_smtp_pipelines_its_commands_where_offered_and_a_refusal_leaves_the_next_email_unharmed() {
+    let smtp = SmtpServer::start().await;
+    smtp.set(|b| {
+        b.refuse = vec!["gone@example.com".into()];
+        b.defer = vec!["busy@example.com".into()];
+    });
+    let mailer = mailer(&smtp);
+    for (to, refused) in [
+        ("ada@example.com", None),
+        ("gone@example.com", Some("550")),
+        ("grace@example.com", None),
+        ("busy@example.com", Some("451")),
+        ("alan@example.com", None),
+    ] {
+        match (mailer.send(message(to)).await, refused) {
+            (Ok(()), None) => {}
+            (Err(SendError::Permanent(why) | SendError::Transient(why)), Some(code)) => {
+                assert!(why.contains(code), "{to}: {why}");
+            }
+            (other, _) => panic!("{to}: {other:?}"),
+        }
+    }
+    let got = smtp.wait_for(3, Duration::from_secs(10)).await;
+    let to: Vec<&str> = got.iter().map(|m| m.to[0].as_str()).collect();
+    assert_eq!(to, ["ada@example.com", "grace@example.com", "alan@example.com"]);
+    assert!(got.iter().all(|m| m.subject() == "Welcome"));
+    assert_eq!(
+        smtp.pipelined(),
+        5,
+        "MAIL, RCPT and DATA went together for every email"
+    );
+
+    // A server that does not offer it gets one command at a time.
+    let plain = SmtpServer::start().await;
+    plain.set(|b| b.no_pipelining = true);
+    let mailer = self::mailer(&plain);
+    mailer.send(message("ada@example.com")).await.expect("delivered");
+    mailer
+        .send(message("grace@example.com"))
+        .await
+        .expect("delivered");
+    assert_eq!(plain.wait_for(2, Duration::from_secs(10)).await.len(), 2);
+    assert_eq!(plain.pipelined(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_smtp_emails_become_files_a_person_can_read() {
     let dir = std::env::temp_dir().join(format!("onramp-mail-{}", uuid::Uuid::now_v7()));
     let mut config = Config::from_lookup(|_| None).unwrap();

@@ -1,9 +1,12 @@
 //! A real SMTP server on loopback that records what it receives, with knobs
-//! for the faults tests need: refusing recipients, answering slowly, or being
-//! down.
+//! for the faults tests need: refusing recipients, answering slowly, being
+//! down, or not offering PIPELINING.
 
 use std::{
-    sync::{Arc, Mutex},
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicU64, Ordering},
+    },
     time::Duration,
 };
 
@@ -83,6 +86,8 @@ pub struct Behaviour {
     pub delay: Duration,
     /// Greet with 421 and hang up, as a server that is down.
     pub down: bool,
+    /// Leave PIPELINING out of the EHLO answer.
+    pub no_pipelining: bool,
 }
 
 /// What the server refused, counted as it answered.
@@ -103,6 +108,8 @@ pub struct SmtpServer {
     behaviour: Arc<Mutex<Behaviour>>,
     refusals: Arc<Mutex<Refusals>>,
     arrived: Arc<Notify>,
+    /// Transactions whose MAIL, RCPT and DATA arrived together.
+    pipelined: Arc<AtomicU64>,
 }
 
 impl SmtpServer {
@@ -117,6 +124,7 @@ impl SmtpServer {
             behaviour: Arc::default(),
             refusals: Arc::default(),
             arrived: Arc::new(Notify::new()),
+            pipelined: Arc::default(),
         };
         let accepting = server.clone();
         tokio::spawn(async move {
@@ -136,6 +144,11 @@ impl SmtpServer {
 
     pub fn set(&self, change: impl FnOnce(&mut Behaviour)) {
         change(&mut self.behaviour.lock().expect("behaviour lock"));
+    }
+
+    /// Transactions whose MAIL, RCPT and DATA arrived in one piece.
+    pub fn pipelined(&self) -> u64 {
+        self.pipelined.load(Ordering::Relaxed)
     }
 
     pub fn refusals(&self) -> Refusals {
@@ -204,10 +217,18 @@ impl SmtpServer {
             let command = line.trim_end().to_owned();
             let upper = command.to_ascii_uppercase();
             let reply: String = if upper.starts_with("EHLO") {
-                "250-localhost\r\n250-8BITMIME\r\n250-SMTPUTF8\r\n250 SIZE 10485760\r\n".into()
+                let pipelining = if self.behaviour.lock().expect("behaviour lock").no_pipelining {
+                    ""
+                } else {
+                    "250-PIPELINING\r\n"
+                };
+                format!("250-localhost\r\n{pipelining}250-8BITMIME\r\n250-SMTPUTF8\r\n250 SIZE 10485760\r\n")
             } else if upper.starts_with("HELO") {
                 "250 localhost\r\n".into()
             } else if upper.starts_with("MAIL FROM:") {
+                if lines.buffer().windows(6).any(|w| w == b"DATA\r\n") {
+                    self.pipelined.fetch_add(1, Ordering::Relaxed);
+                }
                 from = address_of(&command);
                 to.clear();
                 "250 OK\r\n".into()
@@ -224,6 +245,10 @@ impl SmtpServer {
                     to.push(rcpt);
                     "250 OK\r\n".into()
                 }
+            } else if upper == "DATA" && to.is_empty() {
+                // As RFC 2920 asks of a pipelining server: no data for a
+                // transaction whose every recipient was refused.
+                "554 5.5.1 no valid recipients\r\n".into()
             } else if upper == "DATA" {
                 write.write_all(b"354 end with <CRLF>.<CRLF>\r\n").await?;
                 let mut data = String::new();
