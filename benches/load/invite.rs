@@ -17,7 +17,7 @@ use crate::{
 };
 
 /// Connections the clients use: the server's default send slots.
-const CONNECTIONS: usize = 16;
+pub const CONNECTIONS: usize = 16;
 /// The size of a rendered invitation, about.
 const MESSAGE_BYTES: usize = 3_000;
 

@@ -28,26 +28,22 @@ fn programs() -> Programs {
     let sbin = root.join("usr/sbin");
     if !sbin.join("smtp-source").exists() {
         std::fs::create_dir_all(&root).expect("target/postfix");
-        let downloaded = Command::new("apt-get")
-            .args(["download", "postfix"])
-            .current_dir(&root)
-            .stdout(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success());
-        if !downloaded {
-            let updated = Command::new("apt-get")
+        let download = || {
+            Command::new("apt-get")
+                .args(["download", "postfix"])
+                .current_dir(&root)
+                .stdout(Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success())
+        };
+        // A machine whose package lists are stale fetches them first.
+        let downloaded = download()
+            || (Command::new("apt-get")
                 .args(["update", "-qq"])
                 .status()
-                .is_ok_and(|s| s.success());
-            let again = updated
-                && Command::new("apt-get")
-                    .args(["download", "postfix"])
-                    .current_dir(&root)
-                    .stdout(Stdio::null())
-                    .status()
-                    .is_ok_and(|s| s.success());
-            assert!(again, "apt-get download postfix failed");
-        }
+                .is_ok_and(|s| s.success())
+                && download());
+        assert!(downloaded, "apt-get download postfix failed");
         let package = std::fs::read_dir(&root)
             .expect("target/postfix")
             .flatten()

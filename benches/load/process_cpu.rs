@@ -71,7 +71,7 @@ fn machine() -> (u64, u64) {
     )
 }
 
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, Default)]
 struct Reading {
     server: u64,
     postgres: u64,
@@ -103,14 +103,7 @@ impl Meter {
         let mut meter = Meter {
             server,
             sink,
-            start: Reading {
-                server: 0,
-                postgres: 0,
-                sink: 0,
-                client: 0,
-                idle: 0,
-                all: 0,
-            },
+            start: Reading::default(),
         };
         meter.start = meter.read();
         meter

@@ -123,6 +123,36 @@ pub async fn lock_batches(conn: &mut AsyncPgConnection, batches: impl Iterator<I
     Ok(())
 }
 
+/// The end of a statement that makes results final: given a `done` CTE
+/// answering the `batch_id` of each result it made final, counts them off
+/// their batches and completes those with nothing outstanding, in a CTE
+/// `touched` answering `id, kind, completed`. `now` names the parameter
+/// holding the time.
+pub fn count_off_batches(now: &str) -> String {
+    format!(
+        "counted AS (SELECT batch_id, count(*)::int4 AS n FROM done GROUP BY batch_id), \
+         touched AS ( \
+           UPDATE batches SET outstanding = batches.outstanding - counted.n, \
+             completed_at = CASE WHEN batches.outstanding - counted.n = 0 THEN {now} END \
+           FROM counted WHERE batches.id = counted.batch_id \
+           RETURNING batches.id, batches.kind, batches.completed_at IS NOT NULL AS completed)"
+    )
+}
+
+static FINISH_BATCH_ITEMS: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "WITH done AS ( \
+           UPDATE batch_items b SET outcome = v.outcome, reason = v.reason, finished_at = $1, \
+             finished_seq = nextval('batch_items_finished_seq') \
+           FROM unnest($2::uuid[], $3::int4[], $4::text[], $5::text[]) AS v(batch_id, position, outcome, reason) \
+           WHERE b.batch_id = v.batch_id AND b.position = v.position AND b.outcome IS NULL \
+           RETURNING b.batch_id), \
+         {} \
+         SELECT id, kind, completed FROM touched",
+        count_off_batches("$1")
+    )
+});
+
 /// Makes results final (once: a result already final stays), counts them
 /// off their batches, completes batches with nothing outstanding and tells
 /// their followers. Call inside a transaction; answers the batches touched.
@@ -135,24 +165,14 @@ pub async fn finish_batch_items(
         return Ok(Vec::new());
     }
     lock_batches(conn, items.iter().map(|i| i.batch_id)).await?;
-    let batches: Vec<Touched> = Cached(diesel::sql_query(
-        "WITH done AS ( \
-           UPDATE batch_items b SET outcome = v.outcome, reason = v.reason, finished_at = $1, \
-             finished_seq = nextval('batch_items_finished_seq') \
-           FROM unnest($2::uuid[], $3::int4[], $4::text[], $5::text[]) AS v(batch_id, position, outcome, reason) \
-           WHERE b.batch_id = v.batch_id AND b.position = v.position AND b.outcome IS NULL \
-           RETURNING b.batch_id), \
-         counted AS (SELECT batch_id, count(*)::int4 AS n FROM done GROUP BY batch_id) \
-         UPDATE batches SET outstanding = batches.outstanding - counted.n, \
-           completed_at = CASE WHEN batches.outstanding - counted.n = 0 THEN $1 END \
-         FROM counted WHERE batches.id = counted.batch_id \
-         RETURNING batches.id, batches.kind, batches.completed_at IS NOT NULL AS completed",
+    let batches: Vec<Touched> = Cached(
+        diesel::sql_query(FINISH_BATCH_ITEMS.as_str())
+            .bind::<Timestamptz, _>(now)
+            .bind::<Array<SqlUuid>, _>(items.iter().map(|i| i.batch_id).collect::<Vec<_>>())
+            .bind::<Array<Int4>, _>(items.iter().map(|i| i.position).collect::<Vec<_>>())
+            .bind::<Array<Text>, _>(items.iter().map(|i| i.outcome).collect::<Vec<_>>())
+            .bind::<Array<Text>, _>(items.iter().map(|i| i.reason.clone()).collect::<Vec<_>>()),
     )
-    .bind::<Timestamptz, _>(now)
-    .bind::<Array<SqlUuid>, _>(items.iter().map(|i| i.batch_id).collect::<Vec<_>>())
-    .bind::<Array<Int4>, _>(items.iter().map(|i| i.position).collect::<Vec<_>>())
-    .bind::<Array<Text>, _>(items.iter().map(|i| i.outcome).collect::<Vec<_>>())
-    .bind::<Array<Text>, _>(items.iter().map(|i| i.reason.clone()).collect::<Vec<_>>()))
     .load(conn)
     .await?;
     let batch_ids: Vec<Uuid> = batches.iter().map(|b| b.id).collect();

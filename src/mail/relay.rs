@@ -89,7 +89,7 @@ impl Relay {
             if connection.pipelining && email.is_ascii() && ascii_addresses {
                 pipelined(&mut connection.smtp, envelope, &email).await
             } else {
-                connection.smtp.send(message.envelope(), &email).await.map(drop)
+                connection.smtp.send(envelope, &email).await.map(drop)
             }
         })
         .await;

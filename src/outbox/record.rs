@@ -13,7 +13,7 @@ use std::sync::LazyLock;
 
 use super::claim::Claimed;
 use crate::{
-    domain::outbox::{Touched, lock_batches},
+    domain::outbox::{Touched, count_off_batches, lock_batches},
     error::{Error, Result},
     lifecycle::{
         delivery::{self, State},
@@ -87,12 +87,7 @@ static RECORD: LazyLock<String> = LazyLock::new(|| {
              reason = f.last_error, finished_at = $2, finished_seq = nextval('batch_items_finished_seq') \
            FROM settled f WHERE b.batch_id = f.batch_id AND b.position = f.batch_position AND b.outcome IS NULL \
            RETURNING b.batch_id), \
-         counted AS (SELECT batch_id, count(*)::int4 AS n FROM done GROUP BY batch_id), \
-         touched AS ( \
-           UPDATE batches SET outstanding = batches.outstanding - counted.n, \
-             completed_at = CASE WHEN batches.outstanding - counted.n = 0 THEN $2 END \
-           FROM counted WHERE batches.id = counted.batch_id \
-           RETURNING batches.id, batches.kind, batches.completed_at IS NOT NULL AS completed) \
+         {count_off} \
          SELECT t.id, t.kind, t.completed FROM touched t CROSS JOIN LATERAL pg_notify($7, t.id::text)",
         sent = State::Sent.sql(),
         failed = State::Failed.sql(),
@@ -103,6 +98,7 @@ static RECORD: LazyLock<String> = LazyLock::new(|| {
         invitation_from = invitation::accepting_sql(invitation::Event::Sent),
         outcome_sent = Final::Sent.sql(),
         outcome_failed = Final::Failed.sql(),
+        count_off = count_off_batches("$2"),
     )
 });
 
