@@ -2,7 +2,7 @@
 //! for new users, one UPDATE for upserts, one for their grants and one for
 //! their audit events, each over array parameters. A dry run decides the same outcomes and writes nothing.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
 use diesel::{
@@ -56,11 +56,13 @@ fn refused(field: &str, description: &str) -> RowOutcome {
 
 /// Decides each row's outcome against the users that exist now.
 fn decide(rows: &[ValidRow], existing: &[Existing], upsert: bool) -> Vec<RowOutcome> {
+    let by_email: HashMap<&str, &Existing> = existing.iter().map(|e| (e.email_key.as_str(), e)).collect();
+    let by_username: HashMap<&str, &Existing> =
+        existing.iter().map(|e| (e.username_key.as_str(), e)).collect();
     rows.iter()
         .map(|row| {
-            let (email, username) = (row.email_key(), row.username_key());
-            let by_email = existing.iter().find(|e| e.email_key == email);
-            let username_owner = existing.iter().find(|e| e.username_key == username);
+            let by_email = by_email.get(row.email_key().as_str()).copied();
+            let username_owner = by_username.get(row.username_key().as_str()).copied();
             match (by_email, username_owner) {
                 (Some(user), Some(owner)) if upsert && owner.id != user.id => {
                     refused("username", "belongs to another user of the organisation")
@@ -85,9 +87,17 @@ pub async fn write_batch(
 ) -> Result<Vec<RowOutcome>> {
     let emails: Vec<String> = rows.iter().map(ValidRow::email_key).collect();
     let usernames: Vec<String> = rows.iter().map(ValidRow::username_key).collect();
+    // Each key is its own probe of its unique index. Written as `= ANY`
+    // over the organisation, the planner scans all of its users once they
+    // outnumber the batch, and an import costs the square of its size.
     let find_existing = diesel::sql_query(
-        "SELECT id, lower(email) AS email_key, lower(username) AS username_key FROM users \
-         WHERE organization_id = $1 AND (lower(email) = ANY($2) OR lower(username) = ANY($3))",
+        "SELECT u.id, lower(u.email) AS email_key, lower(u.username) AS username_key \
+         FROM unnest($2::text[]) AS k(key), LATERAL (SELECT id, email, username FROM users \
+           WHERE organization_id = $1 AND lower(email) = k.key LIMIT 1) u \
+         UNION \
+         SELECT u.id, lower(u.email), lower(u.username) \
+         FROM unnest($3::text[]) AS k(key), LATERAL (SELECT id, email, username FROM users \
+           WHERE organization_id = $1 AND lower(username) = k.key LIMIT 1) u",
     )
     .bind::<SqlUuid, _>(organization_id)
     .bind::<Array<Text>, _>(&emails)
