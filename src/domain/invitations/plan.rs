@@ -255,10 +255,15 @@ impl<'a> Planner<'a> {
                 Source::Address(_) => None,
             })
             .collect();
+        // Every address and id is a probe of an index: a plain `= ANY` or
+        // `IN` lets the planner scan the whole organisation for each chunk
+        // once it outnumbers the chunk. An array from a subquery is taken
+        // to be short, so the outer look-up probes too.
         let known: Vec<Known> = diesel::sql_query(format!(
-            "SELECT {} FROM users u WHERE u.organization_id = $1 AND u.id IN ( \
-               SELECT id FROM users WHERE organization_id = $1 AND lower(email) = ANY($3) \
-               UNION SELECT id FROM users WHERE organization_id = $1 AND id = ANY($4)) \
+            "SELECT {} FROM users u WHERE u.organization_id = $1 AND u.id = ANY(ARRAY( \
+               SELECT f.id FROM unnest($3::text[]) AS k(key), LATERAL (SELECT id FROM users \
+                 WHERE organization_id = $1 AND lower(email) = k.key LIMIT 1) f \
+               UNION SELECT unnest($4::uuid[]))) \
              ORDER BY u.id {}",
             *KNOWN_COLUMNS,
             self.lock_clause()
