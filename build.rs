@@ -26,6 +26,8 @@ const PACKAGE: &str = "onramp.v1";
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("cargo:rerun-if-changed=proto");
+    // `embed_migrations!` cannot tell cargo that it read this folder.
+    println!("cargo:rerun-if-changed=migrations");
     let mut compiler = protox::Compiler::new(["proto"])?;
     compiler
         .include_source_info(true)
