@@ -313,6 +313,72 @@ async fn delete_removes_the_user_but_the_audit_log_remembers() {
     staged_user(&server, &org, "ada@acme.example").await;
 }
 
+/// Deleting a person takes their invitation, its emails and its link with
+/// them: the outbox and the invitations reach the user through one key each.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deleting_an_invited_user_removes_the_invitation_and_its_emails() {
+    let server = TestServer::start().await;
+    let org = server.org("Acme").await;
+    let finished = crate::harness::send(&server, &org, crate::harness::invite(&org, "ada@acme.example"))
+        .await
+        .expect("invite");
+    assert_eq!(finished.completion.sent, 1);
+    let users = crate::harness::users(&server, &org).await;
+    let user = users
+        .iter()
+        .find(|u| u.email == "ada@acme.example")
+        .expect("invited user");
+    let user_id = uuid::Uuid::parse_str(&user.id).expect("user id");
+
+    #[derive(diesel::QueryableByName)]
+    struct Rows {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        invitations: i64,
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        emails: i64,
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        tokens: i64,
+    }
+    let mut db = server.db().await;
+    let count = async |db: &mut diesel_async::AsyncPgConnection| -> Rows {
+        diesel_async::RunQueryDsl::get_result(
+            diesel::sql_query(
+                "SELECT (SELECT count(*) FROM invitations WHERE user_id = $1) AS invitations, \
+                   (SELECT count(*) FROM outbox WHERE user_id = $1) AS emails, \
+                   (SELECT count(*) FROM action_tokens WHERE user_id = $1) AS tokens",
+            )
+            .bind::<diesel::sql_types::Uuid, _>(user_id),
+            db,
+        )
+        .await
+        .expect("count")
+    };
+    let before = count(&mut db).await;
+    assert_eq!(
+        (before.invitations, before.emails),
+        (1, 1),
+        "the invitation and its email"
+    );
+
+    server
+        .admin()
+        .delete_user(authed(
+            pb::DeleteUserRequest {
+                organization_id: String::new(),
+                user_id: user.id.clone(),
+            },
+            &org.key,
+        ))
+        .await
+        .expect("delete");
+    let after = count(&mut db).await;
+    assert_eq!(
+        (after.invitations, after.emails, after.tokens),
+        (0, 0, 0),
+        "nothing of the user is left"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn audit_events_filter_by_actor_action_and_time() {
     let server = TestServer::start().await;
