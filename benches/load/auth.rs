@@ -13,6 +13,7 @@ use crate::{
     cpu::Share,
     latency::drive,
     postgres,
+    process_cpu::Meter,
     report::Report,
     server::{PLATFORM_KEY, ServerProcess},
     setup::{authed, invite, organisation},
@@ -313,8 +314,14 @@ pub async fn run(seconds: u64, report: &mut Report) {
     usages[2].print("registrations");
     let registered = registered.0;
     let limits = [limits[0], limits[1], limits[2], limit()];
+    let meter = Meter::start(Some(server.pid()), None);
     let alone = drive(CLIENTS, duration, None, get_user).await;
+    let cpu = meter.per_email(alone.calls);
     println!("{}", alone.line("GetUser x64   "));
+    println!(
+        "  CPU per call: server {:.0} µs, PostgreSQL {:.0} µs, client {:.0} µs; machine {:.0}% idle",
+        cpu.server_us, cpu.postgres_us, cpu.client_us, cpu.idle_percent
+    );
     let peak = server.peak_rss_mib();
     println!("server peak RSS {peak:.1} MiB");
     for (i, (name, summary)) in [
@@ -375,6 +382,10 @@ pub async fn run(seconds: u64, report: &mut Report) {
             ("peak_rss_mib", peak),
             ("pgbench_select_per_second", pgbench),
             ("percent_of_pgbench", share),
+            ("server_cpu_us_per_call", cpu.server_us),
+            ("postgres_cpu_us_per_call", cpu.postgres_us),
+            ("client_cpu_us_per_call", cpu.client_us),
+            ("machine_idle_percent", cpu.idle_percent),
         ],
     );
 }

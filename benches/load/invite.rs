@@ -24,7 +24,7 @@ const MESSAGE_BYTES: usize = 3_000;
 /// `smtp-source` over 16 connections kept open, pipelining its commands.
 pub fn smtp_source(messages: usize, report: &mut Report, key: &str) -> f64 {
     let sink = PostfixSink::start();
-    let meter = Meter::start(None, sink.pid());
+    let meter = Meter::start(None, Some(sink.pid()));
     let started = Instant::now();
     let status = postfix::source(sink.port, CONNECTIONS, messages, MESSAGE_BYTES)
         .wait()
@@ -48,7 +48,7 @@ pub fn smtp_source(messages: usize, report: &mut Report, key: &str) -> f64 {
 /// email at a time, as the server's send slots do.
 pub async fn lettre_client(messages: usize, report: &mut Report) -> f64 {
     let sink = PostfixSink::start();
-    let meter = Meter::start(None, sink.pid());
+    let meter = Meter::start(None, Some(sink.pid()));
     let started = Instant::now();
     let mut connections = tokio::task::JoinSet::new();
     let per_connection = messages / CONNECTIONS;
@@ -105,7 +105,7 @@ pub async fn run(recipients: usize, reference: f64, report: &mut Report) -> f64 
         .map(|i| format!("person{i}@bench.example\n"))
         .collect();
 
-    let meter = Meter::start(Some(server.pid()), sink.pid());
+    let meter = Meter::start(Some(server.pid()), Some(sink.pid()));
     let started = Instant::now();
     let mut stream = invite(&channel, &org, text).await;
     let mut first_result = None;

@@ -85,7 +85,7 @@ struct Reading {
 
 pub struct Meter {
     server: Option<u32>,
-    sink: u32,
+    sink: Option<u32>,
     start: Reading,
 }
 
@@ -99,7 +99,7 @@ pub struct PerEmail {
 }
 
 impl Meter {
-    pub fn start(server: Option<u32>, sink: u32) -> Meter {
+    pub fn start(server: Option<u32>, sink: Option<u32>) -> Meter {
         let mut meter = Meter {
             server,
             sink,
@@ -114,7 +114,7 @@ impl Meter {
         Reading {
             server: self.server.map_or(0, process),
             postgres: postgres(),
-            sink: process(self.sink),
+            sink: self.sink.map_or(0, process),
             client: ticks_of(
                 &std::fs::read_to_string("/proc/self/stat").unwrap_or_default(),
                 true,
