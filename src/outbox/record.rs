@@ -1,20 +1,20 @@
 //! Recording what the SMTP server said, for every answer gathered since the
-//! last record, in one transaction of two statements: the batches locked,
-//! then the outbox rows, their invitations, the batch results and the batch
-//! counts, and a notification to every follower of the batches.
+//! last record, in one statement and so one round trip with its commit: the
+//! batches locked, the outbox rows, their invitations, the batch results and
+//! the batch counts, and a notification to every follower of the batches.
 
 use crate::db::Cached;
 use chrono::{DateTime, TimeDelta, Utc};
 use diesel::sql_types::{Array, Text, Timestamptz, Uuid as SqlUuid};
-use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use uuid::Uuid;
 
 use std::sync::LazyLock;
 
 use super::claim::Claimed;
 use crate::{
-    domain::outbox::{Touched, count_off_batches, lock_batches},
-    error::{Error, Result},
+    domain::outbox::{Touched, count_off_batches},
+    error::Result,
     lifecycle::{
         delivery::{self, State},
         email_kind::EmailKind,
@@ -63,9 +63,16 @@ pub struct Policy {
 /// then, for those whose outcome is final, their invitations (the
 /// invitation lifecycle's `Sent` and `Failed` events) and batch results, the
 /// batches' counts, and a notification to each batch's followers.
+///
+/// Followers read a batch's results in `finished_seq` order, so its numbers
+/// must commit in the order they are drawn: the batch rows (`$8`, sorted)
+/// are locked until the commit before any result draws one. The lock is
+/// taken by an uncorrelated subquery in `done`'s condition, which PostgreSQL
+/// evaluates once, as a one-time filter, before that update yields a row.
 static RECORD: LazyLock<String> = LazyLock::new(|| {
     format!(
-        "WITH recorded AS ( \
+        "WITH locked AS (SELECT id FROM batches WHERE id = ANY($8) ORDER BY id FOR UPDATE), \
+         recorded AS ( \
            UPDATE outbox o SET state = v.state, last_error = v.error, lease_until = NULL, leased_by = NULL, \
              sent_at = CASE WHEN v.state = {sent} THEN $2 ELSE o.sent_at END, \
              next_attempt_at = CASE WHEN v.state = {queued} THEN v.next ELSE o.next_attempt_at END \
@@ -86,6 +93,7 @@ static RECORD: LazyLock<String> = LazyLock::new(|| {
              outcome = CASE WHEN f.state = {sent} THEN {outcome_sent} ELSE {outcome_failed} END, \
              reason = f.last_error, finished_at = $2, finished_seq = nextval('batch_items_finished_seq') \
            FROM settled f WHERE b.batch_id = f.batch_id AND b.position = f.batch_position AND b.outcome IS NULL \
+             AND (SELECT count(*) FROM locked) >= 0 \
            RETURNING b.batch_id), \
          {count_off} \
          SELECT t.id, t.kind, t.completed FROM touched t CROSS JOIN LATERAL pg_notify($7, t.id::text)",
@@ -121,60 +129,56 @@ pub async fn record(
         })
         .collect();
     let workers: Vec<&str> = answers.iter().map(|a| &*a.worker).collect();
-    conn.transaction(async |conn| {
-        let ids: Vec<Uuid> = results.iter().map(|(c, _)| c.id).collect();
-        let states: Vec<State> = results
-            .iter()
-            .map(|(_, o)| {
-                let event = match o {
-                    Outcome::Sent => delivery::Event::Sent,
-                    Outcome::Failed(_) => delivery::Event::Failed,
-                    Outcome::Retry(_) | Outcome::Unsent => delivery::Event::Deferred,
-                };
-                State::Sending.next(event).unwrap_or(State::Failed)
-            })
-            .collect();
-        let errors: Vec<String> = results
-            .iter()
-            .map(|(_, o)| match o {
-                Outcome::Sent | Outcome::Unsent => String::new(),
-                Outcome::Failed(why) | Outcome::Retry(why) => why.clone(),
-            })
-            .collect();
-        let next: Vec<DateTime<Utc>> = results
-            .iter()
-            .map(|(c, o)| match o {
-                Outcome::Unsent => now,
-                _ => next_attempt(now, c.attempts, policy.retry_base),
-            })
-            .collect();
-        // The batches whose results may become final, locked before any
-        // result draws its number.
-        let finals = results
-            .iter()
-            .filter(|(_, o)| matches!(o, Outcome::Sent | Outcome::Failed(_)));
-        lock_batches(conn, finals.filter_map(|(c, _)| c.batch_id)).await?;
-        let touched: Vec<Touched> = Cached(
-            diesel::sql_query(RECORD.as_str())
-                .bind::<Array<SqlUuid>, _>(&ids)
-                .bind::<Timestamptz, _>(now)
-                .bind::<Array<Text>, _>(&workers)
-                .bind::<Array<Text>, _>(&states)
-                .bind::<Array<Text>, _>(&errors)
-                .bind::<Array<Timestamptz>, _>(&next)
-                .bind::<Text, _>(BATCH_CHANNEL),
-        )
-        .load(conn)
-        .await?;
-        Ok::<_, Error>(
-            touched
-                .into_iter()
-                .filter(|b| b.completed)
-                .map(|b| b.kind)
-                .collect(),
-        )
-    })
-    .await
+    let ids: Vec<Uuid> = results.iter().map(|(c, _)| c.id).collect();
+    let states: Vec<State> = results
+        .iter()
+        .map(|(_, o)| {
+            let event = match o {
+                Outcome::Sent => delivery::Event::Sent,
+                Outcome::Failed(_) => delivery::Event::Failed,
+                Outcome::Retry(_) | Outcome::Unsent => delivery::Event::Deferred,
+            };
+            State::Sending.next(event).unwrap_or(State::Failed)
+        })
+        .collect();
+    let errors: Vec<String> = results
+        .iter()
+        .map(|(_, o)| match o {
+            Outcome::Sent | Outcome::Unsent => String::new(),
+            Outcome::Failed(why) | Outcome::Retry(why) => why.clone(),
+        })
+        .collect();
+    let next: Vec<DateTime<Utc>> = results
+        .iter()
+        .map(|(c, o)| match o {
+            Outcome::Unsent => now,
+            _ => next_attempt(now, c.attempts, policy.retry_base),
+        })
+        .collect();
+    // The batches whose results may become final.
+    let batches: Vec<Uuid> = results
+        .iter()
+        .filter(|(_, o)| matches!(o, Outcome::Sent | Outcome::Failed(_)))
+        .filter_map(|(c, _)| c.batch_id)
+        .collect();
+    let touched: Vec<Touched> = Cached(
+        diesel::sql_query(RECORD.as_str())
+            .bind::<Array<SqlUuid>, _>(&ids)
+            .bind::<Timestamptz, _>(now)
+            .bind::<Array<Text>, _>(&workers)
+            .bind::<Array<Text>, _>(&states)
+            .bind::<Array<Text>, _>(&errors)
+            .bind::<Array<Timestamptz>, _>(&next)
+            .bind::<Text, _>(BATCH_CHANNEL)
+            .bind::<Array<SqlUuid>, _>(&batches),
+    )
+    .load(conn)
+    .await?;
+    Ok(touched
+        .into_iter()
+        .filter(|b| b.completed)
+        .map(|b| b.kind)
+        .collect())
 }
 
 #[cfg(test)]

@@ -1,6 +1,6 @@
 //! The process's one recorder: every worker's answers go to it as the SMTP
 //! server gives them, and it records all that arrived while it was writing
-//! the last lot, in one transaction. Each answer keeps its send slot until it
+//! the last lot, in one statement. Each answer keeps its send slot until it
 //! is committed, so the emails accepted but not yet recorded never outnumber
 //! the slots.
 
