@@ -250,6 +250,91 @@ async fn smtp_down_then_up_delivers_everything_exactly_once() {
     );
 }
 
+/// Followers read a batch's results in the order of their numbers, so a
+/// result may draw its number only while its recorder holds the batch row:
+/// held by another transaction, an accepted email's result waits unnumbered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_result_is_numbered_only_once_its_recorder_holds_the_batch() {
+    #[derive(QueryableByName)]
+    struct Waiting {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        n: i64,
+    }
+    #[derive(QueryableByName)]
+    struct Drawn {
+        #[diesel(sql_type = diesel::sql_types::Bool)]
+        is_called: bool,
+    }
+    let server = TestServer::start_with(|c| c.outbox.retry_base = Duration::from_millis(300)).await;
+    let org = server.org("Acme").await;
+    server.smtp.set(|b| b.down = true);
+    let mut stream = server
+        .invitations()
+        .send_invitations(authed(invite(&org, "a@acme.example"), &org.key))
+        .await
+        .expect("send")
+        .into_inner();
+    let batch_id = match stream.next().await {
+        Some(Ok(pb::BatchEvent {
+            event: Some(Event::Summary(summary)),
+        })) => summary.batch_id,
+        other => panic!("the stream opens with its summary: {other:?}"),
+    };
+    // A first attempt refused: its outcome (try again) takes no number.
+    let deadline = tokio::time::Instant::now() + DEADLINE;
+    while server.smtp.refusals().turned_away == 0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no attempt while the server was down"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    let mut holder = server.db().await;
+    diesel_async::SimpleAsyncConnection::batch_execute(
+        &mut holder,
+        &format!("BEGIN; SELECT id FROM batches WHERE id = '{batch_id}' FOR UPDATE"),
+    )
+    .await
+    .expect("hold the batch row");
+    server.smtp.set(|b| b.down = false);
+    server.smtp.wait_for(1, DEADLINE).await;
+    let mut db = server.db().await;
+    let deadline = tokio::time::Instant::now() + DEADLINE;
+    loop {
+        let waiting: Waiting = diesel::sql_query(
+            "SELECT count(*) AS n FROM pg_stat_activity \
+             WHERE datname = current_database() AND wait_event_type = 'Lock'",
+        )
+        .get_result(&mut db)
+        .await
+        .unwrap();
+        if waiting.n > 0 {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the recorder never waited for the batch"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let drawn: Drawn = diesel::sql_query("SELECT is_called FROM batch_items_finished_seq")
+        .get_result(&mut db)
+        .await
+        .unwrap();
+    assert!(
+        !drawn.is_called,
+        "a result drew its number while another transaction held its batch"
+    );
+
+    diesel_async::SimpleAsyncConnection::batch_execute(&mut holder, "COMMIT")
+        .await
+        .expect("let the batch go");
+    let finished = finish(stream).await.expect("batch");
+    assert_eq!(finished.completion.sent, 1);
+    assert_eq!(server.smtp.received().len(), 1, "sent once");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn resend_replaces_the_token_and_restarts_the_expiry() {
     let server = TestServer::start().await;
