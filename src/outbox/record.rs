@@ -65,8 +65,8 @@ pub struct Policy {
 /// batches' counts, and a notification to each batch's followers.
 ///
 /// Followers read a batch's results in `finished_seq` order, so its numbers
-/// must commit in the order they are drawn: the batch rows (`$8`, sorted)
-/// are locked until the commit before any result draws one. The lock is
+/// must commit in the order they are drawn: the batch rows (`$8`) are
+/// locked, in id order, until the commit, before any result draws one. The lock is
 /// taken by an uncorrelated subquery in `done`'s condition, which PostgreSQL
 /// evaluates once, as a one-time filter, before that update yields a row.
 static RECORD: LazyLock<String> = LazyLock::new(|| {
