@@ -102,26 +102,20 @@ pub struct Touched {
     pub completed: bool,
 }
 
-/// Locks `batches` until the transaction ends, before any of their results
-/// draws a `finished_seq`. Followers read results in that order; holding the
-/// batch rows until commit makes each batch's numbers commit in the order
-/// they were drawn, so a follower's cursor never passes a number still to
-/// commit.
-pub async fn lock_batches(conn: &mut AsyncPgConnection, batches: impl Iterator<Item = Uuid>) -> Result<()> {
-    let mut locked: Vec<Uuid> = batches.collect();
-    if locked.is_empty() {
-        return Ok(());
-    }
-    locked.sort();
-    locked.dedup();
-    Cached(
-        diesel::sql_query("SELECT id FROM batches WHERE id = ANY($1) ORDER BY id FOR UPDATE")
-            .bind::<Array<SqlUuid>, _>(&locked),
-    )
-    .execute(conn)
-    .await?;
-    Ok(())
+/// The start of a statement that makes results final: a CTE `locked` that
+/// locks the batches in `ids` (the parameter holding their ids) until the
+/// transaction ends, and `LOCKED_FIRST`, the condition that makes the
+/// results' update take those locks before it draws any `finished_seq`.
+/// Followers read results in that order; holding the batch rows until
+/// commit makes each batch's numbers commit in the order they were drawn, so
+/// a follower's cursor never passes a number still to commit.
+pub fn lock_batches(ids: &str) -> String {
+    format!("locked AS (SELECT id FROM batches WHERE id = ANY({ids}) ORDER BY id FOR UPDATE)")
 }
+
+/// An uncorrelated subquery, which PostgreSQL evaluates once, as a one-time
+/// filter, before the update it guards yields a row.
+pub const LOCKED_FIRST: &str = "(SELECT count(*) FROM locked) >= 0";
 
 /// The end of a statement that makes results final: given a `done` CTE
 /// answering the `batch_id` of each result it made final, counts them off
@@ -141,14 +135,15 @@ pub fn count_off_batches(now: &str) -> String {
 
 static FINISH_BATCH_ITEMS: LazyLock<String> = LazyLock::new(|| {
     format!(
-        "WITH done AS ( \
+        "WITH {}, done AS ( \
            UPDATE batch_items b SET outcome = v.outcome, reason = v.reason, finished_at = $1, \
              finished_seq = nextval('batch_items_finished_seq') \
            FROM unnest($2::uuid[], $3::int4[], $4::text[], $5::text[]) AS v(batch_id, position, outcome, reason) \
-           WHERE b.batch_id = v.batch_id AND b.position = v.position AND b.outcome IS NULL \
+           WHERE b.batch_id = v.batch_id AND b.position = v.position AND b.outcome IS NULL AND {LOCKED_FIRST} \
            RETURNING b.batch_id), \
          {} \
          SELECT id, kind, completed FROM touched",
+        lock_batches("$2"),
         count_off_batches("$1")
     )
 });
@@ -164,7 +159,6 @@ pub async fn finish_batch_items(
     if items.is_empty() {
         return Ok(Vec::new());
     }
-    lock_batches(conn, items.iter().map(|i| i.batch_id)).await?;
     let batches: Vec<Touched> = Cached(
         diesel::sql_query(FINISH_BATCH_ITEMS.as_str())
             .bind::<Timestamptz, _>(now)

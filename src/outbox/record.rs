@@ -13,7 +13,7 @@ use std::sync::LazyLock;
 
 use super::claim::Claimed;
 use crate::{
-    domain::outbox::{Touched, count_off_batches},
+    domain::outbox::{LOCKED_FIRST, Touched, count_off_batches, lock_batches},
     error::Result,
     lifecycle::{
         delivery::{self, State},
@@ -64,14 +64,12 @@ pub struct Policy {
 /// invitation lifecycle's `Sent` and `Failed` events) and batch results, the
 /// batches' counts, and a notification to each batch's followers.
 ///
-/// Followers read a batch's results in `finished_seq` order, so its numbers
-/// must commit in the order they are drawn: the batch rows (`$8`) are
-/// locked, in id order, until the commit, before any result draws one. The lock is
-/// taken by an uncorrelated subquery in `done`'s condition, which PostgreSQL
-/// evaluates once, as a one-time filter, before that update yields a row.
+/// The batches of the results made final (`$8`) are locked before any of
+/// them draws its number (`lock_batches`), within the statement, so that its
+/// implicit transaction commits in the same round trip.
 static RECORD: LazyLock<String> = LazyLock::new(|| {
     format!(
-        "WITH locked AS (SELECT id FROM batches WHERE id = ANY($8) ORDER BY id FOR UPDATE), \
+        "WITH {locked}, \
          recorded AS ( \
            UPDATE outbox o SET state = v.state, last_error = v.error, lease_until = NULL, leased_by = NULL, \
              sent_at = CASE WHEN v.state = {sent} THEN $2 ELSE o.sent_at END, \
@@ -93,7 +91,7 @@ static RECORD: LazyLock<String> = LazyLock::new(|| {
              outcome = CASE WHEN f.state = {sent} THEN {outcome_sent} ELSE {outcome_failed} END, \
              reason = f.last_error, finished_at = $2, finished_seq = nextval('batch_items_finished_seq') \
            FROM settled f WHERE b.batch_id = f.batch_id AND b.position = f.batch_position AND b.outcome IS NULL \
-             AND (SELECT count(*) FROM locked) >= 0 \
+             AND {LOCKED_FIRST} \
            RETURNING b.batch_id), \
          {count_off} \
          SELECT t.id, t.kind, t.completed FROM touched t CROSS JOIN LATERAL pg_notify($7, t.id::text)",
@@ -106,6 +104,7 @@ static RECORD: LazyLock<String> = LazyLock::new(|| {
         invitation_from = invitation::accepting_sql(invitation::Event::Sent),
         outcome_sent = Final::Sent.sql(),
         outcome_failed = Final::Failed.sql(),
+        locked = lock_batches("$8"),
         count_off = count_off_batches("$2"),
     )
 });
