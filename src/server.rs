@@ -36,7 +36,7 @@ use crate::{
 };
 
 /// Large enough for 100,000 pasted addresses.
-const MAX_REQUEST_BYTES: usize = 16 << 20;
+pub const MAX_REQUEST_BYTES: usize = 16 << 20;
 
 pub type StartError = Box<dyn std::error::Error + Send + Sync>;
 

@@ -2,7 +2,7 @@
 //! (`domain::invitations::events`) converted as they come, from a batch
 //! followed to its end or from a dry run.
 
-use std::pin::Pin;
+use std::{pin::Pin, sync::Arc};
 
 use tokio::sync::mpsc;
 use tokio_stream::{Stream, StreamExt, wrappers::ReceiverStream};
@@ -15,6 +15,7 @@ use crate::{
         dry_run::dry_run,
         events::{BatchEvent, Completion, RecipientResult, Reported},
         follow::{self, Batch},
+        plan::Recipients,
     },
     error::{Error, Result},
     grpc::convert,
@@ -53,13 +54,14 @@ pub fn follow(state: AppState, batch: Batch, replayed: bool) -> BatchStream {
     stream(rx)
 }
 
-/// The stream of a dry run of `send`.
-pub fn dry(state: AppState, send: BulkSend) -> BatchStream {
+/// The stream of a dry run of `send`, whose parts, if it came in parts,
+/// were read already.
+pub fn dry(state: AppState, send: BulkSend, parts: Option<Arc<[Recipients]>>) -> BatchStream {
     let (tx, rx) = mpsc::channel(BUFFER);
     tokio::spawn(
         async move {
             let org = send.organization_id;
-            if let Err(e) = dry_run(&state, org, &send.recipients, send.kind, &tx).await {
+            if let Err(e) = dry_run(&state, org, &send.recipients, parts, send.kind, &tx).await {
                 let _ = tx.send(Err(e)).await;
             }
         }
@@ -71,13 +73,18 @@ pub fn dry(state: AppState, send: BulkSend) -> BatchStream {
 /// Starts `send`: its batch followed to the end, or its dry run.
 pub async fn start(
     state: &AppState,
-    send: BulkSend,
+    mut send: BulkSend,
     actor: &crate::domain::audit::Actor,
 ) -> Result<BatchStream> {
     if send.dry_run {
-        return Ok(dry(state.clone(), send));
+        // Read before the stream starts, so a refused part is the answer.
+        let parts = match send.parts.take() {
+            Some(parts) => Some(parts.collect().await?),
+            None => None,
+        };
+        return Ok(dry(state.clone(), send, parts));
     }
-    let (batch, replayed) = crate::domain::invitations::bulk::start(state, &send, actor).await?;
+    let (batch, replayed) = crate::domain::invitations::bulk::start(state, send, actor).await?;
     Ok(follow(state.clone(), batch, replayed))
 }
 

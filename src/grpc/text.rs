@@ -37,6 +37,8 @@ fn rule(field: &str) -> Rule {
     match field {
         "onramp.v1.SendInvitationsRequest.recipients_text"
         | "onramp.v1.SendInvitationsRequest.emails"
+        | "onramp.v1.InvitationRecipients.recipients_text"
+        | "onramp.v1.InvitationRecipients.emails"
         | "onramp.v1.ImportUsersRequest.csv_chunk"
         | "onramp.v1.ImportUsersCsvRequest.csv" => Rule::Own,
         f if f.starts_with("onramp.v1.ImportRow.") => Rule::Own,
@@ -218,6 +220,8 @@ mod tests {
         for named in [
             "onramp.v1.SendInvitationsRequest.recipients_text",
             "onramp.v1.SendInvitationsRequest.emails",
+            "onramp.v1.InvitationRecipients.recipients_text",
+            "onramp.v1.InvitationRecipients.emails",
             "onramp.v1.ImportUsersRequest.csv_chunk",
             "onramp.v1.ImportUsersCsvRequest.csv",
             "onramp.v1.ImportRow.email",

@@ -30,5 +30,6 @@ mod restart;
 mod security;
 mod server;
 mod smtp;
+mod streamed;
 mod users;
 mod web;

@@ -45,6 +45,7 @@ const EXPECTED: &[(&str, &[&str])] = &[
         "onramp.v1.Invitations",
         &[
             "SendInvitations",
+            "StreamInvitations",
             "WatchBatch",
             "ListBatches",
             "GetInvitation",

@@ -13,7 +13,10 @@ use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use serde_json::json;
 use uuid::Uuid;
 
-use super::plan::{Decision, Planned, Planner, Recipients, Summary, summarize};
+use super::{
+    parts::Parts,
+    plan::{Decision, Planned, Planner, Recipients, Summary, summarize},
+};
 use crate::{
     domain::audit::{self, Actor},
     domain::outbox,
@@ -85,9 +88,12 @@ fn names(display: &str) -> (String, String) {
     }
 }
 
+/// Creates the batch of `batch`, or of the `parts` that hold its
+/// recipients instead.
 pub async fn create(
     conn: &mut AsyncPgConnection,
     batch: NewBatch<'_>,
+    mut parts: Option<Parts>,
     actor: &Actor,
     now: DateTime<Utc>,
 ) -> Result<Created> {
@@ -97,7 +103,7 @@ pub async fn create(
         }
     }
     let result = conn
-        .transaction(async |conn| write(conn, &batch, actor, now).await)
+        .transaction(async |conn| write(conn, &batch, parts.take(), actor, now).await)
         .await;
     match (result, &batch.idempotency_key) {
         // The same key, sent twice at once: the other request won.
@@ -139,6 +145,7 @@ fn count_started(kind: EmailKind, settled: &HashMap<Outcome, u64>, sends: i32) {
 async fn write(
     conn: &mut AsyncPgConnection,
     batch: &NewBatch<'_>,
+    parts: Option<Parts>,
     actor: &Actor,
     now: DateTime<Utc>,
 ) -> Result<Created> {
@@ -163,7 +170,10 @@ async fn write(
         },
         other => other,
     })?;
-    let mut planner = Planner::new(org, batch.recipients, batch.kind, now, true);
+    let mut planner = match parts {
+        Some(parts) => Planner::in_parts(org, parts, batch.kind, now, true),
+        None => Planner::new(org, batch.recipients, batch.kind, now, true),
+    };
     let mut summary = Summary::default();
     let mut settled: HashMap<Outcome, u64> = HashMap::new();
     let mut sends = 0;

@@ -9,6 +9,7 @@ use super::{
     batch::{self, Created, NewBatch},
     follow::{self, Batch},
     parse,
+    parts::{LaterParts, Parts},
     plan::{MAX_RECIPIENTS, Recipients},
 };
 use crate::{
@@ -29,6 +30,8 @@ pub struct BulkSend {
     pub organization_id: Uuid,
     pub kind: EmailKind,
     pub recipients: Recipients,
+    /// All the recipients instead, when they are streamed in parts.
+    pub parts: Option<Parts>,
     /// The service area and role invited people get.
     pub grant: Option<(Uuid, Uuid)>,
     pub idempotency_key: Option<String>,
@@ -40,6 +43,8 @@ pub struct BulkSend {
 pub struct InvitationRequest {
     pub organization_id: Uuid,
     pub recipients: Recipients,
+    /// The parts after `recipients`, when they are streamed in parts.
+    pub later: Option<LaterParts>,
     pub service_area_id: String,
     pub role_id: String,
     pub idempotency_key: String,
@@ -50,7 +55,8 @@ pub struct InvitationRequest {
 /// new people get, which must exist in the organisation's catalogue.
 pub async fn invitations(app: &Services, request: InvitationRequest) -> Result<BulkSend> {
     let mut v = Violations::new();
-    if request.recipients.is_empty() {
+    // The parts of a streamed request are counted as they come.
+    if request.recipients.is_empty() && request.later.is_none() {
         v.add(
             "recipients_text",
             "name at least one recipient (recipients_text, emails, user_ids or all_staged)",
@@ -73,10 +79,22 @@ pub async fn invitations(app: &Services, request: InvitationRequest) -> Result<B
             }
         }
     }
+    let (recipients, parts) = match request.later {
+        Some(later) => {
+            let flags = Recipients {
+                all_staged: request.recipients.all_staged,
+                ..Recipients::default()
+            };
+            let parts = Parts::new(request.recipients, later, grant.is_some());
+            (flags, Some(parts))
+        }
+        None => (request.recipients, None),
+    };
     Ok(BulkSend {
         organization_id: request.organization_id,
         kind: EmailKind::Invitation,
-        recipients: request.recipients,
+        recipients,
+        parts,
         grant,
         idempotency_key,
         dry_run: request.dry_run,
@@ -140,6 +158,7 @@ pub fn to_users(
         organization_id,
         kind,
         recipients,
+        parts: None,
         grant: None,
         idempotency_key,
         dry_run,
@@ -174,7 +193,7 @@ fn idempotency_key(v: &mut Violations, raw: &str) -> Option<String> {
 
 /// Creates the batch of a send that is not a dry run; answers it, and
 /// whether it existed already under the same idempotency key.
-pub async fn start(app: &Services, send: &BulkSend, actor: &Actor) -> Result<(Batch, bool)> {
+pub async fn start(app: &Services, mut send: BulkSend, actor: &Actor) -> Result<(Batch, bool)> {
     let now = app.clock.now();
     let mut conn = app.pool.get().await?;
     let new = NewBatch {
@@ -185,7 +204,7 @@ pub async fn start(app: &Services, send: &BulkSend, actor: &Actor) -> Result<(Ba
         idempotency_key: send.idempotency_key.clone(),
         message_domain: &app.message_domain,
     };
-    let (batch_id, replayed) = match batch::create(&mut conn, new, actor, now).await? {
+    let (batch_id, replayed) = match batch::create(&mut conn, new, send.parts.take(), actor, now).await? {
         Created::New { batch_id, .. } => (batch_id, false),
         Created::Replay { batch_id } => (batch_id, true),
     };

@@ -1,12 +1,16 @@
 //! A bulk send's dry run: the same decisions as a real send, with a preview
 //! of the first email, and nothing written. The recipients are decided
 //! twice, a chunk at a time (once for the summary, which comes first, once
-//! for the results), so memory stays flat however long the list.
+//! for the results), so memory stays flat however long the list. A request
+//! streamed in parts is read once and held, to be read twice.
+
+use std::sync::Arc;
 
 use uuid::Uuid;
 
 use super::{
     events::{self, BatchEvent, Completion, Events, RecipientResult, Reported},
+    parts::Parts,
     plan::{Decision, Planned, Planner, Recipients, Summary, summarize},
 };
 use crate::{
@@ -19,19 +23,32 @@ use crate::{
     services::Services,
 };
 
-/// Reports what sending `kind` to `recipients` would do.
+/// Reports what sending `kind` to `recipients`, or to the `parts` of a
+/// request streamed in parts, would do.
 pub async fn dry_run(
     app: &Services,
     organization_id: Uuid,
     recipients: &Recipients,
+    parts: Option<Arc<[Recipients]>>,
     kind: EmailKind,
     tx: &Events,
 ) -> Result<()> {
     let now = app.clock.now();
+    let new_planner = || match &parts {
+        // Checked as they were read.
+        Some(parts) => Planner::in_parts(
+            organization_id,
+            Parts::replay(parts.clone(), true),
+            kind,
+            now,
+            false,
+        ),
+        None => Planner::new(organization_id, recipients, kind, now, false),
+    };
     let mut conn = app.pool.get().await?;
     let mut summary = Summary::default();
     let mut first = None;
-    let mut planner = Planner::new(organization_id, recipients, kind, now, false);
+    let mut planner = new_planner();
     while let Some(chunk) = planner.next_chunk(&mut conn).await? {
         summary += summarize(&chunk);
         if first.is_none() {
@@ -57,7 +74,7 @@ pub async fn dry_run(
     }
     let mut completion = Completion::default();
     let mut index = 0;
-    let mut planner = Planner::new(organization_id, recipients, kind, now, false);
+    let mut planner = new_planner();
     while let Some(chunk) = planner.next_chunk(&mut conn).await? {
         for p in chunk {
             let result = would_be(p, index);

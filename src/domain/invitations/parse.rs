@@ -118,10 +118,21 @@ pub struct Entries<'a> {
 
 impl<'a> Entries<'a> {
     pub fn new(text: &'a str, emails: &'a [String]) -> Self {
+        Self::after(text, emails, HashSet::new())
+    }
+
+    /// The entries of one part of a request, after earlier parts whose
+    /// addresses `seen` holds (as `into_seen` gives them back).
+    pub fn after(text: &'a str, emails: &'a [String], seen: HashSet<u64>) -> Self {
         Entries {
             pieces: Box::new(Pieces::new(text).chain(emails.iter().flat_map(|e| Pieces::new(e)))),
-            seen: HashSet::new(),
+            seen,
         }
+    }
+
+    /// The addresses read so far, to read a next part after them.
+    pub fn into_seen(self) -> HashSet<u64> {
+        self.seen
     }
 }
 

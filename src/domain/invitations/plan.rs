@@ -15,7 +15,10 @@ use diesel::{
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use uuid::Uuid;
 
-use super::parse::{self, Parsed};
+use super::{
+    parse::{self, Parsed},
+    parts::Parts,
+};
 use crate::{
     error::Result,
     lifecycle::{email_kind::EmailKind, invitation, outcome::Outcome, user::Stage},
@@ -146,6 +149,13 @@ static KNOWN_COLUMNS: LazyLock<String> = LazyLock::new(|| {
     )
 });
 
+static NO_RECIPIENTS: Recipients = Recipients {
+    text: String::new(),
+    emails: Vec::new(),
+    user_ids: Vec::new(),
+    all_staged: false,
+};
+
 /// Recipients decided per query, and written per statement: memory stays
 /// the same however long the list.
 pub const CHUNK: usize = 5_000;
@@ -164,6 +174,10 @@ pub struct Planner<'a> {
     now: DateTime<Utc>,
     lock: bool,
     sources: Box<dyn Iterator<Item = Source> + Send + 'a>,
+    /// Parts still to come, of a request streamed in parts.
+    parts: Option<Parts>,
+    /// The addresses of the parts decided so far.
+    seen_addresses: HashSet<u64>,
     all_staged: bool,
     staged_after: Option<Uuid>,
     staged_done: bool,
@@ -190,6 +204,8 @@ impl<'a> Planner<'a> {
             now,
             lock,
             sources: Box::new(addresses.chain(ids)),
+            parts: None,
+            seen_addresses: HashSet::new(),
             all_staged: recipients.all_staged,
             staged_after: None,
             staged_done: false,
@@ -198,12 +214,35 @@ impl<'a> Planner<'a> {
         }
     }
 
+    /// Decides a request streamed in parts, each as it arrives.
+    pub fn in_parts(
+        organization_id: Uuid,
+        parts: Parts,
+        kind: EmailKind,
+        now: DateTime<Utc>,
+        lock: bool,
+    ) -> Planner<'static> {
+        let mut planner = Planner::new(organization_id, &NO_RECIPIENTS, kind, now, lock);
+        planner.all_staged = parts.all_staged();
+        planner.parts = Some(parts);
+        planner
+    }
+
     /// The next chunk of decided recipients, in request order; `None` when
     /// every recipient is decided.
     pub async fn next_chunk(&mut self, conn: &mut AsyncPgConnection) -> Result<Option<Vec<Planned>>> {
-        let sources: Vec<Source> = self.sources.by_ref().take(CHUNK).collect();
-        if !sources.is_empty() {
-            return self.plan_sources(conn, sources).await.map(Some);
+        loop {
+            let sources: Vec<Source> = self.sources.by_ref().take(CHUNK).collect();
+            if !sources.is_empty() {
+                return self.plan_sources(conn, sources).await.map(Some);
+            }
+            let Some(parts) = self.parts.as_mut() else {
+                break;
+            };
+            match parts.next().await? {
+                Some(part) => self.sources = Box::new(self.read_part(&part).into_iter()),
+                None => self.parts = None,
+            }
         }
         while self.all_staged && !self.staged_done {
             let chunk = self.plan_staged(conn).await?;
@@ -212,6 +251,21 @@ impl<'a> Planner<'a> {
             }
         }
         Ok(None)
+    }
+
+    /// The entries of one part, read at once (a part is one message, held
+    /// already), after the addresses of the parts before it.
+    fn read_part(&mut self, part: &Recipients) -> Vec<Source> {
+        let seen = std::mem::take(&mut self.seen_addresses);
+        let mut entries = parse::Entries::after(&part.text, &part.emails, seen);
+        let mut sources: Vec<Source> = entries.by_ref().map(Source::Address).collect();
+        self.seen_addresses = entries.into_seen();
+        sources.extend(
+            part.user_ids
+                .iter()
+                .map(|raw| Source::UserId(raw.clone(), Uuid::parse_str(raw.trim()).ok())),
+        );
+        sources
     }
 
     fn lock_clause(&self) -> &'static str {

@@ -4,7 +4,7 @@ mod manage;
 pub mod send;
 pub mod templates;
 
-use tonic::{Request, Response, Status};
+use tonic::{Request, Response, Status, Streaming};
 
 use crate::{
     grpc::batches::BatchStream,
@@ -27,10 +27,18 @@ type Rpc<T> = Result<Response<T>, Status>;
 #[tonic::async_trait]
 impl Invitations for InvitationsService {
     type SendInvitationsStream = BatchStream;
+    type StreamInvitationsStream = BatchStream;
     type WatchBatchStream = BatchStream;
 
     async fn send_invitations(&self, request: Request<pb::SendInvitationsRequest>) -> Rpc<BatchStream> {
         send::send_invitations(&self.state, request).await
+    }
+
+    async fn stream_invitations(
+        &self,
+        request: Request<Streaming<pb::StreamInvitationsRequest>>,
+    ) -> Rpc<BatchStream> {
+        send::stream_invitations(&self.state, request).await
     }
 
     async fn watch_batch(&self, request: Request<pb::WatchBatchRequest>) -> Rpc<BatchStream> {
