@@ -13,8 +13,27 @@ use crate::{
     process_cpu::{Meter, PerEmail},
     report::Report,
     server::{PLATFORM_KEY, ServerProcess},
-    setup::{invite, organisation},
+    setup::{PART, invite, invite_in_parts, organisation},
 };
+
+/// How a run's addresses reach the server.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Request {
+    /// In one `SendInvitations` message.
+    Whole,
+    /// Through `StreamInvitations`, `PART` addresses a message.
+    InParts,
+}
+
+impl Request {
+    /// The run's name in the report.
+    pub fn key(self, recipients: usize) -> String {
+        match self {
+            Request::Whole => format!("invite_{recipients}"),
+            Request::InParts => format!("invite_in_parts_{recipients}"),
+        }
+    }
+}
 
 /// Connections the clients use: the server's default send slots.
 pub const CONNECTIONS: usize = 16;
@@ -96,7 +115,7 @@ pub async fn lettre_client(messages: usize, report: &mut Report) -> f64 {
 }
 
 /// Onramp end to end; `reference` is smtp-source's rate in the same run.
-pub async fn run(recipients: usize, reference: f64, report: &mut Report) -> f64 {
+pub async fn run(recipients: usize, request: Request, reference: f64, report: &mut Report) -> f64 {
     let sink = PostfixSink::start();
     let server = ServerProcess::start(Some(&sink.url()), &[]).await;
     let channel = server.channel().await;
@@ -107,7 +126,10 @@ pub async fn run(recipients: usize, reference: f64, report: &mut Report) -> f64 
 
     let meter = Meter::start(Some(server.pid()), Some(sink.pid()));
     let started = Instant::now();
-    let mut stream = invite(&channel, &org, text).await;
+    let mut stream = match request {
+        Request::Whole => invite(&channel, &org, text).await,
+        Request::InParts => invite_in_parts(&channel, &org, &text).await,
+    };
     let mut first_result = None;
     let mut results = 0;
     let mut sent = 0;
@@ -134,11 +156,15 @@ pub async fn run(recipients: usize, reference: f64, report: &mut Report) -> f64 
     let peak = server.peak_rss_mib();
     let first = first_result.unwrap_or_default();
     let share = rate / reference * 100.0;
+    let key = request.key(recipients);
+    let name = match request {
+        Request::Whole => String::new(),
+        Request::InParts => format!(" in parts of {PART}"),
+    };
     println!(
-        "invite {recipients:>7}: {seconds:6.2} s to the last result ({first:.2} s to the first), {rate:7.0} invitations/s ({share:.0}% of smtp-source), server peak RSS {peak:6.1} MiB"
+        "invite {recipients:>7}{name}: {seconds:6.2} s to the last result ({first:.2} s to the first), {rate:7.0} invitations/s ({share:.0}% of smtp-source), server peak RSS {peak:6.1} MiB"
     );
     println!("  {}", cpu.line());
-    let key = format!("invite_{recipients}");
     add(report, &key, rate, &cpu);
     report.extend(
         &key,

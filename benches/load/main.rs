@@ -70,8 +70,10 @@ async fn main() {
                 let before = invite::smtp_source(10_000, &mut report, "smtp_source_before");
                 invite::lettre_client(10_000, &mut report).await;
                 let mut rates = Vec::new();
-                for n in rows.map_or(vec![10_000, 100_000], |n| vec![n]) {
-                    rates.push((n, invite::run(n, before, &mut report).await));
+                for how in [invite::Request::Whole, invite::Request::InParts] {
+                    for n in rows.map_or(vec![10_000, 100_000], |n| vec![n]) {
+                        rates.push((how.key(n), invite::run(n, how, before, &mut report).await));
+                    }
                 }
                 let after = invite::smtp_source(10_000, &mut report, "smtp_source_after");
                 // Each send slot carries at most one email per recorder
@@ -88,12 +90,12 @@ async fn main() {
                     &[("latency_ms", commit), ("send_slots_ceiling_per_second", ceiling)],
                 );
                 let mean = f64::midpoint(before, after);
-                for (n, rate) in rates {
+                for (key, rate) in rates {
                     let share = rate / mean * 100.0;
                     println!(
-                        "invite {n}: {share:.0}% of smtp-source's mean of {mean:.0} messages/s before and after"
+                        "{key}: {share:.0}% of smtp-source's mean of {mean:.0} messages/s before and after"
                     );
-                    report.extend(&format!("invite_{n}"), &[("percent_of_smtp_source_mean", share)]);
+                    report.extend(&key, &[("percent_of_smtp_source_mean", share)]);
                 }
             }
             "auth" => auth::run(seconds, &mut report).await,

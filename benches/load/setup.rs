@@ -89,6 +89,38 @@ pub async fn one_user(channel: &Channel, org: &Org) -> pb::GetUserRequest {
 
 /// Invites every address in `text` (one a line) to `org`'s service area and
 /// role; the results stream back as the emails are sent.
+/// Addresses a part of `invite_in_parts` holds: one chunk of the server's.
+pub const PART: usize = 5_000;
+
+/// Invites the addresses of `text` (one a line) through `StreamInvitations`,
+/// `PART` lines a message.
+pub async fn invite_in_parts(channel: &Channel, org: &Org, text: &str) -> Streaming<pb::BatchEvent> {
+    use pb::stream_invitations_request::Item;
+    let send = pb::SendInvitationsRequest {
+        organization_id: org.id.clone(),
+        service_area_id: org.service_area_id.clone(),
+        role_id: org.role_id.clone(),
+        ..Default::default()
+    };
+    let lines: Vec<&str> = text.lines().collect();
+    let parts = lines.chunks(PART).map(|part| pb::StreamInvitationsRequest {
+        item: Some(Item::Recipients(pb::InvitationRecipients {
+            recipients_text: part.join("\n"),
+            ..Default::default()
+        })),
+    });
+    let messages: Vec<_> = std::iter::once(pb::StreamInvitationsRequest {
+        item: Some(Item::Send(send)),
+    })
+    .chain(parts)
+    .collect();
+    InvitationsClient::new(channel.clone())
+        .stream_invitations(authed(tokio_stream::iter(messages), PLATFORM_KEY))
+        .await
+        .expect("invite in parts")
+        .into_inner()
+}
+
 pub async fn invite(channel: &Channel, org: &Org, text: String) -> Streaming<pb::BatchEvent> {
     InvitationsClient::new(channel.clone())
         .max_decoding_message_size(64 << 20)
