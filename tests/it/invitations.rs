@@ -173,6 +173,30 @@ async fn a_pasted_list_streams_exactly_the_right_results_and_emails_with_working
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_address_repeated_in_a_later_chunk_is_a_repeat_and_emailed_once() {
+    let server = TestServer::start().await;
+    let org = server.org("Acme").await;
+    // A send is decided and written 5,000 entries at a time: the repeat
+    // comes after the chunk that invited the address is written.
+    let filler: String = (0..5_000).map(|i| format!("not-an-address-{i}\n")).collect();
+    let text = format!("ada@acme.example\n{filler}ADA@acme.example\ngrace@acme.example");
+    let finished = send(&server, &org, invite(&org, &text)).await.expect("send");
+    let s = &finished.summary;
+    assert_eq!((s.total, s.invalid, s.duplicates), (5_003, 5_000, 1));
+    use pb::RecipientOutcome as O;
+    let outcomes = finished.outcomes();
+    assert_eq!(
+        [outcomes[0], outcomes[5_001], outcomes[5_002]],
+        [(0, O::Sent), (5_001, O::DuplicateInRequest), (5_002, O::Sent)]
+    );
+    assert_eq!(finished.completion.sent, 2);
+    server.smtp.wait_for(2, DEADLINE).await;
+    let mut to: Vec<String> = server.smtp.received().iter().map(|m| m.to.join(",")).collect();
+    to.sort();
+    assert_eq!(to, ["ada@acme.example", "grace@acme.example"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_smtp_refusal_fails_that_recipient_only() {
     let server = TestServer::start().await;
     let org = server.org("Acme").await;

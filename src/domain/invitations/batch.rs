@@ -171,8 +171,8 @@ async fn write(
         other => other,
     })?;
     let mut planner = match parts {
-        Some(parts) => Planner::in_parts(org, parts, batch.kind, now, true),
-        None => Planner::new(org, batch.recipients, batch.kind, now, true),
+        Some(parts) => Planner::in_parts(org, parts, batch.kind, now, Some(batch_id)),
+        None => Planner::new(org, batch.recipients, batch.kind, now, Some(batch_id)),
     };
     let mut summary = Summary::default();
     let mut settled: HashMap<Outcome, u64> = HashMap::new();

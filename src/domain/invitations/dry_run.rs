@@ -41,9 +41,9 @@ pub async fn dry_run(
             Parts::replay(parts.clone(), true),
             kind,
             now,
-            false,
+            None,
         ),
-        None => Planner::new(organization_id, recipients, kind, now, false),
+        None => Planner::new(organization_id, recipients, kind, now, None),
     };
     let mut conn = app.pool.get().await?;
     let mut summary = Summary::default();

@@ -109,11 +109,12 @@ pub fn count(text: &str) -> usize {
 }
 
 /// Every entry of pasted text and of a list of addresses, in order, each
-/// address checked and compared with the earlier ones. Earlier addresses are
-/// remembered as 64-bit hashes, so a long list costs 8 bytes an address.
+/// address checked and, unless the reader finds repeats itself, compared
+/// with the earlier ones. Earlier addresses are remembered as 64-bit hashes,
+/// so a long list costs 8 bytes an address.
 pub struct Entries<'a> {
     pieces: Box<dyn Iterator<Item = (&'a str, &'a str, &'a str)> + Send + 'a>,
-    seen: HashSet<u64>,
+    seen: Option<HashSet<u64>>,
 }
 
 impl<'a> Entries<'a> {
@@ -126,13 +127,22 @@ impl<'a> Entries<'a> {
     pub fn after(text: &'a str, emails: &'a [String], seen: HashSet<u64>) -> Self {
         Entries {
             pieces: Box::new(Pieces::new(text).chain(emails.iter().flat_map(|e| Pieces::new(e)))),
-            seen,
+            seen: Some(seen),
+        }
+    }
+
+    /// The entries without comparing addresses: a repeat is an `Address`
+    /// again, for a reader that finds repeats another way.
+    pub fn unremembered(text: &'a str, emails: &'a [String]) -> Self {
+        Entries {
+            seen: None,
+            ..Self::new(text, emails)
         }
     }
 
     /// The addresses read so far, to read a next part after them.
     pub fn into_seen(self) -> HashSet<u64> {
-        self.seen
+        self.seen.unwrap_or_default()
     }
 }
 
@@ -153,7 +163,7 @@ fn shown(input: &str) -> String {
     shown
 }
 
-fn address_hash(address: &str) -> u64 {
+pub fn address_hash(address: &str) -> u64 {
     let mut hasher = std::hash::DefaultHasher::new();
     std::hash::Hash::hash(&address.to_lowercase(), &mut hasher);
     std::hash::Hasher::finish(&hasher)
@@ -169,7 +179,14 @@ impl Iterator for Entries<'_> {
         let parsed = match (validate::email(address), &name) {
             (Err(reason), _) => Parsed::Invalid(reason),
             (Ok(_), Err(reason)) => Parsed::Invalid(reason.clone()),
-            (Ok(address), Ok(_)) if self.seen.insert(address_hash(&address)) => Parsed::Address(address),
+            (Ok(address), Ok(_))
+                if self
+                    .seen
+                    .as_mut()
+                    .is_none_or(|seen| seen.insert(address_hash(&address))) =>
+            {
+                Parsed::Address(address)
+            }
             (Ok(address), Ok(_)) => Parsed::Duplicate(address),
         };
         Some(Entry {

@@ -136,15 +136,21 @@ struct Known {
     /// The newest invitation that still works, if any.
     #[diesel(sql_type = Nullable<SqlUuid>)]
     live_invitation: Option<Uuid>,
+    /// Whether the batch being written invited them, in an earlier chunk.
+    #[diesel(sql_type = Bool)]
+    in_this_batch: bool,
 }
 
-/// A person, and the newest invitation they may still answer: inviting
-/// them again is refused.
+/// A person, the newest invitation they may still answer (inviting them
+/// again is refused), and whether the batch being written (`$5`) invited
+/// them already.
 static KNOWN_COLUMNS: LazyLock<String> = LazyLock::new(|| {
     format!(
         "u.id, u.email, u.first_name, u.lifecycle, u.deactivated_at IS NOT NULL AS deactivated, \
          (SELECT i.id FROM invitations i WHERE i.user_id = u.id AND {} \
-          ORDER BY i.created_at DESC LIMIT 1) AS live_invitation",
+          ORDER BY i.created_at DESC LIMIT 1) AS live_invitation, \
+         ($5::uuid IS NOT NULL AND EXISTS (SELECT 1 FROM invitations i \
+          WHERE i.user_id = u.id AND i.batch_id = $5)) AS in_this_batch",
         invitation::awaited_sql("i.", "$2")
     )
 });
@@ -165,14 +171,22 @@ enum Source {
     UserId(String, Option<Uuid>),
 }
 
-/// Decides the recipients of a request a chunk at a time. When `lock` is
-/// set, the users a chunk refers to stay locked until the transaction ends,
-/// so two sends cannot both invite one person.
+/// Decides the recipients of a request a chunk at a time.
+///
+/// A send (`writing` its batch) locks the users a chunk refers to until the
+/// transaction ends, so two sends cannot both invite one person; and as each
+/// chunk is written before the next is decided, an invitation's repeat of
+/// an address of an earlier chunk is found by the invitation that chunk
+/// wrote, so a long list costs no memory for the addresses it has passed.
+/// A dry run, and a send that creates nobody, remember them instead.
 pub struct Planner<'a> {
     organization_id: Uuid,
     kind: EmailKind,
     now: DateTime<Utc>,
-    lock: bool,
+    writing: Option<Uuid>,
+    /// Whether addresses of earlier chunks are remembered; otherwise only
+    /// repeats within a chunk are found in memory.
+    remember: bool,
     sources: Box<dyn Iterator<Item = Source> + Send + 'a>,
     /// Parts still to come, of a request streamed in parts.
     parts: Option<Parts>,
@@ -191,9 +205,15 @@ impl<'a> Planner<'a> {
         recipients: &'a Recipients,
         kind: EmailKind,
         now: DateTime<Utc>,
-        lock: bool,
+        writing: Option<Uuid>,
     ) -> Self {
-        let addresses = parse::Entries::new(&recipients.text, &recipients.emails).map(Source::Address);
+        let remember = writing.is_none() || kind != EmailKind::Invitation;
+        let addresses = if remember {
+            parse::Entries::new(&recipients.text, &recipients.emails)
+        } else {
+            parse::Entries::unremembered(&recipients.text, &recipients.emails)
+        }
+        .map(Source::Address);
         let ids = recipients
             .user_ids
             .iter()
@@ -202,7 +222,8 @@ impl<'a> Planner<'a> {
             organization_id,
             kind,
             now,
-            lock,
+            writing,
+            remember,
             sources: Box::new(addresses.chain(ids)),
             parts: None,
             seen_addresses: HashSet::new(),
@@ -220,9 +241,9 @@ impl<'a> Planner<'a> {
         parts: Parts,
         kind: EmailKind,
         now: DateTime<Utc>,
-        lock: bool,
+        writing: Option<Uuid>,
     ) -> Planner<'static> {
-        let mut planner = Planner::new(organization_id, &NO_RECIPIENTS, kind, now, lock);
+        let mut planner = Planner::new(organization_id, &NO_RECIPIENTS, kind, now, writing);
         planner.all_staged = parts.all_staged();
         planner.parts = Some(parts);
         planner
@@ -256,10 +277,17 @@ impl<'a> Planner<'a> {
     /// The entries of one part, read at once (a part is one message, held
     /// already), after the addresses of the parts before it.
     fn read_part(&mut self, part: &Recipients) -> Vec<Source> {
-        let seen = std::mem::take(&mut self.seen_addresses);
-        let mut entries = parse::Entries::after(&part.text, &part.emails, seen);
-        let mut sources: Vec<Source> = entries.by_ref().map(Source::Address).collect();
-        self.seen_addresses = entries.into_seen();
+        let mut sources: Vec<Source> = if self.remember {
+            let seen = std::mem::take(&mut self.seen_addresses);
+            let mut entries = parse::Entries::after(&part.text, &part.emails, seen);
+            let sources = entries.by_ref().map(Source::Address).collect();
+            self.seen_addresses = entries.into_seen();
+            sources
+        } else {
+            parse::Entries::unremembered(&part.text, &part.emails)
+                .map(Source::Address)
+                .collect()
+        };
         sources.extend(
             part.user_ids
                 .iter()
@@ -269,7 +297,11 @@ impl<'a> Planner<'a> {
     }
 
     fn lock_clause(&self) -> &'static str {
-        if self.lock { "FOR UPDATE OF u" } else { "" }
+        if self.writing.is_some() {
+            "FOR UPDATE OF u"
+        } else {
+            ""
+        }
     }
 
     fn decide(&self, user: &Known) -> Decision {
@@ -290,8 +322,11 @@ impl<'a> Planner<'a> {
     async fn plan_sources(
         &mut self,
         conn: &mut AsyncPgConnection,
-        sources: Vec<Source>,
+        mut sources: Vec<Source>,
     ) -> Result<Vec<Planned>> {
+        if !self.remember {
+            mark_repeats(&mut sources);
+        }
         let emails: Vec<String> = sources
             .iter()
             .filter_map(|s| match s {
@@ -326,6 +361,7 @@ impl<'a> Planner<'a> {
         .bind::<Timestamptz, _>(self.now)
         .bind::<Array<Text>, _>(&emails)
         .bind::<Array<SqlUuid>, _>(&ids)
+        .bind::<Nullable<SqlUuid>, _>(self.writing)
         .load(conn)
         .await?;
         let by_email: HashMap<String, &Known> = known.iter().map(|k| (k.email.to_lowercase(), k)).collect();
@@ -339,7 +375,9 @@ impl<'a> Planner<'a> {
                         Parsed::Duplicate(address) => (address, Decision::DuplicateInRequest),
                         Parsed::Address(address) => {
                             let decision = match by_email.get(&address.to_lowercase()) {
-                                Some(user) if self.planned_users.insert(user.id) => self.decide(user),
+                                Some(user) if !user.in_this_batch && self.planned_users.insert(user.id) => {
+                                    self.decide(user)
+                                }
                                 Some(_) => Decision::DuplicateInRequest,
                                 None if self.kind == EmailKind::Invitation => {
                                     Decision::Send { user_id: None }
@@ -361,7 +399,7 @@ impl<'a> Planner<'a> {
                 Source::UserId(raw, id) => {
                     let first = id.is_none_or(|id| self.seen_ids.insert(id));
                     let (email, decision) = match (id.and_then(|id| by_id.get(&id)), first) {
-                        (Some(user), true) if self.planned_users.insert(user.id) => {
+                        (Some(user), true) if !user.in_this_batch && self.planned_users.insert(user.id) => {
                             (user.email.clone(), self.decide(user))
                         }
                         (Some(user), _) => (user.email.clone(), Decision::DuplicateInRequest),
@@ -403,13 +441,14 @@ impl<'a> Planner<'a> {
         .bind::<Timestamptz, _>(self.now)
         .bind::<Nullable<SqlUuid>, _>(self.staged_after)
         .bind::<diesel::sql_types::BigInt, _>(i64::try_from(CHUNK).unwrap_or(5_000))
+        .bind::<Nullable<SqlUuid>, _>(self.writing)
         .load(conn)
         .await?;
         self.staged_done = page.len() < CHUNK;
         self.staged_after = page.last().map(|k| k.id).or(self.staged_after);
         let mut plan = Vec::new();
         for user in &page {
-            if self.planned_users.insert(user.id) {
+            if !user.in_this_batch && self.planned_users.insert(user.id) {
                 plan.push(Planned {
                     input: user.email.clone(),
                     email: user.email.clone(),
@@ -419,6 +458,21 @@ impl<'a> Planner<'a> {
             }
         }
         Ok(plan)
+    }
+}
+
+/// Marks the second and later entries of an address within one chunk as
+/// repeats, for a planner that does not remember the addresses it passed.
+fn mark_repeats(sources: &mut [Source]) {
+    let mut seen = HashSet::with_capacity(sources.len());
+    for source in sources {
+        let Source::Address(entry) = source else { continue };
+        if let Parsed::Address(address) = &mut entry.parsed {
+            if !seen.insert(parse::address_hash(address)) {
+                let address = std::mem::take(address);
+                entry.parsed = Parsed::Duplicate(address);
+            }
+        }
     }
 }
 
