@@ -190,7 +190,7 @@ pub struct Planner<'a> {
     sources: Box<dyn Iterator<Item = Source> + Send + 'a>,
     /// Parts still to come, of a request streamed in parts.
     parts: Option<Parts>,
-    /// The addresses of the parts decided so far.
+    /// The addresses of the parts decided so far, when `remember` is set.
     seen_addresses: HashSet<u64>,
     all_staged: bool,
     staged_after: Option<Uuid>,
