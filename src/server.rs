@@ -38,6 +38,10 @@ use crate::{
 /// Large enough for 100,000 pasted addresses.
 pub const MAX_REQUEST_BYTES: usize = 16 << 20;
 
+/// The HTTP/2 flow-control window of each request stream: how far a client
+/// may send ahead of the server reading it.
+const STREAM_WINDOW_BYTES: u32 = 256 << 10;
+
 pub type StartError = Box<dyn std::error::Error + Send + Sync>;
 
 /// Creates the database if it is missing, migrates it and opens the pool.
@@ -193,6 +197,11 @@ pub async fn serve(
         .accept_http1(true)
         .timeout(request_timeout)
         .http2_keepalive_interval(Some(Duration::from_secs(30)))
+        // What a client has sent and the server not yet read is held in
+        // memory: hyper's default window (1 MiB) let a streamed send of
+        // 100,000 addresses keep a mebibyte of later parts waiting while each
+        // earlier one was written. 256 KiB holds two parts of 5,000.
+        .initial_stream_window_size(STREAM_WINDOW_BYTES)
         .trace_fn(telemetry::rpc_span)
         .layer(PagesLayer)
         .layer(cors)

@@ -171,6 +171,40 @@ async fn health_answers_serving_for_the_server_and_each_service() {
     }
 }
 
+/// A client may send only as much of a request as the stream's HTTP/2 window
+/// allows before the server reads it; that unread part is what the server
+/// holds while it writes a streamed send's earlier parts, so the window bounds
+/// it, whatever the length of the list.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_may_run_at_most_a_quarter_mebibyte_ahead_of_the_server() {
+    let server = TestServer::start().await;
+    let host = server.address.trim_start_matches("http://").to_owned();
+    let mut stream = tokio::net::TcpStream::connect(&host).await.expect("connect");
+    // The client's preface and an empty SETTINGS frame.
+    stream
+        .write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\0\0\0\x04\0\0\0\0\0")
+        .await
+        .expect("write preface");
+    // The server's first frame is its SETTINGS.
+    let mut head = [0u8; 9];
+    stream.read_exact(&mut head).await.expect("read frame head");
+    assert_eq!(head[3], 0x4, "the server's first frame is not SETTINGS: {head:?}");
+    let length = usize::from(head[0]) << 16 | usize::from(head[1]) << 8 | usize::from(head[2]);
+    let mut payload = vec![0u8; length];
+    stream.read_exact(&mut payload).await.expect("read settings");
+    // Without SETTINGS_INITIAL_WINDOW_SIZE (0x4) the window is 65,535 bytes.
+    let window = payload
+        .chunks_exact(6)
+        .find(|entry| entry[..2] == [0, 4])
+        .map_or(65_535, |entry| {
+            u32::from_be_bytes([entry[2], entry[3], entry[4], entry[5]])
+        });
+    assert!(
+        (64 * 1024..=256 * 1024).contains(&window),
+        "the server lets a request run {window} bytes ahead of it"
+    );
+}
+
 /// A browser's gRPC-Web call over HTTP/1.1, with CORS headers in the answer.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn grpc_web_over_http1_answers_with_cors_headers() {
