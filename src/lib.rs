@@ -11,6 +11,7 @@ pub mod error;
 pub mod grpc;
 pub mod lifecycle;
 pub mod mail;
+pub mod malloc;
 pub mod metrics;
 pub mod notify;
 pub mod outbox;

@@ -15,17 +15,24 @@ const USAGE: &str = "usage: onramp [serve | migrate | descriptors [FILE] | help]
 
 Configuration comes from environment variables; README.md lists them all.";
 
-#[tokio::main]
-async fn main() -> ExitCode {
+fn main() -> ExitCode {
     let command = std::env::args().nth(1).unwrap_or_else(|| "serve".into());
-    if matches!(command.as_str(), "help" | "-h" | "--help") {
+    if command == "serve" {
+        onramp::malloc::hold_mapping_threshold();
+    }
+    run(&command)
+}
+
+#[tokio::main]
+async fn run(command: &str) -> ExitCode {
+    if matches!(command, "help" | "-h" | "--help") {
         println!("{USAGE}");
         return ExitCode::SUCCESS;
     }
     if command == "descriptors" {
         return write_descriptors(std::env::args().nth(2));
     }
-    if !matches!(command.as_str(), "serve" | "migrate") {
+    if !matches!(command, "serve" | "migrate") {
         eprintln!("unknown command '{command}'\n\n{USAGE}");
         return ExitCode::from(2);
     }
@@ -43,7 +50,7 @@ async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let result = match command.as_str() {
+    let result = match command {
         "migrate" => migrate(&config).await,
         _ => serve(config, &telemetry).await,
     };

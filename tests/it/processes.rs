@@ -98,6 +98,28 @@ impl Drop for Process {
     }
 }
 
+/// `serve` holds glibc's mapping threshold (see `onramp::malloc`) by starting
+/// itself again with `GLIBC_TUNABLES` set, and keeps an operator's own value.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_holds_the_allocators_mapping_threshold_unless_told_otherwise() {
+    let server = TestServer::start().await;
+    let held = Process::start(&server, &[]).await;
+    assert_eq!(tunables(&held).as_deref(), Some(onramp::malloc::TUNABLE));
+    let chosen = "glibc.malloc.arena_max=2";
+    let told = Process::start(&server, &[("GLIBC_TUNABLES", chosen.to_owned())]).await;
+    assert_eq!(tunables(&told).as_deref(), Some(chosen));
+}
+
+/// The `GLIBC_TUNABLES` a running process was started with.
+fn tunables(process: &Process) -> Option<String> {
+    let environ =
+        std::fs::read(format!("/proc/{}/environ", process.child.id())).expect("read its environment");
+    environ
+        .split(|b| *b == 0)
+        .find_map(|entry| entry.strip_prefix(b"GLIBC_TUNABLES="))
+        .map(|value| String::from_utf8_lossy(value).into_owned())
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn replicas_share_a_bulk_send_and_one_killed_mid_batch_loses_nothing() {
     // The in-process server only answers; the processes do the sending.
