@@ -200,7 +200,7 @@ async fn a_request_may_run_at_most_a_quarter_mebibyte_ahead_of_the_server() {
             u32::from_be_bytes([entry[2], entry[3], entry[4], entry[5]])
         });
     assert!(
-        (64 * 1024..=256 * 1024).contains(&window),
+        window <= 256 * 1024,
         "the server lets a request run {window} bytes ahead of it"
     );
 }
