@@ -177,7 +177,7 @@ diesel::table! {
         action_token_id -> Nullable<Uuid>,
         state -> Text,
         attempts -> Int4,
-        next_attempt_at -> Timestamptz,
+        next_attempt_at -> Nullable<Timestamptz>,
         lease_until -> Nullable<Timestamptz>,
         leased_by -> Nullable<Text>,
         last_error -> Text,

@@ -192,7 +192,7 @@ pub async fn cancel_queued(
 ) -> Result<()> {
     let cancelled: Vec<Cancelled> = Cached(
         diesel::sql_query(
-            "UPDATE outbox SET state = $3, last_error = $2 \
+            "UPDATE outbox SET state = $3, last_error = $2, next_attempt_at = NULL \
              WHERE invitation_id = $1 AND state = $4 RETURNING batch_id, batch_position",
         )
         .bind::<SqlUuid, _>(invitation_id)

@@ -2,9 +2,11 @@
 //! try) → SENDING (a worker holds it under a lease) → SENT, FAILED, or back
 //! to QUEUED for another try. A lease that runs out makes a SENDING row due
 //! again (its worker stopped). OPENED is never stored: a sent email whose
-//! link was viewed reads as opened.
+//! link was viewed reads as opened. A waiting email (queued or sending) has
+//! a time for its next try and a settled one (sent or failed) has none, which
+//! the table's `outbox_due_until_settled` constraint holds it to.
 
-use super::{sql_list, stored};
+use super::stored;
 
 stored! {
     /// An outbox row's stored state.
@@ -42,8 +44,11 @@ pub enum Event {
     Cancelled,
 }
 
-/// Waiting to be sent: due now or later, or held by a worker.
-pub const WAITING: [State; 2] = [State::Queued, State::Sending];
+/// Waiting to be sent (due now or later, or held by a worker), in SQL: the
+/// rows the outbox's due index holds. It is written as the time of the next
+/// try rather than as the states, so that a claim, which turns QUEUED into
+/// SENDING, changes no column an index depends on and rewrites no index.
+pub const WAITING_SQL: &str = "next_attempt_at IS NOT NULL";
 
 impl State {
     pub fn next(self, event: Event) -> Option<State> {
@@ -67,10 +72,12 @@ impl State {
     }
 }
 
-/// The waiting states as an SQL list: the outbox's partial index holds
-/// exactly these rows.
-pub fn waiting_sql() -> String {
-    sql_list(&WAITING, State::sql)
+impl State {
+    /// Whether an email in this state waits for a try, and so has a time
+    /// for it.
+    pub fn waiting(self) -> bool {
+        matches!(self, State::Queued | State::Sending)
+    }
 }
 
 #[cfg(test)]
@@ -107,10 +114,17 @@ mod tests {
     }
 
     #[test]
+    fn only_a_queued_or_sending_email_waits_for_a_try() {
+        assert!(State::Queued.waiting());
+        assert!(State::Sending.waiting());
+        assert!(!State::Sent.waiting());
+        assert!(!State::Failed.waiting());
+    }
+
+    #[test]
     fn a_sent_email_whose_link_was_viewed_reads_as_opened() {
         assert_eq!(State::Sent.status(true), Status::Opened);
         assert_eq!(State::Sent.status(false), Status::Sent);
         assert_eq!(State::Queued.status(true), Status::Queued);
-        assert_eq!(waiting_sql(), "('queued', 'sending')");
     }
 }

@@ -39,8 +39,8 @@ async fn measure(state: &Services) -> Result<()> {
         let mut conn = state.pool.get().await?;
         Cached(diesel::sql_query(format!(
             "SELECT kind, count(*) AS waiting, min(created_at) AS oldest FROM outbox \
-             WHERE state IN {} GROUP BY kind",
-            delivery::waiting_sql()
+             WHERE {} GROUP BY kind",
+            delivery::WAITING_SQL
         )))
         .load(&mut conn)
         .await?

@@ -51,12 +51,13 @@ pub struct Claimed {
 }
 
 /// Due: waiting, at its time, and not under a live lease (a sending row
-/// whose lease ran out is taken over).
+/// whose lease ran out is taken over). The update changes no indexed
+/// column (see `delivery::WAITING_SQL`), so it writes no index entry.
 static CLAIM: LazyLock<String> = LazyLock::new(|| {
     format!(
         "WITH due AS ( \
            SELECT id, state = {sending} AS taken_over FROM outbox \
-           WHERE state IN {waiting} AND next_attempt_at <= $1 \
+           WHERE next_attempt_at <= $1 \
              AND (lease_until IS NULL OR lease_until < $1) \
            ORDER BY next_attempt_at, id LIMIT $4 FOR UPDATE SKIP LOCKED) \
          UPDATE outbox o SET state = {sending}, lease_until = $2, leased_by = $3, attempts = o.attempts + 1 \
@@ -64,7 +65,6 @@ static CLAIM: LazyLock<String> = LazyLock::new(|| {
          RETURNING o.id, o.organization_id, o.kind, o.recipient, o.user_id, o.batch_id, o.batch_position, \
            o.invitation_id, o.action_token_id, o.attempts, o.message_id, o.traceparent, due.taken_over",
         sending = delivery::State::Sending.sql(),
-        waiting = delivery::waiting_sql(),
     )
 });
 

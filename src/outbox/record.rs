@@ -5,7 +5,7 @@
 
 use crate::db::Cached;
 use chrono::{DateTime, TimeDelta, Utc};
-use diesel::sql_types::{Array, Text, Timestamptz, Uuid as SqlUuid};
+use diesel::sql_types::{Array, Nullable, Text, Timestamptz, Uuid as SqlUuid};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use uuid::Uuid;
 
@@ -73,7 +73,7 @@ static RECORD: LazyLock<String> = LazyLock::new(|| {
          recorded AS ( \
            UPDATE outbox o SET state = v.state, last_error = v.error, lease_until = NULL, leased_by = NULL, \
              sent_at = CASE WHEN v.state = {sent} THEN $2 ELSE o.sent_at END, \
-             next_attempt_at = CASE WHEN v.state = {queued} THEN v.next ELSE o.next_attempt_at END \
+             next_attempt_at = v.next \
            FROM unnest($1::uuid[], $4::text[], $5::text[], $6::timestamptz[], $3::text[]) \
              AS v(id, state, error, next, worker) \
            WHERE o.id = v.id AND o.state = {sending} AND o.leased_by = v.worker \
@@ -97,7 +97,6 @@ static RECORD: LazyLock<String> = LazyLock::new(|| {
          SELECT t.id, t.kind, t.completed FROM touched t CROSS JOIN LATERAL pg_notify($7, t.id::text)",
         sent = State::Sent.sql(),
         failed = State::Failed.sql(),
-        queued = State::Queued.sql(),
         sending = State::Sending.sql(),
         invitation_sent = invitation::State::Sent.sql(),
         invitation_failed = invitation::State::Failed.sql(),
@@ -147,11 +146,15 @@ pub async fn record(
             Outcome::Failed(why) | Outcome::Retry(why) => why.clone(),
         })
         .collect();
-    let next: Vec<DateTime<Utc>> = results
+    // A settled email has no next try, and so leaves the due index.
+    let next: Vec<Option<DateTime<Utc>>> = results
         .iter()
-        .map(|(c, o)| match o {
-            Outcome::Unsent => now,
-            _ => next_attempt(now, c.attempts, policy.retry_base),
+        .zip(&states)
+        .map(|((c, o), state)| {
+            state.waiting().then(|| match o {
+                Outcome::Unsent => now,
+                _ => next_attempt(now, c.attempts, policy.retry_base),
+            })
         })
         .collect();
     // The batches whose results may become final.
@@ -167,7 +170,7 @@ pub async fn record(
             .bind::<Array<Text>, _>(&workers)
             .bind::<Array<Text>, _>(&states)
             .bind::<Array<Text>, _>(&errors)
-            .bind::<Array<Timestamptz>, _>(&next)
+            .bind::<Array<Nullable<Timestamptz>>, _>(&next)
             .bind::<Text, _>(BATCH_CHANNEL)
             .bind::<Array<SqlUuid>, _>(&batches),
     )

@@ -274,6 +274,71 @@ async fn smtp_down_then_up_delivers_everything_exactly_once() {
     );
 }
 
+/// A worker's claim turns a queued email into a sending one under its
+/// lease and changes no column an index depends on, so PostgreSQL keeps the
+/// new version on its page and writes no index entry: every row it claims
+/// is a heap-only update.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_claim_rewrites_no_index_of_the_outbox() {
+    #[derive(QueryableByName)]
+    struct Updates {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        updated: i64,
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        heap_only: i64,
+    }
+    // No workers: the emails wait for the claim below.
+    let server = TestServer::start_with(|c| c.outbox.workers = 0).await;
+    let org = server.org("Acme").await;
+    let mut stream = server
+        .invitations()
+        .send_invitations(authed(
+            invite(&org, "a@acme.example, b@acme.example, c@acme.example"),
+            &org.key,
+        ))
+        .await
+        .expect("send")
+        .into_inner();
+    match stream.next().await {
+        Some(Ok(pb::BatchEvent {
+            event: Some(Event::Summary(summary)),
+        })) => assert_eq!(summary.recognized, 3),
+        other => panic!("the stream opens with its summary: {other:?}"),
+    }
+
+    let mut db = server.db().await;
+    diesel_async::SimpleAsyncConnection::batch_execute(&mut db, "BEGIN")
+        .await
+        .expect("begin");
+    let now = chrono::Utc::now();
+    let claimed = onramp::outbox::claim::claim(
+        &mut db,
+        "test-worker",
+        now,
+        now + chrono::TimeDelta::minutes(1),
+        32,
+    )
+    .await
+    .expect("claim");
+    assert_eq!(claimed.len(), 3, "the three emails are due");
+    // This transaction's own counts, before they are reported anywhere.
+    let counts: Updates = diesel::sql_query(
+        "SELECT pg_stat_get_xact_tuples_updated('outbox'::regclass) AS updated, \
+           pg_stat_get_xact_tuples_hot_updated('outbox'::regclass) AS heap_only",
+    )
+    .get_result(&mut db)
+    .await
+    .expect("counts");
+    assert_eq!(counts.updated, 3);
+    assert_eq!(
+        counts.heap_only, 3,
+        "a claimed email's new version was written to an index"
+    );
+    diesel_async::SimpleAsyncConnection::batch_execute(&mut db, "ROLLBACK")
+        .await
+        .expect("rollback");
+}
+
 /// Followers read a batch's results in the order of their numbers, so a
 /// result may draw its number only while its recorder holds the batch row:
 /// held by another transaction, an accepted email's result waits unnumbered.

@@ -292,7 +292,8 @@ pub struct Delivery {
     pub message_id: String,
     pub created_at: DateTime<Utc>,
     pub sent_at: Option<DateTime<Utc>>,
-    pub next_attempt_at: DateTime<Utc>,
+    /// None once settled.
+    pub next_attempt_at: Option<DateTime<Utc>>,
     pub opened_at: Option<DateTime<Utc>>,
 }
 

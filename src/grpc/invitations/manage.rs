@@ -210,7 +210,10 @@ fn delivery(d: Delivery) -> pb::Delivery {
         message_id: d.message_id,
         create_time: Some(convert::timestamp(d.created_at)),
         send_time: convert::opt_timestamp(d.sent_at),
-        next_attempt_time: (state == DeliveryState::Queued).then(|| convert::timestamp(d.next_attempt_at)),
+        next_attempt_time: d
+            .next_attempt_at
+            .filter(|_| state == DeliveryState::Queued)
+            .map(convert::timestamp),
         open_time: convert::opt_timestamp(d.opened_at),
     }
 }
