@@ -3,11 +3,16 @@
 
 mod relay;
 
-use std::path::PathBuf;
+use std::{path::PathBuf, sync::Arc};
 
 use lettre::{
     AsyncFileTransport, AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor,
     transport::smtp::PoolConfig,
+};
+
+use tokio::{
+    sync::{OwnedSemaphorePermit, Semaphore},
+    time::Instant,
 };
 
 use crate::config::Config;
@@ -42,6 +47,46 @@ impl SendError {
             SendError::Unreachable(_) => "none",
         }
     }
+}
+
+/// The send slots an email must pass before the server can accept it. Each
+/// slot stands for one email that may be accepted and not yet recorded, so a
+/// process killed at any moment leaves at most that many to be sent again.
+/// Where Onramp speaks to the server itself, an email takes its slot only
+/// once its envelope is accepted, just before its message is written: the
+/// message's end is what commits the server to it. Elsewhere it takes its
+/// slot before the send.
+pub struct Gate {
+    slots: Arc<Semaphore>,
+    until: Instant,
+}
+
+impl Gate {
+    /// Slots from `slots`, waited for until `until` at the latest.
+    pub fn new(slots: Arc<Semaphore>, until: Instant) -> Gate {
+        Gate { slots, until }
+    }
+
+    /// A slot, or none if none came free in time.
+    async fn pass(&self) -> Option<OwnedSemaphorePermit> {
+        if Instant::now() > self.until {
+            return None;
+        }
+        tokio::time::timeout_at(self.until, self.slots.clone().acquire_owned())
+            .await
+            .ok()?
+            .ok()
+    }
+}
+
+/// What became of one email handed to the mailer.
+#[derive(Debug)]
+pub enum Sent {
+    /// The server answered; the slot stays held until the answer is recorded.
+    Answered(Result<(), SendError>, Option<OwnedSemaphorePermit>),
+    /// No slot or connection came free in time: the server was not asked to
+    /// accept it.
+    Held,
 }
 
 impl Mailer {
@@ -83,15 +128,28 @@ impl Mailer {
         }
     }
 
-    pub async fn send(&self, message: Message) -> Result<(), SendError> {
+    /// Sends `message` once it passes `gate`.
+    pub async fn send(&self, message: Message, gate: Gate) -> Sent {
         match self {
-            Mailer::Relay(relay) => relay.send(message).await,
-            Mailer::Smtp(smtp) => smtp.send(message).await.map(drop).map_err(|e| classify(&e)),
-            Mailer::Files(files, _) => files
-                .send(message)
-                .await
-                .map(drop)
-                .map_err(|e| SendError::Unreachable(e.to_string())),
+            Mailer::Relay(relay) => relay.send(message, gate).await,
+            Mailer::Smtp(smtp) => match gate.pass().await {
+                Some(slot) => Sent::Answered(
+                    smtp.send(message).await.map(drop).map_err(|e| classify(&e)),
+                    Some(slot),
+                ),
+                None => Sent::Held,
+            },
+            Mailer::Files(files, _) => match gate.pass().await {
+                Some(slot) => Sent::Answered(
+                    files
+                        .send(message)
+                        .await
+                        .map(drop)
+                        .map_err(|e| SendError::Unreachable(e.to_string())),
+                    Some(slot),
+                ),
+                None => Sent::Held,
+            },
         }
     }
 }

@@ -5,8 +5,11 @@
 //! Where the server offers PIPELINING (RFC 2920), MAIL, RCPT and DATA go in
 //! one write, so an email costs two round trips instead of four; lettre
 //! still builds every command and reads every answer.
-//! How many connections exist is bounded by the outbox's send slots; idle
-//! ones are kept for reuse.
+//! At most `ONRAMP_SMTP_CONNECTIONS` connections are open, and idle ones are
+//! kept for reuse. An email takes its send slot only once the server has
+//! accepted its envelope: until the message's end is written the server
+//! cannot accept it, so a process killed while emails wait there sends none
+//! of them twice.
 
 use std::{
     sync::{Arc, Mutex},
@@ -23,9 +26,12 @@ use lettre::{
         extension::ClientId,
     },
 };
-use tokio::time::{Instant, timeout};
+use tokio::{
+    sync::Semaphore,
+    time::{Instant, error::Elapsed, timeout, timeout_at},
+};
 
-use super::SendError;
+use super::{Gate, SendError, Sent};
 
 /// A connection idle longer than this is checked with NOOP before reuse: the
 /// server may have closed it meanwhile.
@@ -38,6 +44,10 @@ pub struct Relay {
     timeout: Duration,
     idle: Arc<Mutex<Vec<(Connection, Instant)>>>,
     keep: usize,
+    /// One turn per connection in use, `keep` in all, so that open
+    /// connections never outnumber `keep`: a new one is opened only when
+    /// none is idle.
+    turns: Arc<Semaphore>,
 }
 
 struct Connection {
@@ -71,28 +81,62 @@ impl Relay {
             timeout,
             idle: Arc::default(),
             keep,
+            turns: Arc::new(Semaphore::new(keep)),
         })
     }
 
-    pub async fn send(&self, message: Message) -> Result<(), SendError> {
-        let mut connection = self.connection().await?;
+    /// Sends `message`, taking its slot from `gate` once the server has
+    /// accepted the envelope and waits for the message.
+    pub async fn send(&self, message: Message, gate: Gate) -> Sent {
+        if Instant::now() > gate.until {
+            return Sent::Held;
+        }
+        // The connections in use never outnumber the ones this relay keeps.
+        let Ok(Ok(_turn)) = timeout_at(gate.until, self.turns.clone().acquire_owned()).await else {
+            return Sent::Held;
+        };
+        let mut connection = match self.connection().await {
+            Ok(connection) => connection,
+            Err(e) => return Sent::Answered(Err(e), None),
+        };
         let email = message.formatted();
-        let sent = timeout(self.timeout, async {
-            // lettre's own send works out the MAIL parameters that
-            // non-ASCII addresses or content need.
-            let envelope = message.envelope();
-            let ascii_addresses = envelope
-                .from()
-                .into_iter()
-                .chain(envelope.to())
-                .all(|a| AsRef::<str>::as_ref(a).is_ascii());
-            if connection.pipelining && email.is_ascii() && ascii_addresses {
-                pipelined(&mut connection.smtp, envelope, &email).await
-            } else {
-                connection.smtp.send(envelope, &email).await.map(drop)
-            }
-        })
-        .await;
+        let envelope = message.envelope();
+        let ascii_addresses = envelope
+            .from()
+            .into_iter()
+            .chain(envelope.to())
+            .all(|a| AsRef::<str>::as_ref(a).is_ascii());
+        if !(connection.pipelining && email.is_ascii() && ascii_addresses) {
+            // lettre's own send works out the MAIL parameters that non-ASCII
+            // addresses or content need, and sends the envelope and the
+            // message in one go.
+            let Some(slot) = gate.pass().await else {
+                self.give_back(connection);
+                return Sent::Held;
+            };
+            let sent = timeout(self.timeout, connection.smtp.send(envelope, &email)).await;
+            return Sent::Answered(self.settle(connection, sent.map(|s| s.map(drop))), Some(slot));
+        }
+        let accepted = timeout(self.timeout, pipelined_envelope(&mut connection.smtp, envelope)).await;
+        if !matches!(accepted, Ok(Ok(()))) {
+            return Sent::Answered(self.settle(connection, accepted), None);
+        }
+        let Some(slot) = gate.pass().await else {
+            // Closed before the message ends, the transaction is dropped.
+            drop(connection);
+            return Sent::Held;
+        };
+        let sent = timeout(self.timeout, message_of(&mut connection.smtp, &email)).await;
+        Sent::Answered(self.settle(connection, sent), Some(slot))
+    }
+
+    /// What an exchange came to; the connection is kept for the next email
+    /// unless it broke.
+    fn settle(
+        &self,
+        connection: Connection,
+        sent: Result<Result<(), Error>, Elapsed>,
+    ) -> Result<(), SendError> {
         match sent {
             Ok(Ok(())) => {
                 self.give_back(connection);
@@ -169,11 +213,11 @@ impl Relay {
     }
 }
 
-/// One email with its commands pipelined: MAIL, each RCPT and DATA in one
-/// write, their answers read in order, then the message. After any refusal
-/// the connection is closed, as lettre's own send does, so that no answer
-/// still on the way can be taken for the next email's.
-async fn pipelined(smtp: &mut AsyncSmtpConnection, envelope: &Envelope, email: &[u8]) -> Result<(), Error> {
+/// An email's envelope with its commands pipelined: MAIL, each RCPT and DATA
+/// in one write, their answers read in order. After any refusal the
+/// connection is closed, as lettre's own send does, so that no answer still
+/// on the way can be taken for the next email's.
+async fn pipelined_envelope(smtp: &mut AsyncSmtpConnection, envelope: &Envelope) -> Result<(), Error> {
     let mut commands = Mail::new(envelope.from().cloned(), Vec::new()).to_string();
     for to in envelope.to() {
         commands.push_str(&Rcpt::new(to.clone(), Vec::new()).to_string());
@@ -196,10 +240,18 @@ async fn pipelined(smtp: &mut AsyncSmtpConnection, envelope: &Envelope, email: &
             }
         }
     }
-    if let Some(e) = refused {
-        smtp.abort().await;
-        return Err(e);
+    match refused {
+        Some(e) => {
+            smtp.abort().await;
+            Err(e)
+        }
+        None => Ok(()),
     }
+}
+
+/// The message after an accepted envelope; the connection is closed if it
+/// is refused.
+async fn message_of(smtp: &mut AsyncSmtpConnection, email: &[u8]) -> Result<(), Error> {
     match smtp.message(email).await {
         Ok(_) => Ok(()),
         Err(e) => {

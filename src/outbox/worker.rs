@@ -18,7 +18,12 @@ use super::{
     record::{Answer, Outcome},
     recorder::{Entry, Recorder},
 };
-use crate::{mail::SendError, metrics::kv, notify::OUTBOX_CHANNEL, services::Services};
+use crate::{
+    mail::{Gate, SendError, Sent},
+    metrics::kv,
+    notify::OUTBOX_CHANNEL,
+    services::Services,
+};
 
 pub struct Worker {
     pub state: Services,
@@ -26,9 +31,10 @@ pub struct Worker {
     pub wake: crate::notify::Notifier,
     pub name: Arc<str>,
     /// The process's send slots, one per SMTP connection and shared by its
-    /// workers. A slot is held from the send until its outcome is committed,
-    /// so a process killed mid-batch leaves at most this many emails accepted
-    /// but unrecorded (the ones sent again when their lease ends).
+    /// workers. A slot is held from just before the server can accept an
+    /// email (`mail::Gate`) until its outcome is committed, so a process
+    /// killed mid-batch leaves at most this many emails accepted but
+    /// unrecorded (the ones sent again when their lease ends).
     pub slots: Arc<Semaphore>,
     pub recorder: Recorder,
 }
@@ -173,20 +179,21 @@ impl Worker {
                     let worker = self.name.clone();
                     tokio::spawn(
                         async move {
-                            let slot = slots.acquire_owned().await.ok();
-                            let outcome = if Instant::now() > times.send_by {
-                                Outcome::Unsent
-                            } else {
-                                let sent = mailer.send(*email).await;
-                                count_send(&message, &sent, max_attempts);
-                                match sent {
-                                    Ok(()) => Outcome::Sent,
-                                    Err(SendError::Permanent(why)) => Outcome::Failed(why),
-                                    Err(SendError::Transient(why) | SendError::Unreachable(why)) => {
-                                        Outcome::Retry(why)
+                            let (outcome, slot) =
+                                match mailer.send(*email, Gate::new(slots, times.send_by)).await {
+                                    Sent::Held => (Outcome::Unsent, None),
+                                    Sent::Answered(answer, slot) => {
+                                        count_send(&message, &answer, max_attempts);
+                                        let outcome = match answer {
+                                            Ok(()) => Outcome::Sent,
+                                            Err(SendError::Permanent(why)) => Outcome::Failed(why),
+                                            Err(SendError::Transient(why) | SendError::Unreachable(why)) => {
+                                                Outcome::Retry(why)
+                                            }
+                                        };
+                                        (outcome, slot)
                                     }
-                                }
-                            };
+                                };
                             recorder.submit(Entry {
                                 answer: Answer {
                                     message,

@@ -1,13 +1,14 @@
 //! The mail transport against the real SMTP receiver: delivery, and the
 //! permanent and transient refusals the outbox tells apart.
 
-use std::time::Duration;
+use std::{sync::Arc, time::Duration};
 
 use lettre::message::{Message, MultiPart};
 use onramp::{
     config::Config,
-    mail::{Mailer, SendError},
+    mail::{Gate, Mailer, SendError, Sent},
 };
+use tokio::{sync::Semaphore, time::Instant};
 
 use crate::smtp::SmtpServer;
 
@@ -30,11 +31,29 @@ fn mailer(smtp: &SmtpServer) -> Mailer {
     Mailer::from_config(&config).unwrap()
 }
 
+/// A gate with a slot always free.
+fn open_gate() -> Gate {
+    Gate::new(
+        Arc::new(Semaphore::new(1)),
+        Instant::now() + Duration::from_secs(60),
+    )
+}
+
+/// Sends through an open gate; answers what the server said.
+async fn send(mailer: &Mailer, message: Message) -> Result<(), SendError> {
+    match mailer.send(message, open_gate()).await {
+        Sent::Answered(answer, _) => answer,
+        Sent::Held => panic!("held at an open gate"),
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn smtp_delivers_both_parts_and_tells_permanent_from_transient_refusals() {
     let smtp = SmtpServer::start().await;
     let mailer = mailer(&smtp);
-    mailer.send(message("ada@example.com")).await.expect("delivered");
+    send(&mailer, message("ada@example.com"))
+        .await
+        .expect("delivered");
     let got = smtp.wait_for(1, Duration::from_secs(10)).await;
     assert_eq!(got[0].to, ["ada@example.com"]);
     assert_eq!(got[0].from, "onramp@onramp.test");
@@ -44,13 +63,13 @@ async fn smtp_delivers_both_parts_and_tells_permanent_from_transient_refusals() 
     assert_eq!(got[0].header("Message-ID").as_deref(), Some("<m1@onramp.test>"));
 
     smtp.set(|b| b.refuse = vec!["gone@example.com".into()]);
-    match mailer.send(message("gone@example.com")).await {
+    match send(&mailer, message("gone@example.com")).await {
         Err(SendError::Permanent(reason)) => assert!(reason.contains("550"), "{reason}"),
         other => panic!("expected a permanent failure, got {other:?}"),
     }
     smtp.set(|b| b.defer = vec!["busy@example.com".into()]);
     assert!(matches!(
-        mailer.send(message("busy@example.com")).await,
+        send(&mailer, message("busy@example.com")).await,
         Err(SendError::Transient(_))
     ));
     assert_eq!(smtp.received().len(), 1, "nothing else was accepted");
@@ -72,7 +91,7 @@ async fn plain_smtp_pipelines_its_commands_where_offered_and_a_refusal_leaves_th
         ("busy@example.com", Some("451")),
         ("alan@example.com", None),
     ] {
-        match (mailer.send(message(to)).await, refused) {
+        match (send(&mailer, message(to)).await, refused) {
             (Ok(()), None) => {}
             (Err(SendError::Permanent(why) | SendError::Transient(why)), Some(code)) => {
                 assert!(why.contains(code), "{to}: {why}");
@@ -94,13 +113,58 @@ async fn plain_smtp_pipelines_its_commands_where_offered_and_a_refusal_leaves_th
     let plain = SmtpServer::start().await;
     plain.set(|b| b.no_pipelining = true);
     let mailer = self::mailer(&plain);
-    mailer.send(message("ada@example.com")).await.expect("delivered");
-    mailer
-        .send(message("grace@example.com"))
+    send(&mailer, message("ada@example.com"))
+        .await
+        .expect("delivered");
+    send(&mailer, message("grace@example.com"))
         .await
         .expect("delivered");
     assert_eq!(plain.wait_for(2, Duration::from_secs(10)).await.len(), 2);
     assert_eq!(plain.pipelined(), 0);
+}
+
+/// Only the end of a message commits the server to it, so an email waits
+/// for its send slot with its envelope already accepted: a slot then stands
+/// for the message's last round trip and its record, not the whole
+/// exchange. With no slot free in time, the connection is closed before the
+/// message ends and the server keeps nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plain_smtp_takes_the_send_slot_after_the_envelope_and_an_email_held_there_is_not_delivered() {
+    let smtp = SmtpServer::start().await;
+    let mailer = mailer(&smtp);
+    let slots = Arc::new(Semaphore::new(1));
+    let taken = slots.clone().acquire_owned().await.unwrap();
+    let gate = Gate::new(slots.clone(), Instant::now() + Duration::from_millis(300));
+    let held = mailer.send(message("ada@example.com"), gate).await;
+    assert!(matches!(held, Sent::Held), "{held:?}");
+    assert_eq!(
+        smtp.pipelined(),
+        1,
+        "the envelope went before the slot was waited for"
+    );
+    assert!(smtp.received().is_empty(), "an email with no slot was delivered");
+
+    // The slot comes free while the next email waits at it.
+    let gate = Gate::new(slots.clone(), Instant::now() + Duration::from_secs(30));
+    let sending = tokio::spawn({
+        let mailer = mailer.clone();
+        async move { mailer.send(message("grace@example.com"), gate).await }
+    });
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while smtp.pipelined() < 2 {
+        assert!(Instant::now() < deadline, "the second envelope never went");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(smtp.received().is_empty(), "sent without its slot");
+    drop(taken);
+    let slot = match sending.await.unwrap() {
+        Sent::Answered(Ok(()), Some(slot)) => slot,
+        other => panic!("{other:?}"),
+    };
+    let got = smtp.wait_for(1, Duration::from_secs(10)).await;
+    assert_eq!(got[0].to, ["grace@example.com"]);
+    assert_eq!(slots.available_permits(), 0, "the answer came without its slot");
+    drop(slot);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -110,7 +174,7 @@ async fn without_smtp_emails_become_files_a_person_can_read() {
     config.mail_dir = dir.clone();
     let mailer = Mailer::from_config(&config).unwrap();
     assert!(mailer.describe().contains(&*dir.to_string_lossy()));
-    mailer.send(message("ada@example.com")).await.expect("written");
+    send(&mailer, message("ada@example.com")).await.expect("written");
     let files: Vec<_> = std::fs::read_dir(&dir).unwrap().filter_map(Result::ok).collect();
     assert_eq!(files.len(), 1);
     let text = std::fs::read_to_string(files[0].path()).unwrap();
