@@ -142,6 +142,69 @@ async fn without_upsert_existing_users_are_skipped_and_defaults_fill_blank_cells
     assert_eq!(new.access_grants[0].service_area_name, "North ward");
 }
 
+/// A username is one person's: a new row that names another person's
+/// username, or an upserted row whose username is someone else's, is refused
+/// on that field, beside the rows around it that import as usual.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_row_whose_username_is_another_persons_is_refused_on_that_field() {
+    let server = TestServer::start().await;
+    let org = server.org("Acme").await;
+    for (email, username) in [
+        ("ada@acme.example", "ada"),
+        ("barbara@acme.example", "barbara"),
+        ("grace@acme.example", "grace"),
+    ] {
+        crate::credentials::staged(&server, &org, email, username).await;
+    }
+    let text = "email,username,first_name\r\n\
+        alan@acme.example,ADA,Alan\r\n\
+        ada@acme.example,barbara,Ada\r\n\
+        edsger@acme.example,edsger,Edsger\r\n\
+        grace@acme.example,grace,Grace\r\n";
+    let (results, summary) = import(&server, &org, vec![options(true, false), csv(text)])
+        .await
+        .expect("import");
+    assert_eq!(
+        outcomes(&results),
+        [
+            (1, pb::ImportOutcome::Error),
+            (2, pb::ImportOutcome::Error),
+            (3, pb::ImportOutcome::Created),
+            (4, pb::ImportOutcome::Updated),
+        ]
+    );
+    for refused in &results[..2] {
+        let fields: Vec<(&str, &str)> = refused
+            .errors
+            .iter()
+            .map(|e| (e.field.as_str(), e.description.as_str()))
+            .collect();
+        assert_eq!(
+            fields,
+            [("username", "belongs to another user of the organisation")]
+        );
+    }
+    assert_eq!((summary.created, summary.updated, summary.errors), (1, 1, 2));
+    let all = users(&server, &org).await;
+    let names: Vec<(&str, &str, &str)> = {
+        let mut names: Vec<_> = all
+            .iter()
+            .map(|u| (u.email.as_str(), u.username.as_str(), u.first_name.as_str()))
+            .collect();
+        names.sort_unstable();
+        names
+    };
+    assert_eq!(
+        names,
+        [
+            ("ada@acme.example", "ada", "Ada"),
+            ("barbara@acme.example", "barbara", "Ada"),
+            ("edsger@acme.example", "edsger", "Edsger"),
+            ("grace@acme.example", "grace", "Grace"),
+        ]
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dry_run_reports_every_outcome_and_writes_nothing() {
     let server = TestServer::start().await;

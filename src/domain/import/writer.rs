@@ -1,6 +1,9 @@
 //! Writes one batch of validated import rows in one transaction: one INSERT
 //! for new users, one UPDATE for upserts, one for their grants and one for
-//! their audit events, each over array parameters. A dry run decides the same outcomes and writes nothing.
+//! their audit events, each over array parameters. Every row is first
+//! inserted as a new person; only the rows an existing user's address or
+//! username turned away are looked up and decided. A dry run decides the
+//! same outcomes and writes nothing.
 
 use std::collections::{HashMap, HashSet};
 
@@ -55,7 +58,7 @@ fn refused(field: &str, description: &str) -> RowOutcome {
 }
 
 /// Decides each row's outcome against the users that exist now.
-fn decide(rows: &[ValidRow], existing: &[Existing], upsert: bool) -> Vec<RowOutcome> {
+fn decide(rows: &[&ValidRow], existing: &[Existing], upsert: bool) -> Vec<RowOutcome> {
     let by_email: HashMap<&str, &Existing> = existing.iter().map(|e| (e.email_key.as_str(), e)).collect();
     let by_username: HashMap<&str, &Existing> =
         existing.iter().map(|e| (e.username_key.as_str(), e)).collect();
@@ -76,21 +79,18 @@ fn decide(rows: &[ValidRow], existing: &[Existing], upsert: bool) -> Vec<RowOutc
         .collect()
 }
 
-pub async fn write_batch(
+/// The users that hold the address or the username of any of `rows`.
+async fn find_existing(
     conn: &mut AsyncPgConnection,
     organization_id: Uuid,
-    rows: &[ValidRow],
-    upsert: bool,
-    dry_run: bool,
-    actor: &Actor,
-    now: DateTime<Utc>,
-) -> Result<Vec<RowOutcome>> {
-    let emails: Vec<String> = rows.iter().map(ValidRow::email_key).collect();
-    let usernames: Vec<String> = rows.iter().map(ValidRow::username_key).collect();
+    rows: &[&ValidRow],
+) -> Result<Vec<Existing>> {
+    let emails: Vec<String> = rows.iter().map(|r| r.email_key()).collect();
+    let usernames: Vec<String> = rows.iter().map(|r| r.username_key()).collect();
     // Each key is its own probe of its unique index. Written as `= ANY`
     // over the organisation, the planner scans all of its users once they
     // outnumber the batch, and an import costs the square of its size.
-    let find_existing = diesel::sql_query(
+    Ok(diesel::sql_query(
         "SELECT u.id, lower(u.email) AS email_key, lower(u.username) AS username_key \
          FROM unnest($2::text[]) AS k(key), LATERAL (SELECT id, email, username FROM users \
            WHERE organization_id = $1 AND lower(email) = k.key LIMIT 1) u \
@@ -101,54 +101,82 @@ pub async fn write_batch(
     )
     .bind::<SqlUuid, _>(organization_id)
     .bind::<Array<Text>, _>(&emails)
-    .bind::<Array<Text>, _>(&usernames);
+    .bind::<Array<Text>, _>(&usernames)
+    .load(conn)
+    .await?)
+}
+
+/// Inserts `rows` as new users, each under its id, except those whose
+/// address or username a user already holds; answers the ids inserted.
+async fn insert_new(
+    conn: &mut AsyncPgConnection,
+    organization_id: Uuid,
+    rows: &[(&ValidRow, Uuid)],
+    now: DateTime<Utc>,
+) -> Result<HashSet<Uuid>> {
+    if rows.is_empty() {
+        return Ok(HashSet::new());
+    }
+    // One constant statement with array parameters: PostgreSQL plans it
+    // once, whatever the batch size.
+    let ids: Vec<IdRow> = diesel::sql_query(
+        "INSERT INTO users (id, organization_id, email, username, first_name, last_name, mobile, \
+           created_at, updated_at) \
+         SELECT v.id, $2, v.email, v.username, v.first_name, v.last_name, v.mobile, $3, $3 \
+         FROM unnest($1::uuid[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[]) \
+           AS v(id, email, username, first_name, last_name, mobile) \
+         ON CONFLICT DO NOTHING RETURNING id",
+    )
+    .bind::<Array<SqlUuid>, _>(rows.iter().map(|(_, id)| *id).collect::<Vec<_>>())
+    .bind::<SqlUuid, _>(organization_id)
+    .bind::<Timestamptz, _>(now)
+    .bind::<Array<Text>, _>(column(rows, |r| &r.email))
+    .bind::<Array<Text>, _>(column(rows, |r| &r.username))
+    .bind::<Array<Text>, _>(column(rows, |r| &r.first_name))
+    .bind::<Array<Text>, _>(column(rows, |r| &r.last_name))
+    .bind::<Array<Text>, _>(column(rows, |r| &r.mobile))
+    .load(conn)
+    .await?;
+    Ok(ids.into_iter().map(|r| r.id).collect())
+}
+
+pub async fn write_batch(
+    conn: &mut AsyncPgConnection,
+    organization_id: Uuid,
+    rows: &[ValidRow],
+    upsert: bool,
+    dry_run: bool,
+    actor: &Actor,
+    now: DateTime<Utc>,
+) -> Result<Vec<RowOutcome>> {
+    let all: Vec<&ValidRow> = rows.iter().collect();
     if dry_run {
-        let existing: Vec<Existing> = find_existing.load(conn).await?;
-        return Ok(decide(rows, &existing, upsert));
+        let existing = find_existing(conn, organization_id, &all).await?;
+        return Ok(decide(&all, &existing, upsert));
     }
     conn.transaction(async move |conn| {
-        let existing: Vec<Existing> = find_existing.load(conn).await?;
-        let mut outcomes = decide(rows, &existing, upsert);
-
-        let created: Vec<(&ValidRow, Uuid)> = rows
-            .iter()
-            .zip(&outcomes)
-            .filter_map(|(row, outcome)| match outcome {
-                RowOutcome::Created(id) => Some((row, *id)),
-                _ => None,
-            })
+        // Most rows of an import are new people. Inserting each checks the
+        // unique indexes of its address and username, which is the same
+        // probe a look-up would make; so only the rows an existing user
+        // turned away are looked up.
+        let fresh: Vec<(&ValidRow, Uuid)> = rows.iter().map(|row| (row, Uuid::now_v7())).collect();
+        let inserted = insert_new(conn, organization_id, &fresh, now).await?;
+        let mut outcomes: Vec<RowOutcome> = fresh.iter().map(|(_, id)| RowOutcome::Created(*id)).collect();
+        let turned_away: Vec<usize> = (0..fresh.len())
+            .filter(|&i| !inserted.contains(&fresh[i].1))
             .collect();
-        let inserted: HashSet<Uuid> = if created.is_empty() {
-            HashSet::new()
-        } else {
-            // One constant statement with array parameters: PostgreSQL plans
-            // it once, whatever the batch size.
-            let ids: Vec<IdRow> = diesel::sql_query(
-                "INSERT INTO users (id, organization_id, email, username, first_name, last_name, mobile, \
-                   created_at, updated_at) \
-                 SELECT v.id, $2, v.email, v.username, v.first_name, v.last_name, v.mobile, $3, $3 \
-                 FROM unnest($1::uuid[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[]) \
-                   AS v(id, email, username, first_name, last_name, mobile) \
-                 ON CONFLICT DO NOTHING RETURNING id",
-            )
-            .bind::<Array<SqlUuid>, _>(created.iter().map(|(_, id)| *id).collect::<Vec<_>>())
-            .bind::<SqlUuid, _>(organization_id)
-            .bind::<Timestamptz, _>(now)
-            .bind::<Array<Text>, _>(column(&created, |r| &r.email))
-            .bind::<Array<Text>, _>(column(&created, |r| &r.username))
-            .bind::<Array<Text>, _>(column(&created, |r| &r.first_name))
-            .bind::<Array<Text>, _>(column(&created, |r| &r.last_name))
-            .bind::<Array<Text>, _>(column(&created, |r| &r.mobile))
-            .load(conn)
-            .await?;
-            ids.into_iter().map(|r| r.id).collect()
-        };
-        // A row another request created between our look-up and insert.
-        for outcome in &mut outcomes {
-            if let RowOutcome::Created(id) = outcome {
-                if !inserted.contains(id) {
-                    *outcome = refused("email", "was added by another request during the import");
-                }
+        if !turned_away.is_empty() {
+            let rest: Vec<&ValidRow> = turned_away.iter().map(|&i| &rows[i]).collect();
+            let existing = find_existing(conn, organization_id, &rest).await?;
+            for (&i, outcome) in turned_away.iter().zip(decide(&rest, &existing, upsert)) {
+                outcomes[i] = match outcome {
+                    // Turned away by a user that is gone again.
+                    RowOutcome::Created(_) => refused(
+                        "email",
+                        "was changed by another request during the import; import the row again",
+                    ),
+                    decided => decided,
+                };
             }
         }
 
