@@ -158,7 +158,9 @@ pub async fn write_batch(
         // Most rows of an import are new people. Inserting each checks the
         // unique indexes of its address and username, which is the same
         // probe a look-up would make; so only the rows an existing user
-        // turned away are looked up.
+        // turned away are looked up. That user is never one of this
+        // import's own: a repeated address or username is refused before
+        // its row reaches a batch (`session::claim`).
         let fresh: Vec<(&ValidRow, Uuid)> = rows.iter().map(|row| (row, Uuid::now_v7())).collect();
         let inserted = insert_new(conn, organization_id, &fresh, now).await?;
         let mut outcomes: Vec<RowOutcome> = fresh.iter().map(|(_, id)| RowOutcome::Created(*id)).collect();
