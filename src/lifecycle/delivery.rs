@@ -51,6 +51,12 @@ pub enum Event {
 pub const WAITING_SQL: &str = "next_attempt_at IS NOT NULL";
 
 impl State {
+    /// Whether an email in this state waits for a try, and so has a time
+    /// for it.
+    pub fn waiting(self) -> bool {
+        matches!(self, State::Queued | State::Sending)
+    }
+
     pub fn next(self, event: Event) -> Option<State> {
         match (self, event) {
             (State::Queued | State::Sending, Event::Claimed) => Some(State::Sending),
@@ -69,14 +75,6 @@ impl State {
             State::Sent => Status::Sent,
             State::Failed => Status::Failed,
         }
-    }
-}
-
-impl State {
-    /// Whether an email in this state waits for a try, and so has a time
-    /// for it.
-    pub fn waiting(self) -> bool {
-        matches!(self, State::Queued | State::Sending)
     }
 }
 
