@@ -37,7 +37,11 @@ pub fn start(state: &Services, notifier: &Notifier, stop: &watch::Receiver<bool>
         retry_base: TimeDelta::from_std(config.retry_base).unwrap_or(TimeDelta::seconds(5)),
     };
     // Ends after the last worker, once what they handed it is recorded.
-    let (recorder, recording) = recorder::Recorder::start(state.clone(), policy);
+    let recording_slots = recorder::Slots {
+        semaphore: slots.clone(),
+        count: connections,
+    };
+    let (recorder, recording) = recorder::Recorder::start(state.clone(), policy, recording_slots);
     workers.spawn(recording);
     for n in 0..config.workers {
         let worker = worker::Worker {
