@@ -10,7 +10,7 @@ use sha2::Digest;
 use tokio_stream::StreamExt;
 use tonic::Code;
 
-use crate::harness::{DEADLINE, Org, TestServer, authed, finish, invite, send, violations, watch};
+use crate::harness::{DEADLINE, Org, TestServer, authed, finish, invite, opened, send, violations, watch};
 use onramp::pb::{self, batch_event::Event};
 
 pub fn sha256(token: &str) -> Vec<u8> {
@@ -290,21 +290,13 @@ async fn a_claim_rewrites_no_index_of_the_outbox() {
     // No workers: the emails wait for the claim below.
     let server = TestServer::start_with(|c| c.outbox.workers = 0).await;
     let org = server.org("Acme").await;
-    let mut stream = server
-        .invitations()
-        .send_invitations(authed(
-            invite(&org, "a@acme.example, b@acme.example, c@acme.example"),
-            &org.key,
-        ))
-        .await
-        .expect("send")
-        .into_inner();
-    match stream.next().await {
-        Some(Ok(pb::BatchEvent {
-            event: Some(Event::Summary(summary)),
-        })) => assert_eq!(summary.recognized, 3),
-        other => panic!("the stream opens with its summary: {other:?}"),
-    }
+    let (summary, _stream) = opened(
+        &server,
+        &org,
+        invite(&org, "a@acme.example, b@acme.example, c@acme.example"),
+    )
+    .await;
+    assert_eq!(summary.recognized, 3);
 
     let mut db = server.db().await;
     diesel_async::SimpleAsyncConnection::batch_execute(&mut db, "BEGIN")
@@ -357,18 +349,8 @@ async fn a_result_is_numbered_only_once_its_recorder_holds_the_batch() {
     let server = TestServer::start_with(|c| c.outbox.retry_base = Duration::from_millis(300)).await;
     let org = server.org("Acme").await;
     server.smtp.set(|b| b.down = true);
-    let mut stream = server
-        .invitations()
-        .send_invitations(authed(invite(&org, "a@acme.example"), &org.key))
-        .await
-        .expect("send")
-        .into_inner();
-    let batch_id = match stream.next().await {
-        Some(Ok(pb::BatchEvent {
-            event: Some(Event::Summary(summary)),
-        })) => summary.batch_id,
-        other => panic!("the stream opens with its summary: {other:?}"),
-    };
+    let (summary, stream) = opened(&server, &org, invite(&org, "a@acme.example")).await;
+    let batch_id = summary.batch_id;
     // A first attempt refused: its outcome (try again) takes no number.
     let deadline = tokio::time::Instant::now() + DEADLINE;
     while server.smtp.refusals().turned_away == 0 {
@@ -641,24 +623,15 @@ async fn watch_batch_after_a_disconnect_sees_every_result() {
     let other = server.replica().await;
     let org = server.org("Acme").await;
     server.smtp.set(|b| b.delay = Duration::from_millis(150));
-    let mut stream = server
-        .invitations()
-        .send_invitations(authed(
-            invite(
-                &org,
-                "a@acme.example b@acme.example c@acme.example d@acme.example",
-            ),
-            &org.key,
-        ))
-        .await
-        .expect("send")
-        .into_inner();
-    let Some(Ok(pb::BatchEvent {
-        event: Some(Event::Summary(summary)),
-    })) = stream.next().await
-    else {
-        panic!("the summary comes first");
-    };
+    let (summary, stream) = opened(
+        &server,
+        &org,
+        invite(
+            &org,
+            "a@acme.example b@acme.example c@acme.example d@acme.example",
+        ),
+    )
+    .await;
     drop(stream);
     // Followed from the other replica.
     let finished = watch(other.invitations(), &org, summary.batch_id.clone()).await;
@@ -998,18 +971,7 @@ async fn a_server_stopped_mid_batch_hands_back_its_work_and_a_replica_finishes_i
     let org = server.org("Acme").await;
     server.smtp.set(|b| b.delay = Duration::from_millis(100));
     let text: Vec<String> = (0..20).map(|i| format!("p{i}@acme.example")).collect();
-    let mut stream = server
-        .invitations()
-        .send_invitations(authed(invite(&org, &text.join(",")), &org.key))
-        .await
-        .expect("send")
-        .into_inner();
-    let Some(Ok(pb::BatchEvent {
-        event: Some(Event::Summary(summary)),
-    })) = stream.next().await
-    else {
-        panic!("the summary comes first");
-    };
+    let (summary, _stream) = opened(&server, &org, invite(&org, &text.join(","))).await;
     server.smtp.wait_for(1, DEADLINE).await;
     server.stop().await;
     let finished = watch(replica.invitations(), &org, summary.batch_id).await;

@@ -91,6 +91,27 @@ pub fn invite(org: &Org, text: &str) -> pb::SendInvitationsRequest {
     }
 }
 
+/// A bulk send opened, with the summary it opens with; the rest of the
+/// stream is the caller's.
+pub async fn opened(
+    server: &TestServer,
+    org: &Org,
+    request: pb::SendInvitationsRequest,
+) -> (pb::BatchSummary, Streaming<pb::BatchEvent>) {
+    let mut stream = server
+        .invitations()
+        .send_invitations(authed(request, &org.key))
+        .await
+        .expect("send")
+        .into_inner();
+    match stream.next().await {
+        Some(Ok(pb::BatchEvent {
+            event: Some(Event::Summary(summary)),
+        })) => (summary, stream),
+        other => panic!("the stream opens with its summary: {other:?}"),
+    }
+}
+
 pub async fn send(
     server: &TestServer,
     org: &Org,
