@@ -246,6 +246,14 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    /// Hashes of the links sent before links named their invitation.
+    invitation_links_before_selectors (token_hash) {
+        token_hash -> Bytea,
+        invitation_id -> Uuid,
+    }
+}
+
 diesel::joinable!(access_grants -> users (user_id));
 diesel::joinable!(access_grants -> service_areas (service_area_id));
 diesel::joinable!(access_grants -> roles (role_id));
@@ -266,6 +274,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     batches,
     batch_items,
     invitations,
+    invitation_links_before_selectors,
     action_tokens,
     outbox,
     templates,

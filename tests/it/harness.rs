@@ -27,7 +27,7 @@ use crate::smtp::SmtpServer;
 mod batches;
 mod imports;
 
-pub use batches::{DEADLINE, Finished, finish, invite, opened, send, watch};
+pub use batches::{DEADLINE, Finished, claimed_in_a_transaction, finish, invite, opened, send, watch};
 pub use imports::{csv, import, options, users};
 
 /// The server the test databases live on; `ONRAMP_TEST_DATABASE_URL` points

@@ -10,7 +10,10 @@ use sha2::Digest;
 use tokio_stream::StreamExt;
 use tonic::Code;
 
-use crate::harness::{DEADLINE, Org, TestServer, authed, finish, invite, opened, send, violations, watch};
+use crate::harness::{
+    DEADLINE, Org, TestServer, authed, claimed_in_a_transaction, finish, invite, opened, send, violations,
+    watch,
+};
 use onramp::pb::{self, batch_event::Event};
 
 pub fn sha256(token: &str) -> Vec<u8> {
@@ -287,32 +290,7 @@ async fn a_claim_rewrites_no_index_of_the_outbox() {
         #[diesel(sql_type = diesel::sql_types::BigInt)]
         heap_only: i64,
     }
-    // No workers: the emails wait for the claim below.
-    let server = TestServer::start_with(|c| c.outbox.workers = 0).await;
-    let org = server.org("Acme").await;
-    let (summary, _stream) = opened(
-        &server,
-        &org,
-        invite(&org, "a@acme.example, b@acme.example, c@acme.example"),
-    )
-    .await;
-    assert_eq!(summary.recognized, 3);
-
-    let mut db = server.db().await;
-    diesel_async::SimpleAsyncConnection::batch_execute(&mut db, "BEGIN")
-        .await
-        .expect("begin");
-    let now = chrono::Utc::now();
-    let claimed = onramp::outbox::claim::claim(
-        &mut db,
-        "test-worker",
-        now,
-        now + chrono::TimeDelta::minutes(1),
-        32,
-    )
-    .await
-    .expect("claim");
-    assert_eq!(claimed.len(), 3, "the three emails are due");
+    let (_server, mut db, _claimed) = claimed_in_a_transaction().await;
     // This transaction's own counts, before they are reported anywhere.
     let counts: Updates = diesel::sql_query(
         "SELECT pg_stat_get_xact_tuples_updated('outbox'::regclass) AS updated, \

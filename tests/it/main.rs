@@ -18,6 +18,7 @@ mod hostile;
 mod import;
 mod invitations;
 mod lifecycle;
+mod links;
 mod mailer;
 mod metrics;
 mod organizations;

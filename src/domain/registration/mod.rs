@@ -1,6 +1,6 @@
 //! From an invitation link to an active account. The link's token is the
-//! credential: it is looked up by hash, viewing it never spends it, and only
-//! completing does, once.
+//! credential: it names its invitation, which holds the token's hash;
+//! viewing it never spends it, and only completing does, once.
 
 use std::sync::LazyLock;
 
@@ -21,7 +21,8 @@ use crate::{
     db::{
         Cached,
         schema::{
-            invitations, organizations as organizations_table, terms_acceptances, users as users_table,
+            invitation_links_before_selectors, invitations, organizations as organizations_table,
+            terms_acceptances, users as users_table,
         },
     },
     error::{Error, Result},
@@ -53,11 +54,32 @@ impl Invited {
     }
 }
 
+/// The invitation a link's token names, with the hash it must still hold:
+/// a replaced or withdrawn link holds none. A link sent before links named
+/// their invitation is found through the hash kept for it.
+async fn named_by(conn: &mut AsyncPgConnection, token: &str) -> Result<Option<(Uuid, Vec<u8>)>> {
+    let token = PlainToken::from_presented(token.trim());
+    let hash = token.hash().0;
+    let id = match token.named() {
+        Some(id) => Some(id),
+        None => invitation_links_before_selectors::table
+            .filter(invitation_links_before_selectors::token_hash.eq(&hash))
+            .select(invitation_links_before_selectors::invitation_id)
+            .first(conn)
+            .await
+            .optional()?,
+    };
+    Ok(id.map(|id| (id, hash)))
+}
+
 /// The invitation of a link's token, whatever its state.
 async fn by_token(conn: &mut AsyncPgConnection, token: &str) -> Result<Option<Invitation>> {
-    let hash = PlainToken::from_presented(token.trim()).hash();
+    let Some((id, hash)) = named_by(conn, token).await? else {
+        return Ok(None);
+    };
     Ok(invitations::table
-        .filter(invitations::token_hash.eq(hash.0))
+        .filter(invitations::id.eq(id))
+        .filter(invitations::token_hash.eq(hash))
         .select(Invitation::as_select())
         .first(conn)
         .await
@@ -72,12 +94,16 @@ pub async fn find(conn: &mut AsyncPgConnection, token: &str, now: DateTime<Utc>)
             "is required: the token from the invitation link",
         ));
     }
+    let not_found = || {
+        Error::not_found("this invitation link is not valid; it may have been replaced by a newer invitation")
+    };
+    let (id, hash) = named_by(conn, token).await?.ok_or_else(not_found)?;
     // The invitation with its person and organisation, in one query.
-    let hash = PlainToken::from_presented(token.trim()).hash();
     let (invitation, user, organization) = invitations::table
         .inner_join(users_table::table)
         .inner_join(organizations_table::table.on(organizations_table::id.eq(invitations::organization_id)))
-        .filter(invitations::token_hash.eq(hash.0))
+        .filter(invitations::id.eq(id))
+        .filter(invitations::token_hash.eq(hash))
         .select((
             Invitation::as_select(),
             UserRow::as_select(),
@@ -86,11 +112,7 @@ pub async fn find(conn: &mut AsyncPgConnection, token: &str, now: DateTime<Utc>)
         .first::<(Invitation, UserRow, Organization)>(conn)
         .await
         .optional()?
-        .ok_or_else(|| {
-            Error::not_found(
-                "this invitation link is not valid; it may have been replaced by a newer invitation",
-            )
-        })?;
+        .ok_or_else(not_found)?;
     if let Some(refused) = refusal(&invitation, &user, now) {
         return Err(refused);
     }

@@ -1,6 +1,7 @@
 //! Invitation emails. The link's token is minted here, at send time: only
 //! its hash is stored, so the plaintext exists only in the email. A retry
-//! mints a new one, which replaces the old.
+//! mints a new one, which replaces the old. The token names its invitation,
+//! so the hash is found through the invitation's id and needs no index.
 
 use std::{collections::HashMap, sync::LazyLock};
 
@@ -9,7 +10,7 @@ use diesel::{
     QueryableByName,
     sql_types::{Array, Bytea, Nullable, Text, Timestamptz, Uuid as SqlUuid},
 };
-use diesel_async::{AsyncConnection, RunQueryDsl};
+use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use uuid::Uuid;
 
 use super::message::{Composed, Prepared, load_templates, person_vars, render};
@@ -44,10 +45,11 @@ static MINT: LazyLock<String> = LazyLock::new(|| {
     )
 });
 
+/// What an invitation email says.
 #[derive(QueryableByName)]
-struct InvitationContext {
+pub struct InvitationContext {
     #[diesel(sql_type = SqlUuid)]
-    id: Uuid,
+    pub id: Uuid,
     #[diesel(sql_type = Timestamptz)]
     expires_at: DateTime<Utc>,
     #[diesel(sql_type = Text)]
@@ -64,29 +66,50 @@ struct InvitationContext {
     role: Option<String>,
 }
 
+/// Gives each invitation that still stands, for a person not paused, the
+/// hash of its new link, its expiry and the email that carries it; answers
+/// what their emails say. Changes no indexed column of the invitations, so
+/// their new versions are heap-only.
+pub async fn mint(
+    conn: &mut AsyncPgConnection,
+    invitation_ids: &[Uuid],
+    hashes: &[Vec<u8>],
+    outbox_ids: &[Uuid],
+    now: DateTime<Utc>,
+) -> Result<Vec<InvitationContext>> {
+    Ok(Cached(
+        diesel::sql_query(MINT.as_str())
+            .bind::<Array<SqlUuid>, _>(invitation_ids)
+            .bind::<Timestamptz, _>(now)
+            .bind::<Array<Bytea>, _>(hashes)
+            .bind::<Array<SqlUuid>, _>(outbox_ids),
+    )
+    .load(conn)
+    .await?)
+}
+
 /// Invitations: a fresh link each, for invitations that still stand and
 /// people not paused.
 pub async fn prepare(state: &Services, claimed: &[&Claimed]) -> Result<Composed> {
     let now = state.clock.now();
-    let tokens: Vec<PlainToken> = claimed.iter().map(|_| PlainToken::generate("")).collect();
-    let (invitation_ids, outbox_ids): (Vec<Uuid>, Vec<Uuid>) = claimed
+    let tokens: Vec<Option<PlainToken>> = claimed
         .iter()
-        .filter_map(|c| c.invitation_id.map(|i| (i, c.id)))
-        .unzip();
-    let hashes: Vec<Vec<u8>> = tokens.iter().map(|t| t.hash().0).collect();
+        .map(|c| c.invitation_id.map(PlainToken::naming))
+        .collect();
+    let mut invitation_ids = Vec::with_capacity(claimed.len());
+    let mut outbox_ids = Vec::with_capacity(claimed.len());
+    let mut hashes = Vec::with_capacity(claimed.len());
+    for (message, token) in claimed.iter().zip(&tokens) {
+        if let (Some(id), Some(token)) = (message.invitation_id, token) {
+            invitation_ids.push(id);
+            outbox_ids.push(message.id);
+            hashes.push(token.hash().0);
+        }
+    }
     let mut conn = state.pool.get().await?;
     let (contexts, templates) = conn
         .transaction(async |conn| {
-            // Only invitations that still stand, for people not paused.
-            let contexts: Vec<InvitationContext> = Cached(
-                diesel::sql_query(MINT.as_str())
-                    .bind::<Array<SqlUuid>, _>(&invitation_ids)
-                    .bind::<Timestamptz, _>(now)
-                    .bind::<Array<Bytea>, _>(&hashes)
-                    .bind::<Array<SqlUuid>, _>(&outbox_ids),
-            )
-            .load(conn)
-            .await?;
+            let contexts = mint(conn, &invitation_ids, &hashes, &outbox_ids, now).await?;
             let templates = load_templates(conn, claimed, Kind::Invitation).await?;
             Ok::<_, Error>((contexts, templates))
         })
@@ -97,7 +120,7 @@ pub async fn prepare(state: &Services, claimed: &[&Claimed]) -> Result<Composed>
     let mut prepared = Vec::with_capacity(claimed.len());
     for (message, token) in claimed.iter().zip(tokens) {
         let context = message.invitation_id.and_then(|id| contexts.get(&id));
-        let Some(context) = context else {
+        let (Some(context), Some(token)) = (context, token) else {
             prepared.push((
                 message.id,
                 Prepared::Skip("the invitation was revoked or the user paused".into()),

@@ -6,7 +6,7 @@
 
 mod code;
 mod credentials;
-mod invitation;
+pub mod invitation;
 mod message;
 mod reset_link;
 

@@ -3,11 +3,15 @@
 
 use std::time::Duration;
 
+use diesel_async::{AsyncPgConnection, SimpleAsyncConnection};
 use tokio_stream::StreamExt;
 use tonic::Streaming;
 
 use super::{Org, TestServer, authed};
-use onramp::pb::{self, batch_event::Event};
+use onramp::{
+    outbox::claim::Claimed,
+    pb::{self, batch_event::Event},
+};
 
 pub const DEADLINE: Duration = Duration::from_secs(30);
 
@@ -123,4 +127,34 @@ pub async fn send(
         .await?
         .into_inner();
     finish(stream).await
+}
+
+/// Three invitations to emails that no worker sends, claimed inside an open
+/// transaction of a connection of the test's own: what that transaction
+/// then reads of its row counts (`pg_stat_get_xact_*`) is the claim's own
+/// work and what the test does after it. The caller rolls back.
+pub async fn claimed_in_a_transaction() -> (TestServer, AsyncPgConnection, Vec<Claimed>) {
+    let server = TestServer::start_with(|c| c.outbox.workers = 0).await;
+    let org = server.org("Acme").await;
+    let (summary, _stream) = opened(
+        &server,
+        &org,
+        invite(&org, "a@acme.example, b@acme.example, c@acme.example"),
+    )
+    .await;
+    assert_eq!(summary.recognized, 3);
+    let mut db = server.db().await;
+    db.batch_execute("BEGIN").await.expect("begin");
+    let now = chrono::Utc::now();
+    let claimed = onramp::outbox::claim::claim(
+        &mut db,
+        "test-worker",
+        now,
+        now + chrono::TimeDelta::minutes(1),
+        32,
+    )
+    .await
+    .expect("claim");
+    assert_eq!(claimed.len(), 3, "the three emails are due");
+    (server, db, claimed)
 }
