@@ -55,20 +55,29 @@ async fn a_link_naming_its_invitation_opens_it_only_with_its_own_secret() {
         .expect("refused guesses do not spend the link");
 }
 
-/// Reverts the newest migration and applies it again around `between`, as
-/// an upgrade from the build before it would.
-async fn across_the_last_migration(server: &TestServer, between: impl AsyncFnOnce(&mut AsyncPgConnection)) {
+/// The migration that made links name their invitation.
+const NAMING: &str = "20261204000002";
+
+/// Reverts the migrations down to and including `NAMING`, runs `between`,
+/// and applies them again, as an upgrade from the build before would.
+async fn across_the_naming_migration(server: &TestServer, between: impl AsyncFnOnce(&mut AsyncPgConnection)) {
     let step = |revert: bool| {
         let url = server.database_url.clone();
         tokio::task::spawn_blocking(move || {
             let mut conn = <AsyncConnectionWrapper<AsyncPgConnection> as diesel::Connection>::establish(&url)
                 .expect("connect");
             if revert {
-                conn.revert_last_migration(onramp::db::MIGRATIONS).map(|_| ())
+                while conn
+                    .revert_last_migration(onramp::db::MIGRATIONS)
+                    .expect("revert")
+                    .to_string()
+                    .replace('-', "")
+                    != NAMING
+                {}
             } else {
-                conn.run_pending_migrations(onramp::db::MIGRATIONS).map(|_| ())
+                conn.run_pending_migrations(onramp::db::MIGRATIONS)
+                    .expect("apply");
             }
-            .expect("migrate");
         })
     };
     step(true).await.expect("revert");
@@ -89,7 +98,7 @@ async fn a_link_sent_before_links_named_their_invitation_opens_until_it_is_repla
     let mut secret = [0u8; 32];
     rand::rng().fill_bytes(&mut secret);
     let before = URL_SAFE_NO_PAD.encode(secret);
-    across_the_last_migration(&server, async |db| {
+    across_the_naming_migration(&server, async |db| {
         let changed = diesel::sql_query("UPDATE invitations SET token_hash = $1 WHERE token_hash = $2")
             .bind::<diesel::sql_types::Bytea, _>(sha256(&before))
             .bind::<diesel::sql_types::Bytea, _>(sha256(&current))
@@ -142,7 +151,7 @@ async fn minting_links_rewrites_no_index_of_the_invitations_or_their_people() {
         #[diesel(sql_type = diesel::sql_types::BigInt)]
         users_heap_only: i64,
     }
-    let (_server, mut db, claimed) = claimed_in_a_transaction().await;
+    let (_server, mut db, claimed) = claimed_in_a_transaction(100).await;
     let now = chrono::Utc::now();
     let (invitations, outbox): (Vec<uuid::Uuid>, Vec<uuid::Uuid>) = claimed
         .iter()
@@ -155,7 +164,7 @@ async fn minting_links_rewrites_no_index_of_the_invitations_or_their_people() {
     let minted = onramp::outbox::compose::invitation::mint(&mut db, &invitations, &hashes, &outbox, now)
         .await
         .expect("mint");
-    assert_eq!(minted.len(), 3, "the three invitations stand");
+    assert_eq!(minted.len(), 100, "every invitation stands");
     // This transaction's own counts, before they are reported anywhere.
     let counts: Updates = diesel::sql_query(
         "SELECT pg_stat_get_xact_tuples_updated('invitations'::regclass) AS invitations, \
@@ -166,13 +175,13 @@ async fn minting_links_rewrites_no_index_of_the_invitations_or_their_people() {
     .get_result(&mut db)
     .await
     .expect("counts");
-    assert_eq!((counts.invitations, counts.users), (3, 3));
+    assert_eq!((counts.invitations, counts.users), (100, 100));
     assert_eq!(
-        counts.invitations_heap_only, 3,
+        counts.invitations_heap_only, 100,
         "a minted link's invitation was written to an index"
     );
     assert_eq!(
-        counts.users_heap_only, 3,
+        counts.users_heap_only, 100,
         "a minted link's person was written to an index"
     );
     db.batch_execute("ROLLBACK").await.expect("rollback");

@@ -129,20 +129,17 @@ pub async fn send(
     finish(stream).await
 }
 
-/// Three invitations to emails that no worker sends, claimed inside an open
-/// transaction of a connection of the test's own: what that transaction
-/// then reads of its row counts (`pg_stat_get_xact_*`) is the claim's own
-/// work and what the test does after it. The caller rolls back.
-pub async fn claimed_in_a_transaction() -> (TestServer, AsyncPgConnection, Vec<Claimed>) {
+/// `count` invitations to emails that no worker sends, claimed together
+/// inside an open transaction of a connection of the test's own: what that
+/// transaction then reads of its row counts (`pg_stat_get_xact_*`) is the
+/// claim's own work and what the test does after it. Enough of them fill
+/// whole pages, as a bulk send's claims do. The caller rolls back.
+pub async fn claimed_in_a_transaction(count: usize) -> (TestServer, AsyncPgConnection, Vec<Claimed>) {
     let server = TestServer::start_with(|c| c.outbox.workers = 0).await;
     let org = server.org("Acme").await;
-    let (summary, _stream) = opened(
-        &server,
-        &org,
-        invite(&org, "a@acme.example, b@acme.example, c@acme.example"),
-    )
-    .await;
-    assert_eq!(summary.recognized, 3);
+    let emails: Vec<String> = (0..count).map(|n| format!("person{n}@acme.example")).collect();
+    let (summary, _stream) = opened(&server, &org, invite(&org, &emails.join(", "))).await;
+    assert_eq!(summary.recognized as usize, count);
     let mut db = server.db().await;
     db.batch_execute("BEGIN").await.expect("begin");
     let now = chrono::Utc::now();
@@ -151,10 +148,10 @@ pub async fn claimed_in_a_transaction() -> (TestServer, AsyncPgConnection, Vec<C
         "test-worker",
         now,
         now + chrono::TimeDelta::minutes(1),
-        32,
+        i64::try_from(count).expect("a count that fits"),
     )
     .await
     .expect("claim");
-    assert_eq!(claimed.len(), 3, "the three emails are due");
+    assert_eq!(claimed.len(), count, "every email is due");
     (server, db, claimed)
 }
