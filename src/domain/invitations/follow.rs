@@ -80,22 +80,45 @@ pub async fn batch(conn: &mut AsyncPgConnection, organization_id: Uuid, id: Uuid
         .ok_or_else(|| Error::not_found(format!("batch {id} does not exist in this organisation")))
 }
 
-/// Final results after `cursor`, in the order they became final.
-pub async fn items_after(
+#[derive(QueryableByName)]
+struct Since {
+    #[diesel(sql_type = Nullable<Timestamptz>)]
+    completed_at: Option<DateTime<Utc>>,
+    /// None on the one row of a batch with no new result.
+    #[diesel(embed)]
+    item: Option<Item>,
+}
+
+/// When the batch completed, if it has, and up to `limit` of its results
+/// made final after `cursor`, in the order they became final. One
+/// statement, so one snapshot: a batch that shows complete shows every
+/// result with it.
+async fn since(
     conn: &mut AsyncPgConnection,
     batch_id: Uuid,
     cursor: i64,
     limit: i64,
-) -> Result<Vec<Item>> {
-    Ok(Cached(diesel::sql_query(
-        "SELECT position, input, email, user_id, invitation_id, outcome, reason, finished_at, finished_seq \
-         FROM batch_items WHERE batch_id = $1 AND finished_seq > $2 ORDER BY finished_seq LIMIT $3",
+) -> Result<(Option<DateTime<Utc>>, Vec<Item>)> {
+    let rows: Vec<Since> = Cached(
+        diesel::sql_query(
+            "SELECT b.completed_at, i.* FROM batches b LEFT JOIN LATERAL ( \
+               SELECT position, input, email, user_id, invitation_id, outcome, reason, finished_at, finished_seq \
+               FROM batch_items WHERE batch_id = b.id AND finished_seq > $2 ORDER BY finished_seq LIMIT $3) i ON true \
+             WHERE b.id = $1 ORDER BY i.finished_seq",
+        )
+        .bind::<SqlUuid, _>(batch_id)
+        .bind::<BigInt, _>(cursor)
+        .bind::<BigInt, _>(limit),
     )
-    .bind::<SqlUuid, _>(batch_id)
-    .bind::<BigInt, _>(cursor)
-    .bind::<BigInt, _>(limit))
     .load(conn)
-    .await?)
+    .await?;
+    // A batch has a row here even with no new result; none means someone
+    // deleted it from the database behind Onramp's back.
+    let Some(first) = <[Since]>::first(&rows) else {
+        return Err(Error::not_found(format!("batch {batch_id} no longer exists")));
+    };
+    let completed_at = first.completed_at;
+    Ok((completed_at, rows.into_iter().filter_map(|r| r.item).collect()))
 }
 
 #[derive(QueryableByName)]
@@ -225,13 +248,9 @@ pub async fn follow(
     let id = batch.id.to_string();
     let mut cursor = 0;
     loop {
-        // The batch is read before its results: once it shows complete, every
-        // result is final and the read after it sees them all.
-        let (current, items) = riding_out_outages(move || async move {
+        let (completed_at, items) = riding_out_outages(move || async move {
             let mut conn = app.pool.get().await?;
-            let current = self::batch(&mut conn, batch.organization_id, batch.id).await?;
-            let items = items_after(&mut conn, batch.id, cursor, PAGE).await?;
-            Ok((current, items))
+            since(&mut conn, batch.id, cursor, PAGE).await
         })
         .await?;
         let full = items.len() as i64 == PAGE;
@@ -244,8 +263,8 @@ pub async fn follow(
         if full {
             continue;
         }
-        if current.completed_at.is_some() {
-            let completion = completion(app, &current).await?;
+        if let Some(completed_at) = completed_at {
+            let completion = completion(app, batch.id, completed_at).await?;
             events::report(tx, BatchEvent::Completion(completion)).await;
             return Ok(());
         }
@@ -301,15 +320,15 @@ async fn wait_for(wake: &mut broadcast::Receiver<Notification>, id: &str) {
     let _ = tokio::time::timeout(POLL, news).await;
 }
 
-async fn completion(app: &Services, batch: &Batch) -> Result<Completion> {
+async fn completion(app: &Services, batch_id: Uuid, completed_at: DateTime<Utc>) -> Result<Completion> {
     let counts = riding_out_outages(|| async {
         let mut conn = app.pool.get().await?;
-        counts(&mut conn, batch.id).await
+        counts(&mut conn, batch_id).await
     })
     .await?;
     let mut completion = Completion {
-        batch_id: Some(batch.id),
-        complete_time: batch.completed_at,
+        batch_id: Some(batch_id),
+        complete_time: Some(completed_at),
         ..Completion::default()
     };
     for (outcome, n) in counts {
