@@ -182,18 +182,22 @@ struct Cancelled {
     batch_position: Option<i32>,
 }
 
-/// Withdraws the queued (not yet claimed) messages of an invitation, and
-/// makes their batch results final with `reason`. Call inside a transaction.
+/// Withdraws the queued (not yet claimed) messages of an invitation to
+/// `user_id`, and makes their batch results final with `reason`. Call inside
+/// a transaction.
 pub async fn cancel_queued(
     conn: &mut AsyncPgConnection,
     invitation_id: Uuid,
+    user_id: Uuid,
     reason: &str,
     now: DateTime<Utc>,
 ) -> Result<()> {
+    // No index leads from an invitation to its emails (a bulk send would pay
+    // for it on every email); the person's emails are few and indexed.
     let cancelled: Vec<Cancelled> = Cached(
         diesel::sql_query(
             "UPDATE outbox SET state = $3, last_error = $2, next_attempt_at = NULL \
-             WHERE invitation_id = $1 AND state = $4 RETURNING batch_id, batch_position",
+             WHERE user_id = $5 AND invitation_id = $1 AND state = $4 RETURNING batch_id, batch_position",
         )
         .bind::<SqlUuid, _>(invitation_id)
         .bind::<Text, _>(reason)
@@ -202,7 +206,8 @@ pub async fn cancel_queued(
                 .next(delivery::Event::Cancelled)
                 .unwrap_or(State::Failed),
         )
-        .bind::<Text, _>(State::Queued),
+        .bind::<Text, _>(State::Queued)
+        .bind::<SqlUuid, _>(user_id),
     )
     .load(conn)
     .await?;

@@ -993,3 +993,61 @@ async fn a_slow_smtp_server_still_gets_each_result_streamed_as_it_answers() {
     // before the SMTP server has accepted the next email.
     assert_eq!(accepted_at_each_result, vec![1, 2, 3]);
 }
+
+/// A resend or a revoke withdraws the invitation's queued email. Nothing
+/// indexes an email by its invitation, so the withdrawal goes through the
+/// person's emails: it must not read the whole outbox, which grows with
+/// every email ever sent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn withdrawing_a_queued_invitation_email_reads_only_its_persons_emails() {
+    #[derive(QueryableByName)]
+    struct Invited {
+        #[diesel(sql_type = diesel::sql_types::Uuid)]
+        id: uuid::Uuid,
+        #[diesel(sql_type = diesel::sql_types::Uuid)]
+        user_id: uuid::Uuid,
+    }
+    #[derive(QueryableByName)]
+    struct Scans {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        seq_scan: i64,
+    }
+    #[derive(QueryableByName)]
+    struct Waiting {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        n: i64,
+    }
+    // No workers: the email stays queued.
+    let server = TestServer::start_with(|c| c.outbox.workers = 0).await;
+    let org = server.org("Acme").await;
+    let (summary, _stream) = opened(&server, &org, invite(&org, "ada@acme.example, bob@acme.example")).await;
+    assert_eq!(summary.recognized, 2);
+    let mut db = server.db().await;
+    let ada: Invited =
+        diesel::sql_query("SELECT id, user_id FROM invitations WHERE email = 'ada@acme.example'")
+            .get_result(&mut db)
+            .await
+            .expect("ada's invitation");
+
+    diesel_async::SimpleAsyncConnection::batch_execute(&mut db, "BEGIN; SET LOCAL enable_seqscan = off")
+        .await
+        .expect("begin");
+    onramp::domain::outbox::cancel_queued(&mut db, ada.id, ada.user_id, "withdrawn", chrono::Utc::now())
+        .await
+        .expect("withdraw");
+    // This transaction's own counts, before they are reported anywhere.
+    let scans: Scans =
+        diesel::sql_query("SELECT seq_scan FROM pg_stat_xact_user_tables WHERE relname = 'outbox'")
+            .get_result(&mut db)
+            .await
+            .expect("scans");
+    assert_eq!(scans.seq_scan, 0, "the withdrawal read the whole outbox");
+    let waiting: Waiting = diesel::sql_query("SELECT count(*) AS n FROM outbox WHERE state = 'queued'")
+        .get_result(&mut db)
+        .await
+        .expect("waiting");
+    assert_eq!(waiting.n, 1, "only ada's email was withdrawn");
+    diesel_async::SimpleAsyncConnection::batch_execute(&mut db, "ROLLBACK")
+        .await
+        .expect("rollback");
+}

@@ -147,9 +147,9 @@ pub async fn resend(app: &Services, organization_id: Uuid, id: Uuid, actor: &Act
     let message_domain = &*app.message_domain;
     let mut conn = app.pool.get().await?;
     conn.transaction(async |conn| {
-        find(conn, organization_id, id).await?;
+        let found = find(conn, organization_id, id).await?;
         // Outbox rows before the invitation: the order workers lock them in.
-        cancel_queued(conn, id, "replaced by a resend", now).await?;
+        cancel_queued(conn, id, found.user_id, "replaced by a resend", now).await?;
         let invitation = lock(conn, organization_id, id).await?;
         match invitation.state(now) {
             State::Accepted => {
@@ -229,7 +229,7 @@ pub async fn revoke(app: &Services, organization_id: Uuid, id: Uuid, actor: &Act
         let found = find(conn, organization_id, id).await?;
         if found.state != invitation::State::Accepted {
             // Outbox rows before the invitation: the order workers lock them in.
-            cancel_queued(conn, id, "the invitation was revoked", now).await?;
+            cancel_queued(conn, id, found.user_id, "the invitation was revoked", now).await?;
         }
         let invitation = lock(conn, organization_id, id).await?;
         match invitation.state.next(Event::Revoked) {
