@@ -186,6 +186,8 @@ diesel::table! {
         sent_at -> Nullable<Timestamptz>,
         traceparent -> Nullable<Text>,
         opened_at -> Nullable<Timestamptz>,
+        finished_at -> Nullable<Timestamptz>,
+        finished_seq -> Nullable<Int8>,
     }
 }
 

@@ -19,7 +19,6 @@ use crate::{
         delivery::{self, State},
         email_kind::EmailKind,
         invitation,
-        outcome::Outcome as Final,
     },
     notify::BATCH_CHANNEL,
 };
@@ -61,23 +60,28 @@ pub struct Policy {
 /// Records each try's outcome in one statement: the outbox rows this worker
 /// still holds (one whose lease ran out belongs to whoever claimed it next),
 /// then, for those whose outcome is final, their invitations (the
-/// invitation lifecycle's `Sent` and `Failed` events) and batch results, the
-/// batches' counts, and a notification to each batch's followers.
+/// invitation lifecycle's `Sent` and `Failed` events), the batches' counts,
+/// and a notification to each batch's followers.
 ///
-/// The batches of the results made final (`$8`) are locked before any of
-/// them draws its number (`lock_batches`), within the statement, so that its
-/// implicit transaction commits in the same round trip.
+/// A batch recipient's result is numbered on the email itself: settling
+/// rewrites every index of the outbox anyway (it leaves the due index), so
+/// the number costs no further row version or index entry. The batches of
+/// the results made final (`$8`) are locked before any number is drawn
+/// (`lock_batches`), within the statement, so that its implicit transaction
+/// commits in the same round trip.
 static RECORD: LazyLock<String> = LazyLock::new(|| {
     format!(
         "WITH {locked}, \
          recorded AS ( \
            UPDATE outbox o SET state = v.state, last_error = v.error, lease_until = NULL, leased_by = NULL, \
              sent_at = CASE WHEN v.state = {sent} THEN $2 ELSE o.sent_at END, \
-             next_attempt_at = v.next \
+             next_attempt_at = v.next, \
+             finished_at = CASE WHEN {numbered} THEN $2 END, \
+             finished_seq = CASE WHEN {numbered} THEN nextval('batch_items_finished_seq') END \
            FROM unnest($1::uuid[], $4::text[], $5::text[], $6::timestamptz[], $3::text[]) \
              AS v(id, state, error, next, worker) \
-           WHERE o.id = v.id AND o.state = {sending} AND o.leased_by = v.worker \
-           RETURNING o.invitation_id, o.batch_id, o.batch_position, o.state, o.last_error), \
+           WHERE o.id = v.id AND o.state = {sending} AND o.leased_by = v.worker AND {LOCKED_FIRST} \
+           RETURNING o.invitation_id, o.batch_id, o.state, o.last_error, o.finished_seq), \
          settled AS (SELECT * FROM recorded WHERE state IN ({sent}, {failed})), \
          invited AS ( \
            UPDATE invitations i SET \
@@ -86,23 +90,20 @@ static RECORD: LazyLock<String> = LazyLock::new(|| {
              send_count = i.send_count + CASE WHEN f.state = {sent} THEN 1 ELSE 0 END, \
              last_error = f.last_error \
            FROM settled f WHERE i.id = f.invitation_id AND i.state IN {invitation_from}), \
-         done AS ( \
-           UPDATE batch_items b SET \
-             outcome = CASE WHEN f.state = {sent} THEN {outcome_sent} ELSE {outcome_failed} END, \
-             reason = f.last_error, finished_at = $2, finished_seq = nextval('batch_items_finished_seq') \
-           FROM settled f WHERE b.batch_id = f.batch_id AND b.position = f.batch_position AND b.outcome IS NULL \
-             AND {LOCKED_FIRST} \
-           RETURNING b.batch_id), \
+         done AS (SELECT batch_id FROM recorded WHERE finished_seq IS NOT NULL), \
          {count_off} \
          SELECT t.id, t.kind, t.completed FROM touched t CROSS JOIN LATERAL pg_notify($7, t.id::text)",
+        numbered = format!(
+            "v.state IN ({sent}, {failed}) AND o.batch_id IS NOT NULL",
+            sent = State::Sent.sql(),
+            failed = State::Failed.sql()
+        ),
         sent = State::Sent.sql(),
         failed = State::Failed.sql(),
         sending = State::Sending.sql(),
         invitation_sent = invitation::State::Sent.sql(),
         invitation_failed = invitation::State::Failed.sql(),
         invitation_from = invitation::accepting_sql(invitation::Event::Sent),
-        outcome_sent = Final::Sent.sql(),
-        outcome_failed = Final::Failed.sql(),
         locked = lock_batches("$8"),
         count_off = count_off_batches("$2"),
     )

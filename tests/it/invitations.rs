@@ -309,6 +309,52 @@ async fn a_claim_rewrites_no_index_of_the_outbox() {
         .expect("rollback");
 }
 
+/// Recording a batch's sent emails numbers each recipient's result on the
+/// email, whose settling rewrites the outbox's indexes anyway; the
+/// recipients' own rows stay as the batch wrote them, with no new version
+/// and no index entry of their own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn recording_a_batchs_sent_emails_leaves_its_recipients_rows_as_written() {
+    #[derive(QueryableByName)]
+    struct Counts {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        rewritten: i64,
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        numbered: i64,
+    }
+    use onramp::outbox::record::{Answer, Outcome, Policy, record};
+    let (_server, mut db, claimed) = claimed_in_a_transaction(100).await;
+    let answers: Vec<Answer> = claimed
+        .into_iter()
+        .map(|message| Answer {
+            message,
+            outcome: Outcome::Sent,
+            worker: "test-worker".into(),
+        })
+        .collect();
+    let policy = Policy {
+        max_attempts: 5,
+        retry_base: chrono::TimeDelta::seconds(5),
+    };
+    let completed = record(&mut db, &answers, &policy, chrono::Utc::now())
+        .await
+        .expect("record");
+    assert_eq!(completed.len(), 1, "the last result completes the batch");
+    // This transaction's own counts, before they are reported anywhere.
+    let counts: Counts = diesel::sql_query(
+        "SELECT pg_stat_get_xact_tuples_updated('batch_items'::regclass) AS rewritten, \
+           (SELECT count(DISTINCT finished_seq) FROM outbox) AS numbered",
+    )
+    .get_result(&mut db)
+    .await
+    .expect("counts");
+    assert_eq!(counts.rewritten, 0, "a recipient's row was rewritten");
+    assert_eq!(counts.numbered, 100, "each result has its own number");
+    diesel_async::SimpleAsyncConnection::batch_execute(&mut db, "ROLLBACK")
+        .await
+        .expect("rollback");
+}
+
 /// Followers read a batch's results in the order of their numbers, so a
 /// result may draw its number only while its recorder holds the batch row:
 /// held by another transaction, an accepted email's result waits unnumbered.

@@ -4,7 +4,7 @@
 //! notifications, so it follows sends made by any replica, and one that
 //! starts again (`WatchBatch`) replays everything from the start.
 
-use std::time::Duration;
+use std::{sync::LazyLock, time::Duration};
 
 use tokio::sync::broadcast;
 
@@ -26,7 +26,7 @@ use crate::{
     db::schema::batches,
     domain::paging::Page,
     error::{Error, Result},
-    lifecycle::{email_kind::EmailKind, outcome::Outcome},
+    lifecycle::{delivery, email_kind::EmailKind, outcome::Outcome},
     notify::{BATCH_CHANNEL, Notification},
     services::Services,
 };
@@ -89,6 +89,69 @@ struct Since {
     item: Option<Item>,
 }
 
+/// A batch's results come from two places, numbered from one sequence: the
+/// recipients' rows, for results decided without an email, and the emails,
+/// for results their sending decided (`outbox::record`). Each email belongs
+/// to one recipient's row, which keeps the recipient's input; that row is
+/// looked up for each new result alone (a lateral subquery that its `LIMIT`
+/// keeps from being flattened into a join), whatever the planner guesses of
+/// a batch's size: as a join, on tables not yet analysed, it read all of the
+/// batch's rows into a hash on every poll.
+static RESULTS_SINCE: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "SELECT b.completed_at, i.* FROM batches b LEFT JOIN LATERAL ( \
+           (SELECT position, input, email, user_id, invitation_id, outcome, reason, finished_at, finished_seq \
+            FROM batch_items WHERE batch_id = b.id AND finished_seq > $2 ORDER BY finished_seq LIMIT $3) \
+           UNION ALL \
+           (SELECT r.position, r.input, r.email, r.user_id, r.invitation_id, {emailed} AS outcome, \
+              o.last_error AS reason, o.finished_at, o.finished_seq \
+            FROM (SELECT batch_id, batch_position, state, last_error, finished_at, finished_seq FROM outbox \
+                  WHERE batch_id = b.id AND finished_seq > $2 ORDER BY finished_seq LIMIT $3) o \
+            CROSS JOIN LATERAL (SELECT position, input, email, user_id, invitation_id FROM batch_items \
+                  WHERE batch_id = o.batch_id AND position = o.batch_position LIMIT 1) r) \
+           ORDER BY finished_seq LIMIT $3) i ON true \
+         WHERE b.id = $1 ORDER BY i.finished_seq",
+        emailed = emailed_outcome(),
+    )
+});
+
+/// The result that an email's recorded outcome (`o`) stands for.
+fn emailed_outcome() -> String {
+    format!(
+        "CASE WHEN o.state = {} THEN {} ELSE {} END",
+        delivery::State::Sent.sql(),
+        Outcome::Sent.sql(),
+        Outcome::Failed.sql()
+    )
+}
+
+/// Every final result of the batches in `$1`, with its outcome.
+fn results_of() -> String {
+    format!(
+        "(SELECT batch_id, outcome FROM batch_items WHERE batch_id = ANY($1) AND outcome IS NOT NULL \
+          UNION ALL \
+          SELECT o.batch_id, {} FROM outbox o WHERE o.batch_id = ANY($1) AND o.finished_seq IS NOT NULL) \
+         AS results",
+        emailed_outcome()
+    )
+}
+
+static COUNTS: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "SELECT outcome, count(*) AS count FROM {} GROUP BY 1",
+        results_of()
+    )
+});
+
+static SENT_AND_FAILED: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "SELECT batch_id, count(*) FILTER (WHERE outcome = $2) AS sent, \
+           count(*) FILTER (WHERE outcome = $3) AS failed \
+         FROM {} GROUP BY 1",
+        results_of()
+    )
+});
+
 /// When the batch completed, if it has, and up to `limit` of its results
 /// made final after `cursor`, in the order they became final. One
 /// statement, so one snapshot: a batch that shows complete shows every
@@ -100,15 +163,10 @@ async fn since(
     limit: i64,
 ) -> Result<(Option<DateTime<Utc>>, Vec<Item>)> {
     let rows: Vec<Since> = Cached(
-        diesel::sql_query(
-            "SELECT b.completed_at, i.* FROM batches b LEFT JOIN LATERAL ( \
-               SELECT position, input, email, user_id, invitation_id, outcome, reason, finished_at, finished_seq \
-               FROM batch_items WHERE batch_id = b.id AND finished_seq > $2 ORDER BY finished_seq LIMIT $3) i ON true \
-             WHERE b.id = $1 ORDER BY i.finished_seq",
-        )
-        .bind::<SqlUuid, _>(batch_id)
-        .bind::<BigInt, _>(cursor)
-        .bind::<BigInt, _>(limit),
+        diesel::sql_query(RESULTS_SINCE.as_str())
+            .bind::<SqlUuid, _>(batch_id)
+            .bind::<BigInt, _>(cursor)
+            .bind::<BigInt, _>(limit),
     )
     .load(conn)
     .await?;
@@ -131,10 +189,9 @@ struct OutcomeCount {
 
 /// How many results of each outcome the batch has.
 pub async fn counts(conn: &mut AsyncPgConnection, batch_id: Uuid) -> Result<Vec<(Outcome, i64)>> {
-    let rows: Vec<OutcomeCount> = Cached(diesel::sql_query(
-        "SELECT outcome, count(*) AS count FROM batch_items WHERE batch_id = $1 AND outcome IS NOT NULL GROUP BY 1",
+    let rows: Vec<OutcomeCount> = Cached(
+        diesel::sql_query(COUNTS.as_str()).bind::<diesel::sql_types::Array<SqlUuid>, _>(vec![batch_id]),
     )
-    .bind::<SqlUuid, _>(batch_id))
     .load(conn)
     .await?;
     Ok(rows.into_iter().map(|r| (r.outcome, r.count)).collect())
@@ -181,14 +238,10 @@ pub async fn list(
     let (found, token) = page.finish(query.load(conn).await?, |b: &Batch| b.id);
     let ids: Vec<Uuid> = found.iter().map(|b| b.id).collect();
     let counted: Vec<SentAndFailed> = Cached(
-        diesel::sql_query(
-            "SELECT batch_id, count(*) FILTER (WHERE outcome = $2) AS sent, \
-               count(*) FILTER (WHERE outcome = $3) AS failed \
-             FROM batch_items WHERE batch_id = ANY($1) GROUP BY 1",
-        )
-        .bind::<diesel::sql_types::Array<SqlUuid>, _>(&ids)
-        .bind::<Text, _>(Outcome::Sent)
-        .bind::<Text, _>(Outcome::Failed),
+        diesel::sql_query(SENT_AND_FAILED.as_str())
+            .bind::<diesel::sql_types::Array<SqlUuid>, _>(&ids)
+            .bind::<Text, _>(Outcome::Sent)
+            .bind::<Text, _>(Outcome::Failed),
     )
     .load(conn)
     .await?;
