@@ -249,10 +249,17 @@ async fn pipelined_envelope(smtp: &mut AsyncSmtpConnection, envelope: &Envelope)
     }
 }
 
-/// The message after an accepted envelope; the connection is closed if it
-/// is refused.
+/// The message after an accepted envelope, with the line that ends it, in
+/// one write. lettre's `message` writes the end in a write of its own: on a
+/// connection with TCP_NODELAY, a segment of its own for both ends to
+/// handle, for every email. The connection is closed if it is refused.
 async fn message_of(smtp: &mut AsyncSmtpConnection, email: &[u8]) -> Result<(), Error> {
-    match smtp.message(email).await {
+    // Only ASCII messages take this way (see `send`), so the text is there.
+    let sent = match std::str::from_utf8(email) {
+        Ok(text) => smtp.command(data_section(text)).await,
+        Err(_) => smtp.message(email).await,
+    };
+    match sent {
         Ok(_) => Ok(()),
         Err(e) => {
             smtp.abort().await;
@@ -261,9 +268,39 @@ async fn message_of(smtp: &mut AsyncSmtpConnection, email: &[u8]) -> Result<(), 
     }
 }
 
+/// `email` as DATA carries it (RFC 5321, 4.5.2): a period that starts a
+/// line is doubled, and a line of one period ends it. A line starts after
+/// CR LF only, as in lettre's own encoding.
+fn data_section(email: &str) -> String {
+    let mut out = String::with_capacity(email.len() + email.len() / 64 + 5);
+    let mut line_start = true;
+    let mut after_cr = false;
+    for c in email.chars() {
+        if line_start && c == '.' {
+            out.push('.');
+        }
+        out.push(c);
+        line_start = after_cr && c == '\n';
+        after_cr = c == '\r';
+    }
+    out.push_str("\r\n.\r\n");
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_data_section_doubles_each_period_that_starts_a_line_and_ends_with_one_alone() {
+        assert_eq!(
+            data_section(".\r\ntest\r\n..x\r\nmid.dle.\r\n."),
+            "..\r\ntest\r\n...x\r\nmid.dle.\r\n..\r\n.\r\n"
+        );
+        // Only CR LF ends a line.
+        assert_eq!(data_section("a\n.b\r.c\r\r\n.d"), "a\n.b\r.c\r\r\n..d\r\n.\r\n");
+        assert_eq!(data_section(""), "\r\n.\r\n");
+    }
 
     #[test]
     fn only_plain_urls_with_nothing_to_negotiate_take_the_relay() {

@@ -76,6 +76,30 @@ async fn smtp_delivers_both_parts_and_tells_permanent_from_transient_refusals() 
     assert!(smtp.to("gone@example.com").is_empty());
 }
 
+/// The message and the line that ends it go in one write, so the periods
+/// that start its lines must be doubled there: a line of one period would
+/// otherwise end the message early.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lines_that_start_with_a_period_arrive_as_written() {
+    let smtp = SmtpServer::start().await;
+    let mailer = mailer(&smtp);
+    let text = "Before the end.\r\n.\r\n..two\r\n.one\r\nAfter.";
+    let message = Message::builder()
+        .from("Onramp <onramp@onramp.test>".parse().unwrap())
+        .to("ada@example.com".parse().unwrap())
+        .subject("Periods")
+        .header(lettre::message::header::ContentTransferEncoding::SevenBit)
+        .body(text.to_owned())
+        .unwrap();
+    send(&mailer, message).await.expect("delivered");
+    let got = smtp.wait_for(1, Duration::from_secs(10)).await;
+    assert!(
+        got[0].data.ends_with(&format!("\r\n\r\n{text}\r\n")),
+        "{:?}",
+        got[0].data
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn plain_smtp_pipelines_its_commands_where_offered_and_a_refusal_leaves_the_next_email_unharmed() {
     let smtp = SmtpServer::start().await;
