@@ -355,6 +355,64 @@ async fn recording_a_batchs_sent_emails_leaves_its_recipients_rows_as_written() 
         .expect("rollback");
 }
 
+/// A follower's poll reads the recipients' rows of its new results and no
+/// others, whatever PostgreSQL guesses of the batch's size: on tables not
+/// yet analysed, as in a new deployment, joining the emails to their
+/// recipients' rows read all of the batch's rows on every poll.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_followers_poll_reads_only_its_new_results_rows() {
+    #[derive(QueryableByName)]
+    struct Read {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        n: i64,
+    }
+    use onramp::outbox::record::{Answer, Outcome, Policy, record};
+    let (_server, mut db, claimed) = claimed_in_a_transaction(1000).await;
+    let batch_id = claimed[0].batch_id.expect("a batch's email");
+    let answers: Vec<Answer> = claimed
+        .into_iter()
+        .map(|message| Answer {
+            message,
+            outcome: Outcome::Sent,
+            worker: "test-worker".into(),
+        })
+        .collect();
+    let policy = Policy {
+        max_attempts: 5,
+        retry_base: chrono::TimeDelta::seconds(5),
+    };
+    record(&mut db, &answers, &policy, chrono::Utc::now())
+        .await
+        .expect("record");
+    let cursor: Read =
+        diesel::sql_query("SELECT finished_seq AS n FROM outbox ORDER BY finished_seq OFFSET 989 LIMIT 1")
+            .get_result(&mut db)
+            .await
+            .expect("the cursor");
+    // This transaction's own counts, before they are reported anywhere.
+    let read = "SELECT pg_stat_get_xact_tuples_returned('batch_items'::regclass) \
+        + pg_stat_get_xact_tuples_fetched('batch_items'::regclass) AS n";
+    let before: Read = diesel::sql_query(read).get_result(&mut db).await.expect("counts");
+    let (completed_at, items) = onramp::domain::invitations::follow::since(&mut db, batch_id, cursor.n, 100)
+        .await
+        .expect("the poll");
+    let after: Read = diesel::sql_query(read).get_result(&mut db).await.expect("counts");
+    assert!(completed_at.is_some(), "every result is in");
+    assert_eq!(items.len(), 10, "the results after the cursor");
+    assert!(
+        items.windows(2).all(|w| w[0].finished_seq < w[1].finished_seq),
+        "in the order they became final"
+    );
+    assert!(
+        after.n - before.n <= 20,
+        "one poll read {} rows of recipients for 10 results",
+        after.n - before.n
+    );
+    diesel_async::SimpleAsyncConnection::batch_execute(&mut db, "ROLLBACK")
+        .await
+        .expect("rollback");
+}
+
 /// Followers read a batch's results in the order of their numbers, so a
 /// result may draw its number only while its recorder holds the batch row:
 /// held by another transaction, an accepted email's result waits unnumbered.

@@ -156,7 +156,7 @@ static SENT_AND_FAILED: LazyLock<String> = LazyLock::new(|| {
 /// made final after `cursor`, in the order they became final. One
 /// statement, so one snapshot: a batch that shows complete shows every
 /// result with it.
-async fn since(
+pub async fn since(
     conn: &mut AsyncPgConnection,
     batch_id: Uuid,
     cursor: i64,
