@@ -309,6 +309,30 @@ async fn a_claim_rewrites_no_index_of_the_outbox() {
         .expect("rollback");
 }
 
+/// Records every claimed email as sent, in the caller's transaction;
+/// answers the kinds of the batches that completed.
+async fn recorded_as_sent(
+    db: &mut diesel_async::AsyncPgConnection,
+    claimed: Vec<onramp::outbox::claim::Claimed>,
+) -> Vec<onramp::lifecycle::email_kind::EmailKind> {
+    use onramp::outbox::record::{Answer, Outcome, Policy, record};
+    let answers: Vec<Answer> = claimed
+        .into_iter()
+        .map(|message| Answer {
+            message,
+            outcome: Outcome::Sent,
+            worker: "test-worker".into(),
+        })
+        .collect();
+    let policy = Policy {
+        max_attempts: 5,
+        retry_base: chrono::TimeDelta::seconds(5),
+    };
+    record(db, &answers, &policy, chrono::Utc::now())
+        .await
+        .expect("record")
+}
+
 /// Recording a batch's sent emails numbers each recipient's result on the
 /// email, whose settling rewrites the outbox's indexes anyway; the
 /// recipients' own rows stay as the batch wrote them, with no new version
@@ -322,23 +346,8 @@ async fn recording_a_batchs_sent_emails_leaves_its_recipients_rows_as_written() 
         #[diesel(sql_type = diesel::sql_types::BigInt)]
         numbered: i64,
     }
-    use onramp::outbox::record::{Answer, Outcome, Policy, record};
     let (_server, mut db, claimed) = claimed_in_a_transaction(100).await;
-    let answers: Vec<Answer> = claimed
-        .into_iter()
-        .map(|message| Answer {
-            message,
-            outcome: Outcome::Sent,
-            worker: "test-worker".into(),
-        })
-        .collect();
-    let policy = Policy {
-        max_attempts: 5,
-        retry_base: chrono::TimeDelta::seconds(5),
-    };
-    let completed = record(&mut db, &answers, &policy, chrono::Utc::now())
-        .await
-        .expect("record");
+    let completed = recorded_as_sent(&mut db, claimed).await;
     assert_eq!(completed.len(), 1, "the last result completes the batch");
     // This transaction's own counts, before they are reported anywhere.
     let counts: Counts = diesel::sql_query(
@@ -366,24 +375,9 @@ async fn a_followers_poll_reads_only_its_new_results_rows() {
         #[diesel(sql_type = diesel::sql_types::BigInt)]
         n: i64,
     }
-    use onramp::outbox::record::{Answer, Outcome, Policy, record};
     let (_server, mut db, claimed) = claimed_in_a_transaction(1000).await;
     let batch_id = claimed[0].batch_id.expect("a batch's email");
-    let answers: Vec<Answer> = claimed
-        .into_iter()
-        .map(|message| Answer {
-            message,
-            outcome: Outcome::Sent,
-            worker: "test-worker".into(),
-        })
-        .collect();
-    let policy = Policy {
-        max_attempts: 5,
-        retry_base: chrono::TimeDelta::seconds(5),
-    };
-    record(&mut db, &answers, &policy, chrono::Utc::now())
-        .await
-        .expect("record");
+    recorded_as_sent(&mut db, claimed).await;
     let cursor: Read =
         diesel::sql_query("SELECT finished_seq AS n FROM outbox ORDER BY finished_seq OFFSET 989 LIMIT 1")
             .get_result(&mut db)
