@@ -2,6 +2,7 @@
 //! embedded migrations.
 
 mod cached;
+pub mod insert;
 pub mod schema;
 
 pub use cached::Cached;

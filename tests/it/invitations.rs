@@ -199,6 +199,36 @@ async fn an_address_repeated_in_a_later_chunk_is_a_repeat_and_emailed_once() {
     assert_eq!(to, ["ada@acme.example", "grace@acme.example"]);
 }
 
+/// A new person's row is first written plainly and, when a unique index
+/// turns one row away, again without it: the rest of the chunk is invited.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_address_that_is_another_persons_username_is_refused_alone() {
+    let server = TestServer::start().await;
+    let org = server.org("Acme").await;
+    crate::credentials::staged(&server, &org, "xavier@acme.example", "ada@acme.example").await;
+    let finished = send(
+        &server,
+        &org,
+        invite(&org, "grace@acme.example ADA@acme.example alan@acme.example"),
+    )
+    .await
+    .expect("send");
+    use pb::RecipientOutcome as O;
+    assert_eq!(
+        finished.outcomes(),
+        [(0, O::Sent), (1, O::InvalidAddress), (2, O::Sent)]
+    );
+    let refused = finished.results.iter().find(|r| r.index == 1).expect("refused");
+    assert_eq!(
+        refused.reason,
+        "another user of the organisation has this address as their username"
+    );
+    server.smtp.wait_for(2, DEADLINE).await;
+    let mut to: Vec<String> = server.smtp.received().iter().map(|m| m.to.join(",")).collect();
+    to.sort();
+    assert_eq!(to, ["alan@acme.example", "grace@acme.example"]);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_smtp_refusal_fails_that_recipient_only() {
     let server = TestServer::start().await;

@@ -17,6 +17,7 @@ use uuid::Uuid;
 
 use super::rows::ValidRow;
 use crate::{
+    db::insert,
     domain::audit::Actor,
     error::{Error, FieldViolation, Result},
 };
@@ -117,16 +118,34 @@ async fn insert_new(
     if rows.is_empty() {
         return Ok(HashSet::new());
     }
-    // One constant statement with array parameters: PostgreSQL plans it
-    // once, whatever the batch size.
-    let ids: Vec<IdRow> = diesel::sql_query(
+    insert::try_plain(conn).await?;
+    let tried = insert_users(conn, organization_id, rows, now, "").await;
+    let ids = match insert::settle(conn, tried).await? {
+        Some(ids) => ids,
+        None => insert_users(conn, organization_id, rows, now, insert::SKIP_TAKEN).await?,
+    };
+    Ok(ids.into_iter().map(|r| r.id).collect())
+}
+
+/// Inserts `rows` as new users, with `skip` (empty, or `insert::SKIP_TAKEN`)
+/// after them.
+async fn insert_users(
+    conn: &mut AsyncPgConnection,
+    organization_id: Uuid,
+    rows: &[(&ValidRow, Uuid)],
+    now: DateTime<Utc>,
+    skip: &str,
+) -> diesel::QueryResult<Vec<IdRow>> {
+    // One statement text per `skip`, with array parameters: PostgreSQL
+    // plans it alike whatever the batch size.
+    diesel::sql_query(format!(
         "INSERT INTO users (id, organization_id, email, username, first_name, last_name, mobile, \
            created_at, updated_at) \
          SELECT v.id, $2, v.email, v.username, v.first_name, v.last_name, v.mobile, $3, $3 \
          FROM unnest($1::uuid[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[]) \
            AS v(id, email, username, first_name, last_name, mobile) \
-         ON CONFLICT DO NOTHING RETURNING id",
-    )
+         {skip} RETURNING id"
+    ))
     .bind::<Array<SqlUuid>, _>(rows.iter().map(|(_, id)| *id).collect::<Vec<_>>())
     .bind::<SqlUuid, _>(organization_id)
     .bind::<Timestamptz, _>(now)
@@ -136,8 +155,7 @@ async fn insert_new(
     .bind::<Array<Text>, _>(column(rows, |r| &r.last_name))
     .bind::<Array<Text>, _>(column(rows, |r| &r.mobile))
     .load(conn)
-    .await?;
-    Ok(ids.into_iter().map(|r| r.id).collect())
+    .await
 }
 
 pub async fn write_batch(
@@ -240,10 +258,17 @@ pub async fn write_batch(
             .filter_map(|(row, id, _)| row.grant.map(|g| (*id, g)))
             .collect();
         if !grants.is_empty() {
-            diesel::sql_query(
+            // A person created here has no grant yet, and a row names one
+            // grant: only an updated person's may exist already.
+            let skip = if updates.is_empty() {
+                ""
+            } else {
+                insert::SKIP_TAKEN
+            };
+            diesel::sql_query(format!(
                 "INSERT INTO access_grants (user_id, service_area_id, role_id) \
-                 SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::uuid[]) ON CONFLICT DO NOTHING",
-            )
+                 SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::uuid[]) {skip}"
+            ))
             .bind::<Array<SqlUuid>, _>(grants.iter().map(|(id, _)| *id).collect::<Vec<_>>())
             .bind::<Array<SqlUuid>, _>(grants.iter().map(|(_, (area, _))| *area).collect::<Vec<_>>())
             .bind::<Array<SqlUuid>, _>(grants.iter().map(|(_, (_, role))| *role).collect::<Vec<_>>())

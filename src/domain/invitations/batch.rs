@@ -2,7 +2,7 @@
 //! its new users, invitations, outbox messages and final results are
 //! written in one transaction before anything is sent.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
 use diesel::{
@@ -18,6 +18,7 @@ use super::{
     plan::{Decision, Planned, Planner, Recipients, Summary, summarize},
 };
 use crate::{
+    db::insert,
     domain::audit::{self, Actor},
     domain::outbox,
     error::{Error, Result},
@@ -227,6 +228,62 @@ struct Inserted {
     id: Uuid,
 }
 
+#[derive(QueryableByName)]
+struct Key {
+    #[diesel(sql_type = Text)]
+    key: String,
+}
+
+/// Which of `keys` (lower-case addresses) are a user's email now.
+async fn taken_as_email(conn: &mut AsyncPgConnection, org: Uuid, keys: &[String]) -> Result<HashSet<String>> {
+    let found: Vec<Key> = diesel::sql_query(
+        "SELECT k.key FROM unnest($2::text[]) AS k(key) \
+         WHERE EXISTS (SELECT 1 FROM users WHERE organization_id = $1 AND lower(email) = k.key)",
+    )
+    .bind::<SqlUuid, _>(org)
+    .bind::<Array<Text>, _>(keys)
+    .load(conn)
+    .await?;
+    Ok(found.into_iter().map(|k| k.key).collect())
+}
+
+/// The people a chunk creates, as columns.
+struct NewPeople {
+    ids: Vec<Uuid>,
+    emails: Vec<String>,
+    firsts: Vec<String>,
+    lasts: Vec<String>,
+}
+
+impl NewPeople {
+    /// Inserts them, with `skip` (empty, or `insert::SKIP_TAKEN`) after the
+    /// rows; answers who was inserted.
+    async fn insert(
+        &self,
+        conn: &mut AsyncPgConnection,
+        org: Uuid,
+        now: DateTime<Utc>,
+        skip: &str,
+    ) -> diesel::QueryResult<Vec<Inserted>> {
+        diesel::sql_query(format!(
+            "INSERT INTO users (id, organization_id, email, username, first_name, last_name, lifecycle, \
+               created_at, updated_at) \
+             SELECT v.id, $2, v.email, v.email, v.first_name, v.last_name, $7, $3, $3 \
+             FROM unnest($1::uuid[], $4::text[], $5::text[], $6::text[]) AS v(id, email, first_name, last_name) \
+             {skip} RETURNING lower(email) AS email, id"
+        ))
+        .bind::<Array<SqlUuid>, _>(&self.ids)
+        .bind::<SqlUuid, _>(org)
+        .bind::<Timestamptz, _>(now)
+        .bind::<Array<Text>, _>(&self.emails)
+        .bind::<Array<Text>, _>(&self.firsts)
+        .bind::<Array<Text>, _>(&self.lasts)
+        .bind::<Text, _>(Stage::Pending)
+        .load(conn)
+        .await
+    }
+}
+
 /// Writes one chunk: new people, invitations, outbox messages and every
 /// recipient's result row. Answers how many emails it queued.
 #[tracing::instrument(name = "db.batch.chunk", skip_all, fields(recipients = plan.len()))]
@@ -245,25 +302,34 @@ async fn write_chunk(
         .filter(|p| matches!(p.decision, Decision::Send { user_id: None }))
         .collect();
     let mut created: HashMap<String, Uuid> = HashMap::new();
+    // Addresses turned away because another request created their person
+    // since the look-up; the others are another person's username.
+    let mut raced: HashSet<String> = HashSet::new();
     if !new_people.is_empty() {
         let (firsts, lasts): (Vec<String>, Vec<String>) = new_people.iter().map(|p| names(&p.name)).unzip();
-        let inserted: Vec<Inserted> = diesel::sql_query(
-            "INSERT INTO users (id, organization_id, email, username, first_name, last_name, lifecycle, \
-               created_at, updated_at) \
-             SELECT v.id, $2, v.email, v.email, v.first_name, v.last_name, $7, $3, $3 \
-             FROM unnest($1::uuid[], $4::text[], $5::text[], $6::text[]) AS v(id, email, first_name, last_name) \
-             ON CONFLICT DO NOTHING RETURNING lower(email) AS email, id",
-        )
-        .bind::<Array<SqlUuid>, _>(new_people.iter().map(|_| Uuid::now_v7()).collect::<Vec<_>>())
-        .bind::<SqlUuid, _>(org)
-        .bind::<Timestamptz, _>(now)
-        .bind::<Array<Text>, _>(new_people.iter().map(|p| p.email.clone()).collect::<Vec<_>>())
-        .bind::<Array<Text>, _>(firsts)
-        .bind::<Array<Text>, _>(lasts)
-        .bind::<Text, _>(Stage::Pending)
-        .load(conn)
-        .await?;
+        let people = NewPeople {
+            ids: new_people.iter().map(|_| Uuid::now_v7()).collect(),
+            emails: new_people.iter().map(|p| p.email.clone()).collect(),
+            firsts,
+            lasts,
+        };
+        // A person another request created since the look-up is skipped.
+        insert::try_plain(conn).await?;
+        let tried = people.insert(conn, org, now, "").await;
+        let inserted = match insert::settle(conn, tried).await? {
+            Some(inserted) => inserted,
+            None => people.insert(conn, org, now, insert::SKIP_TAKEN).await?,
+        };
         created = inserted.into_iter().map(|i| (i.email, i.id)).collect();
+        let turned_away: Vec<String> = people
+            .emails
+            .iter()
+            .map(|e| e.to_lowercase())
+            .filter(|e| !created.contains_key(e))
+            .collect();
+        if !turned_away.is_empty() {
+            raced = taken_as_email(conn, org, &turned_away).await?;
+        }
     }
 
     // One row per recipient, in input order, with the user, the invitation
@@ -292,7 +358,9 @@ async fn write_chunk(
                 } => (Some(*user_id), Some(*invitation_id), false),
                 _ => (None, None, false),
             };
-            let raced = matches!(p.decision, Decision::Send { .. }) && !sends;
+            let turned_away = matches!(p.decision, Decision::Send { .. }) && !sends;
+            let raced = turned_away && raced.contains(&p.email.to_lowercase());
+            let taken_username = turned_away && !raced;
             Row {
                 user_id,
                 invitation_id: if sends && batch.kind == EmailKind::Invitation {
@@ -303,11 +371,15 @@ async fn write_chunk(
                 outbox_id: sends.then(Uuid::now_v7),
                 outcome: if raced {
                     Some(Outcome::AlreadyInvited)
+                } else if taken_username {
+                    Some(Outcome::InvalidAddress)
                 } else {
                     p.decision.outcome()
                 },
                 reason: if raced {
                     "was invited by another request at the same moment".into()
+                } else if taken_username {
+                    "another user of the organisation has this address as their username".into()
                 } else {
                     p.decision.reason()
                 },
