@@ -11,9 +11,8 @@ use tonic::transport::Channel;
 
 use crate::{
     cpu::Share,
+    getuser,
     latency::drive,
-    postgres,
-    process_cpu::Meter,
     report::Report,
     server::{PLATFORM_KEY, ServerProcess},
     setup::{authed, invite, organisation},
@@ -21,7 +20,7 @@ use crate::{
 };
 
 const USERS: usize = 64;
-const CLIENTS: usize = 64;
+use getuser::CLIENTS;
 const PASSWORD: &str = "plum tractor velvet";
 
 /// The most hashes this machine can do, per second of wall time and per
@@ -291,7 +290,7 @@ pub async fn run(seconds: u64, report: &mut Report) {
     let cpu = Share::start(server.pid());
     let (auth, cheap) = tokio::join!(
         drive(CLIENTS, duration, None, sign_in),
-        drive(4, duration, pace, get_user.clone())
+        drive(4, duration, pace, get_user)
     );
     println!(
         "server peak RSS after the sign-ins: {:.1} MiB",
@@ -314,14 +313,14 @@ pub async fn run(seconds: u64, report: &mut Report) {
     usages[2].print("registrations");
     let registered = registered.0;
     let limits = [limits[0], limits[1], limits[2], limit()];
-    let meter = Meter::start(Some(server.pid()), None);
-    let alone = drive(CLIENTS, duration, None, get_user).await;
-    let cpu = meter.per_email(alone.calls);
-    println!("{}", alone.line("GetUser x64   "));
-    println!(
-        "  CPU per call: server {:.0} µs, PostgreSQL {:.0} µs, client {:.0} µs; machine {:.0}% idle",
-        cpu.server_us, cpu.postgres_us, cpu.client_us, cpu.idle_percent
-    );
+    let requests: Vec<_> = user_ids
+        .iter()
+        .map(|id| pb::GetUserRequest {
+            organization_id: org.id.clone(),
+            user_id: id.clone(),
+        })
+        .collect();
+    let (alone, cpu) = getuser::alone(&channels, &requests, server.pid(), duration).await;
     let peak = server.peak_rss_mib();
     println!("server peak RSS {peak:.1} MiB");
     for (i, (name, summary)) in [
@@ -367,25 +366,5 @@ pub async fn run(seconds: u64, report: &mut Report) {
         report.add(name, &figures);
     }
     drop(server);
-    let pgbench = postgres::select_only(CLIENTS, duration.as_secs().max(1)).await;
-    let share = alone.per_second / pgbench * 100.0;
-    println!(
-        "pgbench -S -M prepared -c {CLIENTS}: {pgbench:8.0} transactions/s; GetUser x64 at {share:.0}% of it"
-    );
-    report.add(
-        "getuser_64",
-        &[
-            ("per_second", alone.per_second),
-            ("p50_ms", alone.p50_ms),
-            ("p99_ms", alone.p99_ms),
-            ("errors", alone.errors as f64),
-            ("peak_rss_mib", peak),
-            ("pgbench_select_per_second", pgbench),
-            ("percent_of_pgbench", share),
-            ("server_cpu_us_per_call", cpu.server_us),
-            ("postgres_cpu_us_per_call", cpu.postgres_us),
-            ("client_cpu_us_per_call", cpu.client_us),
-            ("machine_idle_percent", cpu.idle_percent),
-        ],
-    );
+    getuser::against_pgbench(&alone, &cpu, peak, duration, report).await;
 }

@@ -2,7 +2,7 @@
 //! release binary) against a fresh database on the local PostgreSQL and
 //! drives it over gRPC.
 //!
-//!     cargo bench --bench load -- [import] [invite] [auth] [gateway] [metrics] [--rows N] [--seconds S] [--out FILE]
+//!     cargo bench --bench load -- [import] [invite] [auth] [getuser] [gateway] [metrics] [--rows N] [--seconds S] [--out FILE]
 #![allow(
     clippy::expect_used,
     clippy::unwrap_used,
@@ -13,6 +13,7 @@
 mod auth;
 mod cpu;
 mod gateway;
+mod getuser;
 mod import;
 mod invite;
 mod latency;
@@ -25,7 +26,7 @@ mod server;
 mod setup;
 mod sink;
 
-const USAGE: &str = "usage: cargo bench --bench load -- [import] [invite] [auth] [gateway] [metrics] [--rows N] [--seconds S] [--out FILE]";
+const USAGE: &str = "usage: cargo bench --bench load -- [import] [invite] [auth] [getuser] [gateway] [metrics] [--rows N] [--seconds S] [--out FILE]";
 
 #[tokio::main]
 async fn main() {
@@ -39,7 +40,7 @@ async fn main() {
             "--rows" => rows = args.next().and_then(|v| v.parse().ok()),
             "--out" => out = args.next().unwrap_or(out),
             "--bench" => {}
-            "import" | "invite" | "auth" | "gateway" | "metrics" => scenarios.push(arg),
+            "import" | "invite" | "auth" | "getuser" | "gateway" | "metrics" => scenarios.push(arg),
             "--seconds" => seconds = args.next().and_then(|v| v.parse().ok()).unwrap_or(seconds),
             other => {
                 eprintln!("unknown argument '{other}'\n{USAGE}");
@@ -99,6 +100,7 @@ async fn main() {
                 }
             }
             "auth" => auth::run(seconds, &mut report).await,
+            "getuser" => getuser::run(seconds, &mut report).await,
             "gateway" => gateway::run(seconds, &mut report).await,
             "metrics" => metrics::run(seconds, &mut report).await,
             _ => unreachable!("checked above"),
