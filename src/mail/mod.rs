@@ -3,6 +3,8 @@
 
 mod relay;
 
+pub use relay::data_section;
+
 use std::{path::PathBuf, sync::Arc};
 
 use lettre::{

@@ -126,7 +126,7 @@ impl Relay {
             drop(connection);
             return Sent::Held;
         };
-        let sent = timeout(self.timeout, message_of(&mut connection.smtp, &email)).await;
+        let sent = timeout(self.timeout, message_of(&mut connection.smtp, email)).await;
         Sent::Answered(self.settle(connection, sent), Some(slot))
     }
 
@@ -253,11 +253,11 @@ async fn pipelined_envelope(smtp: &mut AsyncSmtpConnection, envelope: &Envelope)
 /// one write. lettre's `message` writes the end in a write of its own: on a
 /// connection with TCP_NODELAY, a segment of its own for both ends to
 /// handle, for every email. The connection is closed if it is refused.
-async fn message_of(smtp: &mut AsyncSmtpConnection, email: &[u8]) -> Result<(), Error> {
+async fn message_of(smtp: &mut AsyncSmtpConnection, email: Vec<u8>) -> Result<(), Error> {
     // Only ASCII messages take this way (see `send`), so the text is there.
-    let sent = match std::str::from_utf8(email) {
+    let sent = match String::from_utf8(email) {
         Ok(text) => smtp.command(data_section(text)).await,
-        Err(_) => smtp.message(email).await,
+        Err(e) => smtp.message(e.as_bytes()).await,
     };
     match sent {
         Ok(_) => Ok(()),
@@ -270,20 +270,33 @@ async fn message_of(smtp: &mut AsyncSmtpConnection, email: &[u8]) -> Result<(), 
 
 /// `email` as DATA carries it (RFC 5321, 4.5.2): a period that starts a
 /// line is doubled, and a line of one period ends it. A line starts after
-/// CR LF only, as in lettre's own encoding.
-fn data_section(email: &str) -> String {
-    let mut out = String::with_capacity(email.len() + email.len() / 64 + 5);
-    let mut line_start = true;
-    let mut after_cr = false;
-    for c in email.chars() {
-        if line_start && c == '.' {
-            out.push('.');
-        }
-        out.push(c);
-        line_start = after_cr && c == '\n';
-        after_cr = c == '\r';
+/// CR LF only, as in lettre's own encoding. Such periods are rare, so the
+/// text is searched for them (not walked a character at a time) and kept
+/// as it is when there are none.
+pub fn data_section(email: String) -> String {
+    const END: &str = "\r\n.\r\n";
+    let bytes = email.as_bytes();
+    let starts_line = |at: usize| at == 0 || bytes.get(at.wrapping_sub(2)..at) == Some(b"\r\n");
+    // A one-character search runs on memchr; most periods are inside lines.
+    let mut periods = email
+        .match_indices('.')
+        .map(|(at, _)| at)
+        .filter(|&at| starts_line(at))
+        .peekable();
+    if periods.peek().is_none() {
+        let mut out = email;
+        out.push_str(END);
+        return out;
     }
-    out.push_str("\r\n.\r\n");
+    let mut out = String::with_capacity(email.len() + email.len() / 64 + END.len());
+    let mut copied = 0;
+    for at in periods {
+        out.push_str(&email[copied..at]);
+        out.push('.');
+        copied = at;
+    }
+    out.push_str(&email[copied..]);
+    out.push_str(END);
     out
 }
 
@@ -294,12 +307,15 @@ mod tests {
     #[test]
     fn a_data_section_doubles_each_period_that_starts_a_line_and_ends_with_one_alone() {
         assert_eq!(
-            data_section(".\r\ntest\r\n..x\r\nmid.dle.\r\n."),
+            data_section(".\r\ntest\r\n..x\r\nmid.dle.\r\n.".into()),
             "..\r\ntest\r\n...x\r\nmid.dle.\r\n..\r\n.\r\n"
         );
         // Only CR LF ends a line.
-        assert_eq!(data_section("a\n.b\r.c\r\r\n.d"), "a\n.b\r.c\r\r\n..d\r\n.\r\n");
-        assert_eq!(data_section(""), "\r\n.\r\n");
+        assert_eq!(
+            data_section("a\n.b\r.c\r\r\n.d".into()),
+            "a\n.b\r.c\r\r\n..d\r\n.\r\n"
+        );
+        assert_eq!(data_section(String::new()), "\r\n.\r\n");
     }
 
     #[test]

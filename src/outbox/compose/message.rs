@@ -5,7 +5,8 @@ use std::collections::HashMap;
 
 use diesel_async::AsyncPgConnection;
 use lettre::{
-    Message,
+    Address, Message,
+    address::Envelope,
     message::{Mailbox, MultiPart, header},
 };
 use uuid::Uuid;
@@ -59,31 +60,46 @@ pub fn render(
     kind: Kind,
     vars: &Vars,
 ) -> Prepared {
-    let template = templates
-        .get(&message.organization_id)
-        .cloned()
-        .unwrap_or_else(|| templates::default_template(kind));
-    email(state, message, &templates::render(&template, vars))
+    let default;
+    let template = match templates.get(&message.organization_id) {
+        Some(template) => template,
+        None => {
+            default = templates::default_template(kind);
+            &default
+        }
+    };
+    email(
+        &state.config.mail_from,
+        &message.recipient,
+        &message.message_id,
+        templates::render(template, vars),
+    )
 }
 
 /// Builds the MIME message: text and HTML parts, and the stable Message-ID
 /// of the outbox row, so a retried send is recognisably the same email.
-fn email(state: &Services, message: &Claimed, rendered: &Rendered) -> Prepared {
-    let from = state.config.mail_from.clone();
-    let to: Mailbox = match message.recipient.parse() {
+/// The envelope is given, not read back from the headers just written,
+/// which would parse both addresses again.
+pub fn email(from: &Mailbox, recipient: &str, message_id: &str, rendered: Rendered) -> Prepared {
+    // A stored recipient is a bare address (`validate::email`): parsed as
+    // one, without the display-name grammar of a mailbox.
+    let to: Address = match recipient.parse() {
         Ok(to) => to,
         Err(e) => return Prepared::Skip(format!("the address cannot be used: {e}")),
     };
+    let envelope = match Envelope::new(Some(from.email.clone()), vec![to.clone()]) {
+        Ok(envelope) => envelope,
+        Err(e) => return Prepared::Skip(format!("the address cannot be used: {e}")),
+    };
+    let Rendered { subject, text, html } = rendered;
     let built = Message::builder()
-        .from(from)
-        .to(to)
-        .subject(&rendered.subject)
-        .message_id(Some(message.message_id.clone()))
+        .from(from.clone())
+        .to(Mailbox::new(None, to))
+        .subject(subject)
+        .message_id(Some(message_id.to_owned()))
         .header(header::Date::new(std::time::SystemTime::now()))
-        .multipart(MultiPart::alternative_plain_html(
-            rendered.text.clone(),
-            rendered.html.clone(),
-        ));
+        .envelope(envelope)
+        .multipart(MultiPart::alternative_plain_html(text, html));
     match built {
         Ok(built) => Prepared::Ready(Box::new(built)),
         Err(e) => Prepared::Skip(format!("the email cannot be built: {e}")),

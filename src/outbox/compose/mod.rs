@@ -7,7 +7,7 @@
 mod code;
 mod credentials;
 pub mod invitation;
-mod message;
+pub mod message;
 mod reset_link;
 
 pub use credentials::temporary_password;
