@@ -13,6 +13,7 @@ mod console;
 mod credentials;
 mod deliveries;
 mod gateway;
+mod grants;
 mod harness;
 mod hostile;
 mod import;
