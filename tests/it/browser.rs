@@ -187,6 +187,22 @@ impl Browser {
         }
     }
 
+    /// Waits until the page's text no longer contains `words`.
+    pub async fn wait_for_text_gone(&self, words: &str) {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            let body = self.text("body").await;
+            if !body.contains(words) {
+                return;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the page still says '{words}':\n{body}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     /// The text of the first `css` element, or "" when there is none.
     pub async fn text(&self, css: &str) -> String {
         match self.client.find(Locator::Css(css)).await {

@@ -76,6 +76,10 @@ async fn an_admin_edits_a_persons_profile_and_access_then_deletes_them() {
     browser
         .click("#grants li:first-child button[data-action='remove-grant']")
         .await;
+    // "The access is saved." is still there from the grant added above; the
+    // list is drawn again from the server's answer, so the removed grant
+    // leaving it is what shows this save is done.
+    browser.wait_for_text_gone("Nurse in North ward").await;
     browser.wait_for_text("The access is saved.").await;
     let grants = user_by_email(&server, &org, "ada@acme.example")
         .await
