@@ -10,6 +10,7 @@ use tokio_stream::StreamExt;
 
 use crate::{
     postgres,
+    process_cpu::Meter,
     report::Report,
     server::{PLATFORM_KEY, ServerProcess},
     setup::{authed, organisation},
@@ -47,6 +48,7 @@ pub async fn run(rows: usize, report: &mut Report) {
     });
     let input = tokio_stream::iter(std::iter::once(header).chain(body));
 
+    let meter = Meter::start(Some(server.pid()), None);
     let started = Instant::now();
     let mut responses = client
         .import_users(authed(input, PLATFORM_KEY))
@@ -63,6 +65,7 @@ pub async fn run(rows: usize, report: &mut Report) {
         }
     }
     let seconds = started.elapsed().as_secs_f64();
+    let cpu = meter.per_email(rows);
     assert_eq!(results, rows, "one result per row");
     assert_eq!(created as usize, rows, "every row created");
     let rate = rows as f64 / seconds;
@@ -72,7 +75,9 @@ pub async fn run(rows: usize, report: &mut Report) {
     let share = rate / reference * 100.0;
     println!(
         "import {rows:>7} rows: {seconds:6.2} s, {rate:8.0} rows/s, server peak RSS {peak:6.1} MiB; \
-         PostgreSQL alone inserts {reference:8.0} rows/s, so {share:.0}%"
+         PostgreSQL alone inserts {reference:8.0} rows/s, so {share:.0}%\n  \
+         CPU per row: server {:.1} µs, PostgreSQL {:.1} µs, client {:.1} µs; machine {:.0}% idle",
+        cpu.server_us, cpu.postgres_us, cpu.client_us, cpu.idle_percent
     );
     report.add(
         &format!("import_{rows}"),
@@ -82,6 +87,10 @@ pub async fn run(rows: usize, report: &mut Report) {
             ("peak_rss_mib", peak),
             ("postgres_insert_rows_per_second", reference),
             ("percent_of_postgres_insert", share),
+            ("server_cpu_us_per_row", cpu.server_us),
+            ("postgres_cpu_us_per_row", cpu.postgres_us),
+            ("client_cpu_us_per_row", cpu.client_us),
+            ("machine_idle_percent", cpu.idle_percent),
         ],
     );
 }

@@ -3,33 +3,14 @@
 //! a grant never names a missing one and one that grants name cannot go,
 //! also when the two happen at once in different transactions.
 
-use std::time::{Duration, Instant};
+use diesel::{result::Error as DieselError, sql_types::Text};
+use diesel_async::{AsyncPgConnection, RunQueryDsl};
 
-use diesel::{
-    QueryableByName,
-    result::{DatabaseErrorKind, Error as DieselError},
-    sql_types::{BigInt, Text},
+use crate::harness::{
+    Org, TestServer, authed,
+    constraints::{after_waiting, grant, person, refused_by},
 };
-use diesel_async::{AsyncPgConnection, RunQueryDsl, SimpleAsyncConnection};
-
-use crate::harness::{Org, TestServer, authed};
 use onramp::pb;
-
-async fn person(server: &TestServer, org: &Org, email: &str) -> String {
-    server
-        .admin()
-        .create_user(authed(
-            pb::CreateUserRequest {
-                email: email.into(),
-                ..Default::default()
-            },
-            &org.key,
-        ))
-        .await
-        .expect("create user")
-        .into_inner()
-        .id
-}
 
 async fn another_role(server: &TestServer, org: &Org) -> String {
     server
@@ -48,67 +29,11 @@ async fn another_role(server: &TestServer, org: &Org) -> String {
         .id
 }
 
-async fn grant(
-    conn: &mut AsyncPgConnection,
-    user: &str,
-    area: &str,
-    role: &str,
-) -> Result<usize, DieselError> {
-    diesel::sql_query(
-        "INSERT INTO access_grants (user_id, service_area_id, role_id) VALUES ($1::uuid, $2::uuid, $3::uuid)",
-    )
-    .bind::<Text, _>(user)
-    .bind::<Text, _>(area)
-    .bind::<Text, _>(role)
-    .execute(conn)
-    .await
-}
-
 async fn delete_role(conn: &mut AsyncPgConnection, role: &str) -> Result<usize, DieselError> {
     diesel::sql_query("DELETE FROM roles WHERE id = $1::uuid")
         .bind::<Text, _>(role)
         .execute(conn)
         .await
-}
-
-/// The constraint a refusal names, when it is a foreign-key violation.
-fn refused_by(result: Result<usize, DieselError>) -> Option<String> {
-    match result {
-        Err(DieselError::DatabaseError(DatabaseErrorKind::ForeignKeyViolation, info)) => {
-            info.constraint_name().map(str::to_owned)
-        }
-        _ => None,
-    }
-}
-
-#[derive(QueryableByName)]
-struct Count {
-    #[diesel(sql_type = BigInt)]
-    n: i64,
-}
-
-/// Waits until another session waits for a lock in a statement starting
-/// with `statement`.
-async fn until_waiting(conn: &mut AsyncPgConnection, statement: &str) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let waiting: Count = diesel::sql_query(
-            "SELECT count(*) AS n FROM pg_stat_activity \
-             WHERE wait_event_type = 'Lock' AND query LIKE $1 || '%'",
-        )
-        .bind::<Text, _>(statement)
-        .get_result(conn)
-        .await
-        .expect("pg_stat_activity");
-        if waiting.n > 0 {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no session waited for a lock in '{statement}'"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
 }
 
 #[tokio::test]
@@ -163,21 +88,16 @@ async fn a_role_deleted_while_a_grant_to_it_is_uncommitted_waits_and_is_refused(
     let server = TestServer::start().await;
     let org = server.org("Grants").await;
     let user = person(&server, &org, "ada@example.com").await;
-    let (mut granting, mut watching) = (server.db().await, server.db().await);
 
-    granting.batch_execute("BEGIN").await.expect("begin");
-    grant(&mut granting, &user, &org.service_area_id, &org.role_id)
-        .await
-        .expect("grant");
-    let role = org.role_id.clone();
-    let mut deleting = server.db().await;
-    let deleted = tokio::spawn(async move { delete_role(&mut deleting, &role).await });
-    until_waiting(&mut watching, "DELETE FROM roles").await;
-    granting.batch_execute("COMMIT").await.expect("commit");
-
-    let refused = refused_by(deleted.await.expect("the delete's task"));
+    let deleted = after_waiting(
+        &server,
+        async |conn| grant(conn, &user, &org.service_area_id, &org.role_id).await,
+        async |conn| delete_role(conn, &org.role_id).await,
+        "DELETE FROM roles",
+    )
+    .await;
     assert_eq!(
-        refused.as_deref(),
+        refused_by(deleted).as_deref(),
         Some("access_grants_role_id_fkey"),
         "the role went while a grant named it"
     );
@@ -189,19 +109,16 @@ async fn a_grant_to_a_role_deleted_meanwhile_waits_and_is_refused() {
     let org = server.org("Grants").await;
     let user = person(&server, &org, "ada@example.com").await;
     let role = another_role(&server, &org).await;
-    let (mut deleting, mut watching) = (server.db().await, server.db().await);
 
-    deleting.batch_execute("BEGIN").await.expect("begin");
-    assert_eq!(delete_role(&mut deleting, &role).await.expect("delete"), 1);
-    let (area, granted_role) = (org.service_area_id.clone(), role.clone());
-    let mut granting = server.db().await;
-    let granted = tokio::spawn(async move { grant(&mut granting, &user, &area, &granted_role).await });
-    until_waiting(&mut watching, "INSERT INTO access_grants").await;
-    deleting.batch_execute("COMMIT").await.expect("commit");
-
-    let refused = refused_by(granted.await.expect("the grant's task"));
+    let granted = after_waiting(
+        &server,
+        async |conn| delete_role(conn, &role).await,
+        async |conn| grant(conn, &user, &org.service_area_id, &role).await,
+        "INSERT INTO access_grants",
+    )
+    .await;
     assert_eq!(
-        refused.as_deref(),
+        refused_by(granted).as_deref(),
         Some("access_grants_role_id_fkey"),
         "a grant was written naming a role deleted meanwhile"
     );

@@ -25,6 +25,7 @@ use tonic::{Request, transport::Channel};
 use crate::smtp::SmtpServer;
 
 mod batches;
+pub mod constraints;
 mod imports;
 
 pub use batches::{DEADLINE, Finished, claimed_in_a_transaction, finish, invite, opened, send, watch};

@@ -24,6 +24,7 @@ mod mailer;
 mod metrics;
 mod organizations;
 mod pages;
+mod people;
 mod private_pg;
 mod processes;
 mod registration;
