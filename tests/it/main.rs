@@ -31,6 +31,7 @@ mod registration;
 mod rest;
 mod restart;
 mod security;
+mod send_rows;
 mod server;
 mod smtp;
 mod streamed;
