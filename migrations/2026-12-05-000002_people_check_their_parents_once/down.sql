@@ -1,11 +1,8 @@
-DROP TRIGGER users_grants_kept ON users;
-DROP TRIGGER users_grants_deleted ON users;
-DROP TRIGGER access_grants_person_moved ON access_grants;
-DROP TRIGGER access_grants_person_checked ON access_grants;
-DROP TRIGGER organizations_people_kept ON organizations;
-DROP TRIGGER organizations_people_deleted ON organizations;
-DROP TRIGGER users_organization_moved ON users;
-DROP TRIGGER users_organization_checked ON users;
+SELECT drop_foreign_key_per_statement('access_grants', 'user_id', 'users');
+SELECT drop_foreign_key_per_statement('users', 'organization_id', 'organizations');
+DROP FUNCTION drop_foreign_key_per_statement(text, text, text);
+DROP FUNCTION foreign_key_per_statement(text, text, text, text);
+DROP FUNCTION null_children();
 DROP FUNCTION keep_children();
 DROP FUNCTION delete_children();
 DROP FUNCTION check_parent();

@@ -8,7 +8,7 @@
 -- an organisation still deletes its people, and deleting a person their
 -- grants; an id still named cannot change.
 --
--- The four functions below stand for a foreign key's parts, named by the
+-- The functions below stand for a foreign key's parts, named by the
 -- triggers' arguments. Like the grants' own checks, they rely on READ
 -- COMMITTED: a check or a cascade that waited for another transaction's
 -- lock sees what that transaction committed.
@@ -81,36 +81,53 @@ BEGIN
     RETURN NULL;
 END $$;
 
--- A person's organisation.
-CREATE TRIGGER users_organization_checked
-    AFTER INSERT ON users REFERENCING NEW TABLE AS new_rows
-    FOR EACH STATEMENT
-    EXECUTE FUNCTION check_parents('organization_id', 'organizations', 'users_organization_id_fkey');
-CREATE TRIGGER users_organization_moved
-    AFTER UPDATE OF organization_id ON users
-    FOR EACH ROW WHEN (OLD.organization_id IS DISTINCT FROM NEW.organization_id)
-    EXECUTE FUNCTION check_parent('organization_id', 'organizations', 'users_organization_id_fkey');
-CREATE TRIGGER organizations_people_deleted
-    AFTER DELETE ON organizations REFERENCING OLD TABLE AS old_rows
-    FOR EACH STATEMENT EXECUTE FUNCTION delete_children('users', 'organization_id');
-CREATE TRIGGER organizations_people_kept
-    AFTER UPDATE OF id ON organizations
-    FOR EACH ROW WHEN (OLD.id IS DISTINCT FROM NEW.id)
-    EXECUTE FUNCTION keep_children('users', 'organization_id', 'users_organization_id_fkey');
+-- After a delete of parents, once per statement: the rows of table
+-- TG_ARGV[0] that name them in column TG_ARGV[1] name none instead (ON
+-- DELETE SET NULL).
+CREATE FUNCTION null_children() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    EXECUTE format('UPDATE %1$I SET %2$I = NULL WHERE %2$I IN (SELECT id FROM old_rows)', TG_ARGV[0], TG_ARGV[1]);
+    RETURN NULL;
+END $$;
 
--- A grant's person.
-CREATE TRIGGER access_grants_person_checked
-    AFTER INSERT ON access_grants REFERENCING NEW TABLE AS new_rows
-    FOR EACH STATEMENT
-    EXECUTE FUNCTION check_parents('user_id', 'users', 'access_grants_user_id_fkey');
-CREATE TRIGGER access_grants_person_moved
-    AFTER UPDATE OF user_id ON access_grants
-    FOR EACH ROW WHEN (OLD.user_id IS DISTINCT FROM NEW.user_id)
-    EXECUTE FUNCTION check_parent('user_id', 'users', 'access_grants_user_id_fkey');
-CREATE TRIGGER users_grants_deleted
-    AFTER DELETE ON users REFERENCING OLD TABLE AS old_rows
-    FOR EACH STATEMENT EXECUTE FUNCTION delete_children('access_grants', 'user_id');
-CREATE TRIGGER users_grants_kept
-    AFTER UPDATE OF id ON users
-    FOR EACH ROW WHEN (OLD.id IS DISTINCT FROM NEW.id)
-    EXECUTE FUNCTION keep_children('access_grants', 'user_id', 'access_grants_user_id_fkey');
+-- The four triggers that stand for the foreign key child_col_fkey from
+-- child.col to parent.id, whose delete action is 'cascade' or 'set null'.
+CREATE FUNCTION foreign_key_per_statement(child text, col text, parent text, on_delete text)
+RETURNS void LANGUAGE plpgsql AS $$
+DECLARE
+    name text := child || '_' || col;
+BEGIN
+    EXECUTE format(
+        'CREATE TRIGGER %1$I AFTER INSERT ON %2$I REFERENCING NEW TABLE AS new_rows '
+        'FOR EACH STATEMENT EXECUTE FUNCTION check_parents(%3$L, %4$L, %5$L)',
+        name || '_checked', child, col, parent, name || '_fkey');
+    EXECUTE format(
+        'CREATE TRIGGER %1$I AFTER UPDATE OF %3$I ON %2$I '
+        'FOR EACH ROW WHEN (OLD.%3$I IS DISTINCT FROM NEW.%3$I) '
+        'EXECUTE FUNCTION check_parent(%3$L, %4$L, %5$L)',
+        name || '_moved', child, col, parent, name || '_fkey');
+    EXECUTE format(
+        'CREATE TRIGGER %1$I AFTER DELETE ON %2$I REFERENCING OLD TABLE AS old_rows '
+        'FOR EACH STATEMENT EXECUTE FUNCTION %3$I(%4$L, %5$L)',
+        name || '_deleted', parent,
+        CASE on_delete WHEN 'cascade' THEN 'delete_children' ELSE 'null_children' END, child, col);
+    EXECUTE format(
+        'CREATE TRIGGER %1$I AFTER UPDATE OF id ON %2$I '
+        'FOR EACH ROW WHEN (OLD.id IS DISTINCT FROM NEW.id) '
+        'EXECUTE FUNCTION keep_children(%3$L, %4$L, %5$L)',
+        name || '_kept', parent, child, col, name || '_fkey');
+END $$;
+
+CREATE FUNCTION drop_foreign_key_per_statement(child text, col text, parent text)
+RETURNS void LANGUAGE plpgsql AS $$
+DECLARE
+    name text := child || '_' || col;
+BEGIN
+    EXECUTE format('DROP TRIGGER %I ON %I', name || '_checked', child);
+    EXECUTE format('DROP TRIGGER %I ON %I', name || '_moved', child);
+    EXECUTE format('DROP TRIGGER %I ON %I', name || '_deleted', parent);
+    EXECUTE format('DROP TRIGGER %I ON %I', name || '_kept', parent);
+END $$;
+
+SELECT foreign_key_per_statement('users', 'organization_id', 'organizations', 'cascade');
+SELECT foreign_key_per_statement('access_grants', 'user_id', 'users', 'cascade');

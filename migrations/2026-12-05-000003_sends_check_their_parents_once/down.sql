@@ -3,9 +3,6 @@ SELECT drop_foreign_key_per_statement('outbox', 'user_id', 'users');
 SELECT drop_foreign_key_per_statement('invitations', 'role_id', 'roles');
 SELECT drop_foreign_key_per_statement('invitations', 'service_area_id', 'service_areas');
 SELECT drop_foreign_key_per_statement('invitations', 'user_id', 'users');
-DROP FUNCTION drop_foreign_key_per_statement(text, text, text);
-DROP FUNCTION foreign_key_per_statement(text, text, text, text);
-DROP FUNCTION null_children();
 ALTER TABLE batch_items
     ADD CONSTRAINT batch_items_batch_id_fkey
         FOREIGN KEY (batch_id) REFERENCES batches (id) ON DELETE CASCADE;
