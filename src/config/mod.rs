@@ -16,7 +16,12 @@ const DEFAULT_STATEMENT_TIMEOUT_MS: u64 = 30_000;
 const DEFAULT_REQUEST_TIMEOUT_MS: u64 = 30_000;
 const MIN_BOOTSTRAP_KEY_LEN: usize = 24;
 const DEFAULT_OUTBOX_WORKERS: usize = 4;
-const DEFAULT_OUTBOX_CLAIM: usize = 32;
+/// Each claim costs a claim and a mint statement whatever its size, so a
+/// larger one spreads them thinner; the outbox's, invitations' and people's
+/// pages leave room for a whole claim of up to a hundred (migration
+/// `room_for_a_whole_claim`), beyond which its updates start to write
+/// every index.
+const DEFAULT_OUTBOX_CLAIM: usize = 96;
 const DEFAULT_OUTBOX_LEASE_MS: u64 = 60_000;
 const DEFAULT_OUTBOX_RETRY_BASE_MS: u64 = 5_000;
 const DEFAULT_OUTBOX_MAX_ATTEMPTS: i32 = 8;

@@ -100,7 +100,7 @@ impl Worker {
                 &self.name,
                 now,
                 now + lease,
-                i64::try_from(config.claim_size).unwrap_or(32),
+                i64::try_from(config.claim_size).unwrap_or(i64::MAX),
             )
             .await?
         };
