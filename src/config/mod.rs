@@ -18,9 +18,9 @@ const MIN_BOOTSTRAP_KEY_LEN: usize = 24;
 const DEFAULT_OUTBOX_WORKERS: usize = 4;
 /// Each claim costs a claim and a mint statement whatever its size, so a
 /// larger one spreads them thinner; the outbox's, invitations' and people's
-/// pages leave room for a whole claim of up to a hundred (migration
-/// `room_for_a_whole_claim`), beyond which its updates start to write
-/// every index.
+/// pages leave room for a whole claim of a hundred (migration
+/// `room_for_a_whole_claim`, and the test that claims a hundred), so that
+/// its updates rewrite no index.
 const DEFAULT_OUTBOX_CLAIM: usize = 96;
 const DEFAULT_OUTBOX_LEASE_MS: u64 = 60_000;
 const DEFAULT_OUTBOX_RETRY_BASE_MS: u64 = 5_000;
