@@ -11,8 +11,8 @@ use tokio_stream::StreamExt;
 use tonic::Code;
 
 use crate::harness::{
-    DEADLINE, Org, TestServer, authed, claimed_in_a_transaction, finish, invite, opened, send, violations,
-    watch,
+    DEADLINE, Org, TestServer, authed, claimed_in_a_transaction, constraints::person, finish, invite, opened,
+    send, violations, watch,
 };
 use onramp::pb::{self, batch_event::Event};
 
@@ -889,19 +889,7 @@ async fn imported_users_get_the_welcome_invitation_all_at_once_or_one_by_one() {
     let org = server.org("Acme").await;
     let mut ids = Vec::new();
     for email in ["a@acme.example", "b@acme.example", "c@acme.example"] {
-        let user = server
-            .admin()
-            .create_user(authed(
-                pb::CreateUserRequest {
-                    email: email.into(),
-                    ..Default::default()
-                },
-                &org.key,
-            ))
-            .await
-            .expect("user")
-            .into_inner();
-        ids.push(user.id);
+        ids.push(person(&server, &org, email).await);
     }
     let one = send(
         &server,
