@@ -20,22 +20,19 @@ fn main() -> ExitCode {
     if command == "serve" {
         onramp::malloc::hold_mapping_threshold();
     }
-    run(&command)
-}
-
-#[tokio::main]
-async fn run(command: &str) -> ExitCode {
-    if matches!(command, "help" | "-h" | "--help") {
+    if matches!(command.as_str(), "help" | "-h" | "--help") {
         println!("{USAGE}");
         return ExitCode::SUCCESS;
     }
     if command == "descriptors" {
         return write_descriptors(std::env::args().nth(2));
     }
-    if !matches!(command, "serve" | "migrate") {
+    if !matches!(command.as_str(), "serve" | "migrate") {
         eprintln!("unknown command '{command}'\n\n{USAGE}");
         return ExitCode::from(2);
     }
+    // Read before the runtime starts: it is built with the threads the
+    // configuration names.
     let config = match Config::from_environment() {
         Ok(config) => config,
         Err(e) => {
@@ -43,6 +40,20 @@ async fn run(command: &str) -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(config.worker_threads)
+        .enable_all()
+        .build();
+    match runtime {
+        Ok(runtime) => runtime.block_on(run(&command, config)),
+        Err(e) => {
+            eprintln!("onramp: could not start the runtime: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(command: &str, config: Config) -> ExitCode {
     let telemetry = match Telemetry::init(command == "serve" && config.metrics_addr.is_some()) {
         Ok(t) => t,
         Err(e) => {

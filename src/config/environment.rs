@@ -186,16 +186,10 @@ impl Config {
                 &format!("must be at least {MIN_BOOTSTRAP_KEY_LEN} characters"),
             );
         }
-        let db_pool_size = read
-            .parsed(
-                "ONRAMP_DB_POOL_SIZE",
-                &DEFAULT_DB_POOL_SIZE.to_string(),
-                "is not a whole number",
-            )
-            .unwrap_or(DEFAULT_DB_POOL_SIZE);
-        if db_pool_size == 0 {
-            read.problem("ONRAMP_DB_POOL_SIZE", "0", "must be at least 1");
-        }
+        let db_pool_size = read.at_least_one("ONRAMP_DB_POOL_SIZE", DEFAULT_DB_POOL_SIZE);
+        // tokio reads this variable too, and panics on a value it cannot
+        // use; read here, a bad one is reported with the rest.
+        let worker_threads = read.at_least_one("TOKIO_WORKER_THREADS", cores);
         let config = Config {
             database_url,
             listen_addr,
@@ -214,6 +208,7 @@ impl Config {
             sms_webhook_url,
             bootstrap_api_key,
             db_pool_size,
+            worker_threads,
             db_pool_timeout: read.millis("ONRAMP_DB_POOL_TIMEOUT_MS", DEFAULT_DB_POOL_TIMEOUT_MS),
             statement_timeout: read.millis("ONRAMP_DB_STATEMENT_TIMEOUT_MS", DEFAULT_STATEMENT_TIMEOUT_MS),
             request_timeout: read.millis("ONRAMP_REQUEST_TIMEOUT_MS", DEFAULT_REQUEST_TIMEOUT_MS),
@@ -272,6 +267,20 @@ impl<F: Fn(&str) -> Option<String>> Reader<'_, F> {
             self.problem(name, &raw, why);
         }
         parsed
+    }
+
+    /// A count of one or more.
+    fn at_least_one<T>(&mut self, name: &str, default: T) -> T
+    where
+        T: std::str::FromStr + fmt::Display + PartialEq + From<u8>,
+    {
+        let n = self
+            .parsed(name, &default.to_string(), "is not a whole number")
+            .unwrap_or(default);
+        if n == T::from(0) {
+            self.problem(name, "0", "must be at least 1");
+        }
+        n
     }
 
     fn millis(&mut self, name: &str, default: u64) -> Duration {
@@ -379,6 +388,19 @@ mod tests {
             refused.as_ref().is_err_and(|e| e.contains("ONRAMP_METRICS_ADDR")),
             "{refused:?}"
         );
+    }
+
+    #[test]
+    fn the_runtime_threads_are_checked_with_the_rest() {
+        for bad in ["0", "many"] {
+            let err = config(&[("TOKIO_WORKER_THREADS", bad)])
+                .err()
+                .map(|e| e.to_string())
+                .unwrap_or_default();
+            assert!(err.contains("TOKIO_WORKER_THREADS"), "{bad} accepted: {err:?}");
+        }
+        let three = config(&[("TOKIO_WORKER_THREADS", "3")]).map(|c| c.worker_threads);
+        assert_eq!(three.ok(), Some(3));
     }
 
     #[test]

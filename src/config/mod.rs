@@ -80,6 +80,9 @@ pub struct Config {
     pub public_rate_limit: i32,
     pub bootstrap_api_key: Option<String>,
     pub db_pool_size: u32,
+    /// Threads of the async runtime (`TOKIO_WORKER_THREADS`; one per core
+    /// unless set).
+    pub worker_threads: usize,
     pub db_pool_timeout: Duration,
     pub statement_timeout: Duration,
     pub request_timeout: Duration,
