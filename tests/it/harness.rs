@@ -27,6 +27,7 @@ use crate::smtp::SmtpServer;
 mod batches;
 pub mod constraints;
 mod imports;
+pub mod migrations;
 
 pub use batches::{DEADLINE, Finished, claimed_in_a_transaction, finish, invite, opened, send, watch};
 pub use imports::{csv, import, options, users};

@@ -5,15 +5,12 @@
 
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use diesel::QueryableByName;
-use diesel_async::{
-    AsyncPgConnection, RunQueryDsl, SimpleAsyncConnection, async_connection_wrapper::AsyncConnectionWrapper,
-};
-use diesel_migrations::MigrationHarness;
+use diesel_async::{RunQueryDsl, SimpleAsyncConnection};
 use rand::RngCore;
 use tonic::Code;
 
 use crate::{
-    harness::{DEADLINE, TestServer, authed, claimed_in_a_transaction},
+    harness::{DEADLINE, TestServer, authed, claimed_in_a_transaction, migrations},
     invitations::sha256,
     registration::invited_token,
 };
@@ -58,33 +55,6 @@ async fn a_link_naming_its_invitation_opens_it_only_with_its_own_secret() {
 /// The migration that made links name their invitation.
 const NAMING: &str = "20261204000002";
 
-/// Reverts the migrations down to and including `NAMING`, runs `between`,
-/// and applies them again, as an upgrade from the build before would.
-async fn across_the_naming_migration(server: &TestServer, between: impl AsyncFnOnce(&mut AsyncPgConnection)) {
-    let step = |revert: bool| {
-        let url = server.database_url.clone();
-        tokio::task::spawn_blocking(move || {
-            let mut conn = <AsyncConnectionWrapper<AsyncPgConnection> as diesel::Connection>::establish(&url)
-                .expect("connect");
-            if revert {
-                while conn
-                    .revert_last_migration(onramp::db::MIGRATIONS)
-                    .expect("revert")
-                    .to_string()
-                    .replace('-', "")
-                    != NAMING
-                {}
-            } else {
-                conn.run_pending_migrations(onramp::db::MIGRATIONS)
-                    .expect("apply");
-            }
-        })
-    };
-    step(true).await.expect("revert");
-    between(&mut server.db().await).await;
-    step(false).await.expect("apply");
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_link_sent_before_links_named_their_invitation_opens_until_it_is_replaced() {
     let server = TestServer::start().await;
@@ -98,7 +68,7 @@ async fn a_link_sent_before_links_named_their_invitation_opens_until_it_is_repla
     let mut secret = [0u8; 32];
     rand::rng().fill_bytes(&mut secret);
     let before = URL_SAFE_NO_PAD.encode(secret);
-    across_the_naming_migration(&server, async |db| {
+    migrations::across(&server, NAMING, async |db| {
         let changed = diesel::sql_query("UPDATE invitations SET token_hash = $1 WHERE token_hash = $2")
             .bind::<diesel::sql_types::Bytea, _>(sha256(&before))
             .bind::<diesel::sql_types::Bytea, _>(sha256(&current))
