@@ -188,6 +188,7 @@ diesel::table! {
         opened_at -> Nullable<Timestamptz>,
         finished_at -> Nullable<Timestamptz>,
         finished_seq -> Nullable<Int8>,
+        batch_input -> Nullable<Text>,
     }
 }
 

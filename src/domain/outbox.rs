@@ -19,7 +19,6 @@ use crate::{
     lifecycle::{
         delivery::{self, State},
         email_kind::EmailKind,
-        outcome::Outcome,
     },
     notify,
 };
@@ -31,18 +30,29 @@ pub struct Email<'a> {
     pub recipient: &'a str,
     pub user_id: Uuid,
     pub invitation_id: Option<Uuid>,
-    /// The batch it belongs to, and the recipient's position in it.
-    pub batch: Option<(Uuid, i32)>,
+    /// The batch recipient it is sent to.
+    pub batch: Option<Recipient<'a>>,
+}
+
+/// A batch's recipient, who is emailed: their place in the batch, and their
+/// entry as given where it is more than the address. The email is their one
+/// row; its result is made final on it.
+#[derive(Clone, Copy)]
+pub struct Recipient<'a> {
+    pub batch_id: Uuid,
+    pub position: i32,
+    pub input: Option<&'a str>,
 }
 
 static ENQUEUE: LazyLock<String> = LazyLock::new(|| {
     format!(
         "INSERT INTO outbox (id, organization_id, kind, recipient, user_id, batch_id, batch_position, \
-           invitation_id, state, next_attempt_at, message_id, created_at, traceparent) \
-         SELECT v.id, v.organization_id, v.kind, v.recipient, v.user_id, v.batch_id, v.position, \
+           batch_input, invitation_id, state, next_attempt_at, message_id, created_at, traceparent) \
+         SELECT v.id, v.organization_id, v.kind, v.recipient, v.user_id, v.batch_id, v.position, v.input, \
            v.invitation_id, {}, $2, '<' || replace(v.id::text, '-', '') || '@' || $3 || '>', $2, $4 \
          FROM unnest($1::uuid[], $5::uuid[], $6::text[], $7::text[], $8::uuid[], $9::uuid[], $10::int4[], \
-           $11::uuid[]) AS v(id, organization_id, kind, recipient, user_id, batch_id, position, invitation_id)",
+           $12::text[], $11::uuid[]) \
+           AS v(id, organization_id, kind, recipient, user_id, batch_id, position, input, invitation_id)",
         delivery::State::Queued.sql()
     )
 });
@@ -71,23 +81,24 @@ pub async fn enqueue(
             .bind::<Array<Text>, _>(emails.iter().map(|e| e.kind.name()).collect::<Vec<_>>())
             .bind::<Array<Text>, _>(emails.iter().map(|e| e.recipient).collect::<Vec<_>>())
             .bind::<Array<SqlUuid>, _>(emails.iter().map(|e| e.user_id).collect::<Vec<_>>())
-            .bind::<Array<Nullable<SqlUuid>>, _>(column(&|e| e.batch.map(|(b, _)| b)))
+            .bind::<Array<Nullable<SqlUuid>>, _>(column(&|e| e.batch.map(|b| b.batch_id)))
             .bind::<Array<Nullable<Int4>>, _>(
-                emails.iter().map(|e| e.batch.map(|(_, p)| p)).collect::<Vec<_>>(),
+                emails
+                    .iter()
+                    .map(|e| e.batch.map(|b| b.position))
+                    .collect::<Vec<_>>(),
             )
-            .bind::<Array<Nullable<SqlUuid>>, _>(column(&|e| e.invitation_id)),
+            .bind::<Array<Nullable<SqlUuid>>, _>(column(&|e| e.invitation_id))
+            .bind::<Array<Nullable<Text>>, _>(
+                emails
+                    .iter()
+                    .map(|e| e.batch.and_then(|b| b.input))
+                    .collect::<Vec<_>>(),
+            ),
     )
     .execute(conn)
     .await?;
     notify::tell_workers(conn).await
-}
-
-/// A recipient's final result in a batch.
-pub struct BatchItemResult {
-    pub batch_id: Uuid,
-    pub position: i32,
-    pub outcome: Outcome,
-    pub reason: String,
 }
 
 /// A batch that got new results.
@@ -133,58 +144,30 @@ pub fn count_off_batches(now: &str) -> String {
     )
 }
 
-static FINISH_BATCH_ITEMS: LazyLock<String> = LazyLock::new(|| {
+/// Withdraws an invitation's queued emails (not yet claimed: a claimed one
+/// is on its way) and makes the results of those sent to a batch's
+/// recipients final on the emails, numbered once their batches are locked.
+/// A person's emails are few and indexed; no index leads from an invitation
+/// to its emails, which a bulk send would pay for on every email.
+static CANCEL_QUEUED: LazyLock<String> = LazyLock::new(|| {
     format!(
-        "WITH {}, done AS ( \
-           UPDATE batch_items b SET outcome = v.outcome, reason = v.reason, finished_at = $1, \
-             finished_seq = nextval('batch_items_finished_seq') \
-           FROM unnest($2::uuid[], $3::int4[], $4::text[], $5::text[]) AS v(batch_id, position, outcome, reason) \
-           WHERE b.batch_id = v.batch_id AND b.position = v.position AND b.outcome IS NULL AND {LOCKED_FIRST} \
-           RETURNING b.batch_id), \
+        "WITH queued AS (SELECT batch_id FROM outbox WHERE user_id = $5 AND invitation_id = $1 AND state = $4), \
+         locked AS (SELECT id FROM batches WHERE id IN (SELECT batch_id FROM queued) ORDER BY id FOR UPDATE), \
+         done AS ( \
+           UPDATE outbox o SET state = $3, last_error = $2, next_attempt_at = NULL, \
+             finished_at = CASE WHEN o.batch_id IS NOT NULL THEN $6 END, \
+             finished_seq = CASE WHEN o.batch_id IS NOT NULL THEN nextval('batch_items_finished_seq') END \
+           WHERE o.user_id = $5 AND o.invitation_id = $1 AND o.state = $4 AND {LOCKED_FIRST} \
+           RETURNING o.batch_id), \
          {} \
          SELECT id, kind, completed FROM touched",
-        lock_batches("$2"),
-        count_off_batches("$1")
+        count_off_batches("$6")
     )
 });
 
-/// Makes results final (once: a result already final stays), counts them
-/// off their batches, completes batches with nothing outstanding and tells
-/// their followers. Call inside a transaction; answers the batches touched.
-pub async fn finish_batch_items(
-    conn: &mut AsyncPgConnection,
-    items: &[BatchItemResult],
-    now: DateTime<Utc>,
-) -> Result<Vec<Touched>> {
-    if items.is_empty() {
-        return Ok(Vec::new());
-    }
-    let batches: Vec<Touched> = Cached(
-        diesel::sql_query(FINISH_BATCH_ITEMS.as_str())
-            .bind::<Timestamptz, _>(now)
-            .bind::<Array<SqlUuid>, _>(items.iter().map(|i| i.batch_id).collect::<Vec<_>>())
-            .bind::<Array<Int4>, _>(items.iter().map(|i| i.position).collect::<Vec<_>>())
-            .bind::<Array<Text>, _>(items.iter().map(|i| i.outcome).collect::<Vec<_>>())
-            .bind::<Array<Text>, _>(items.iter().map(|i| i.reason.clone()).collect::<Vec<_>>()),
-    )
-    .load(conn)
-    .await?;
-    let batch_ids: Vec<Uuid> = batches.iter().map(|b| b.id).collect();
-    notify::tell_followers(conn, &batch_ids).await?;
-    Ok(batches)
-}
-
-#[derive(QueryableByName)]
-struct Cancelled {
-    #[diesel(sql_type = diesel::sql_types::Nullable<SqlUuid>)]
-    batch_id: Option<Uuid>,
-    #[diesel(sql_type = diesel::sql_types::Nullable<Int4>)]
-    batch_position: Option<i32>,
-}
-
-/// Withdraws the queued (not yet claimed) messages of an invitation to
-/// `user_id`, and makes their batch results final with `reason`. Call inside
-/// a transaction.
+/// Withdraws the queued (not yet claimed) emails of an invitation to
+/// `user_id`, with `reason`, which a batch's follower reads as the
+/// recipient's result (FAILED). Call inside a transaction.
 pub async fn cancel_queued(
     conn: &mut AsyncPgConnection,
     invitation_id: Uuid,
@@ -192,35 +175,21 @@ pub async fn cancel_queued(
     reason: &str,
     now: DateTime<Utc>,
 ) -> Result<()> {
-    // No index leads from an invitation to its emails (a bulk send would pay
-    // for it on every email); the person's emails are few and indexed.
-    let cancelled: Vec<Cancelled> = Cached(
-        diesel::sql_query(
-            "UPDATE outbox SET state = $3, last_error = $2, next_attempt_at = NULL \
-             WHERE user_id = $5 AND invitation_id = $1 AND state = $4 RETURNING batch_id, batch_position",
-        )
-        .bind::<SqlUuid, _>(invitation_id)
-        .bind::<Text, _>(reason)
-        .bind::<Text, _>(
-            State::Queued
-                .next(delivery::Event::Cancelled)
-                .unwrap_or(State::Failed),
-        )
-        .bind::<Text, _>(State::Queued)
-        .bind::<SqlUuid, _>(user_id),
+    let touched: Vec<Touched> = Cached(
+        diesel::sql_query(CANCEL_QUEUED.as_str())
+            .bind::<SqlUuid, _>(invitation_id)
+            .bind::<Text, _>(reason)
+            .bind::<Text, _>(
+                State::Queued
+                    .next(delivery::Event::Cancelled)
+                    .unwrap_or(State::Failed),
+            )
+            .bind::<Text, _>(State::Queued)
+            .bind::<SqlUuid, _>(user_id)
+            .bind::<Timestamptz, _>(now),
     )
     .load(conn)
     .await?;
-    let items: Vec<BatchItemResult> = cancelled
-        .into_iter()
-        .filter_map(|c| {
-            Some(BatchItemResult {
-                batch_id: c.batch_id?,
-                position: c.batch_position?,
-                outcome: Outcome::Failed,
-                reason: reason.to_owned(),
-            })
-        })
-        .collect();
-    finish_batch_items(conn, &items, now).await.map(drop)
+    let batch_ids: Vec<Uuid> = touched.iter().map(|b| b.id).collect();
+    notify::tell_followers(conn, &batch_ids).await
 }

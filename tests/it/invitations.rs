@@ -364,15 +364,14 @@ async fn recorded_as_sent(
 }
 
 /// Recording a batch's sent emails numbers each recipient's result on the
-/// email, whose settling rewrites the outbox's indexes anyway; the
-/// recipients' own rows stay as the batch wrote them, with no new version
-/// and no index entry of their own.
+/// email, whose settling rewrites the outbox's indexes anyway, and writes
+/// no row of the batch's own: an emailed recipient has none.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn recording_a_batchs_sent_emails_leaves_its_recipients_rows_as_written() {
+async fn recording_a_batchs_sent_emails_numbers_each_result_on_its_email() {
     #[derive(QueryableByName)]
     struct Counts {
         #[diesel(sql_type = diesel::sql_types::BigInt)]
-        rewritten: i64,
+        written: i64,
         #[diesel(sql_type = diesel::sql_types::BigInt)]
         numbered: i64,
     }
@@ -381,23 +380,24 @@ async fn recording_a_batchs_sent_emails_leaves_its_recipients_rows_as_written() 
     assert_eq!(completed.len(), 1, "the last result completes the batch");
     // This transaction's own counts, before they are reported anywhere.
     let counts: Counts = diesel::sql_query(
-        "SELECT pg_stat_get_xact_tuples_updated('batch_items'::regclass) AS rewritten, \
+        "SELECT pg_stat_get_xact_tuples_inserted('batch_items'::regclass) \
+           + pg_stat_get_xact_tuples_updated('batch_items'::regclass) AS written, \
            (SELECT count(DISTINCT finished_seq) FROM outbox) AS numbered",
     )
     .get_result(&mut db)
     .await
     .expect("counts");
-    assert_eq!(counts.rewritten, 0, "a recipient's row was rewritten");
+    assert_eq!(counts.written, 0, "a row of the batch's own was written");
     assert_eq!(counts.numbered, 100, "each result has its own number");
     diesel_async::SimpleAsyncConnection::batch_execute(&mut db, "ROLLBACK")
         .await
         .expect("rollback");
 }
 
-/// A follower's poll reads the recipients' rows of its new results and no
-/// others, whatever PostgreSQL guesses of the batch's size: on tables not
-/// yet analysed, as in a new deployment, joining the emails to their
-/// recipients' rows read all of the batch's rows on every poll.
+/// A follower's poll reads the rows of its new results and no others,
+/// whatever PostgreSQL guesses of the batch's size: on tables not yet
+/// analysed, as in a new deployment, a join of the emails to other rows
+/// read all of the batch's rows on every poll.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_followers_poll_reads_only_its_new_results_rows() {
     #[derive(QueryableByName)]
@@ -415,7 +415,9 @@ async fn a_followers_poll_reads_only_its_new_results_rows() {
             .expect("the cursor");
     // This transaction's own counts, before they are reported anywhere.
     let read = "SELECT pg_stat_get_xact_tuples_returned('batch_items'::regclass) \
-        + pg_stat_get_xact_tuples_fetched('batch_items'::regclass) AS n";
+        + pg_stat_get_xact_tuples_fetched('batch_items'::regclass) \
+        + pg_stat_get_xact_tuples_returned('outbox'::regclass) \
+        + pg_stat_get_xact_tuples_fetched('outbox'::regclass) AS n";
     let before: Read = diesel::sql_query(read).get_result(&mut db).await.expect("counts");
     let (completed_at, items) = onramp::domain::invitations::follow::since(&mut db, batch_id, cursor.n, 100)
         .await
@@ -429,7 +431,7 @@ async fn a_followers_poll_reads_only_its_new_results_rows() {
     );
     assert!(
         after.n - before.n <= 20,
-        "one poll read {} rows of recipients for 10 results",
+        "one poll read {} rows for 10 results",
         after.n - before.n
     );
     diesel_async::SimpleAsyncConnection::batch_execute(&mut db, "ROLLBACK")
@@ -1166,4 +1168,153 @@ async fn withdrawing_a_queued_invitation_email_reads_only_its_persons_emails() {
     diesel_async::SimpleAsyncConnection::batch_execute(&mut db, "ROLLBACK")
         .await
         .expect("rollback");
+}
+
+/// A batch writes a row of its own only for the recipients it does not
+/// email (an invalid address, a repeat, a person already there): an emailed
+/// recipient's input and result live on the email, one row where there
+/// were two. Each result still reports its entry as it was given.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_writes_rows_of_its_own_only_for_recipients_it_does_not_email() {
+    let server = TestServer::start().await;
+    let org = server.org("Acme").await;
+    let text = "Ada Lovelace <ada@acme.example>, grace@acme.example\nnot-an-address grace@acme.example";
+    let finished = send(&server, &org, invite(&org, text)).await.expect("send");
+    use pb::RecipientOutcome as O;
+    assert_eq!(
+        finished.outcomes(),
+        [
+            (0, O::Sent),
+            (1, O::Sent),
+            (2, O::InvalidAddress),
+            (3, O::DuplicateInRequest)
+        ]
+    );
+    let by_index = |i: i32| finished.results.iter().find(|r| r.index == i).expect("result");
+    assert_eq!(
+        (by_index(0).input.as_str(), by_index(0).email.as_str()),
+        ("Ada Lovelace <ada@acme.example>", "ada@acme.example")
+    );
+    assert_eq!(
+        (by_index(1).input.as_str(), by_index(1).email.as_str()),
+        ("grace@acme.example", "grace@acme.example")
+    );
+    assert!(!by_index(0).user_id.is_empty() && !by_index(0).invitation_id.is_empty());
+    let rows = crate::harness::constraints::count(
+        &mut server.db().await,
+        "SELECT count(*) AS n FROM batch_items WHERE batch_id = $1::uuid",
+        &finished.summary.batch_id,
+    )
+    .await;
+    assert_eq!(
+        rows, 2,
+        "rows for the two recipients not emailed, and only for them"
+    );
+}
+
+/// Revoking an invitation whose email is still queued makes its recipient's
+/// result final (FAILED, with the reason) and completes the batch.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn revoking_a_queued_invitation_settles_its_batch_result() {
+    // No workers: the email stays queued.
+    let server = TestServer::start_with(|c| c.outbox.workers = 0).await;
+    let org = server.org("Acme").await;
+    let (summary, stream) = opened(&server, &org, invite(&org, "Ada <ada@acme.example>")).await;
+    let invitation: String = diesel::dsl::sql::<diesel::sql_types::Text>("SELECT id::text FROM invitations")
+        .get_result(&mut server.db().await)
+        .await
+        .expect("the invitation");
+    server
+        .invitations()
+        .revoke_invitation(authed(
+            pb::RevokeInvitationRequest {
+                organization_id: org.id.clone(),
+                invitation_id: invitation.clone(),
+            },
+            &org.key,
+        ))
+        .await
+        .expect("revoke");
+    let finished = finish(stream).await.expect("the batch completes");
+    assert_eq!(finished.completion.batch_id, summary.batch_id);
+    assert_eq!(finished.outcomes(), [(0, pb::RecipientOutcome::Failed)]);
+    let result = &finished.results[0];
+    assert_eq!(
+        (
+            result.input.as_str(),
+            result.email.as_str(),
+            result.invitation_id.as_str()
+        ),
+        ("Ada <ada@acme.example>", "ada@acme.example", invitation.as_str())
+    );
+    assert!(result.reason.contains("revoked"), "{}", result.reason);
+    assert_eq!((finished.completion.sent, finished.completion.failed), (0, 1));
+    assert!(server.smtp.received().is_empty(), "nothing was sent");
+}
+
+/// The migration that made an emailed recipient's email their one row.
+const ON_THEIR_EMAILS: &str = "20261205000004";
+
+/// A batch written before an emailed recipient's email became their one row
+/// (every recipient with a row of the batch's own, a withdrawn email's
+/// result made final on that row) reads the same after the upgrade, and the
+/// rows it no longer needs are gone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_written_before_emailed_recipients_moved_reads_the_same_after() {
+    use pb::RecipientOutcome as O;
+    let server = TestServer::start().await;
+    let org = server.org("Acme").await;
+    let text = "Ada Lovelace <ada@acme.example>, grace@acme.example, not-an-address";
+    let sent = send(&server, &org, invite(&org, text)).await.expect("send");
+    let batch_id = sent.summary.batch_id.clone();
+    let rows = async |db: &mut diesel_async::AsyncPgConnection| {
+        crate::harness::constraints::count(
+            db,
+            "SELECT count(*) AS n FROM batch_items WHERE batch_id = $1::uuid",
+            &batch_id,
+        )
+        .await
+    };
+    crate::harness::migrations::across(&server, ON_THEIR_EMAILS, async |db| {
+        assert_eq!(rows(db).await, 3, "every recipient has a row again");
+        // As the build before withdrew an email: its result on the row.
+        diesel_async::SimpleAsyncConnection::batch_execute(
+            db,
+            "UPDATE outbox SET state = 'failed', last_error = 'the invitation was revoked', \
+               finished_at = NULL, finished_seq = NULL WHERE recipient = 'grace@acme.example'; \
+             UPDATE batch_items SET outcome = 'failed', reason = 'the invitation was revoked', \
+               finished_at = now(), finished_seq = nextval('batch_items_finished_seq') WHERE position = 1",
+        )
+        .await
+        .expect("withdrawn as before");
+    })
+    .await;
+    assert_eq!(rows(&mut server.db().await).await, 1, "the invalid address's row");
+    let read = watch(server.invitations(), &org, batch_id.clone()).await;
+    assert_eq!(
+        read.outcomes(),
+        [(0, O::Sent), (1, O::Failed), (2, O::InvalidAddress)]
+    );
+    let by_index = |finished: &crate::harness::Finished| {
+        let mut results = finished.results.clone();
+        results.sort_by_key(|r| r.index);
+        results
+    };
+    for (before, after) in by_index(&sent).iter().zip(by_index(&read)) {
+        assert_eq!(
+            (
+                &before.input,
+                &before.email,
+                &before.user_id,
+                &before.invitation_id
+            ),
+            (&after.input, &after.email, &after.user_id, &after.invitation_id),
+            "recipient {}",
+            before.index
+        );
+    }
+    let grace = read.results.iter().find(|r| r.index == 1).expect("grace");
+    assert_eq!(grace.reason, "the invitation was revoked");
+    let c = &read.completion;
+    assert_eq!((c.sent, c.failed, c.invalid), (1, 1, 1));
 }

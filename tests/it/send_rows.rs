@@ -67,7 +67,8 @@ async fn one(conn: &mut AsyncPgConnection, sql: &str) -> String {
 async fn a_send_row_naming_a_missing_parent_is_refused_and_a_named_id_cannot_change() {
     let server = TestServer::start().await;
     let org = server.org("Sends").await;
-    send(&server, &org, invite(&org, "ada@example.com"))
+    // The invalid address is the one recipient with a row of the batch's own.
+    send(&server, &org, invite(&org, "ada@example.com not-an-address"))
         .await
         .expect("send");
     let mut db = server.db().await;
@@ -126,9 +127,13 @@ async fn a_send_row_naming_a_missing_parent_is_refused_and_a_named_id_cannot_cha
 async fn deleting_a_parent_takes_the_send_rows_with_it_or_leaves_invitations_naming_none() {
     let server = TestServer::start().await;
     let org = server.org("Sends").await;
-    send(&server, &org, invite(&org, "ada@example.com\ngrace@example.com"))
-        .await
-        .expect("send");
+    send(
+        &server,
+        &org,
+        invite(&org, "ada@example.com\ngrace@example.com\nnot-an-address"),
+    )
+    .await
+    .expect("send");
     let mut db = server.db().await;
     let ada = one(
         &mut db,
@@ -191,7 +196,11 @@ async fn deleting_a_parent_takes_the_send_rows_with_it_or_leaves_invitations_nam
         "another's email went"
     );
 
-    assert_eq!(rows(&mut db, "batch_items", "batch_id", &batch).await, 2);
+    assert_eq!(
+        rows(&mut db, "batch_items", "batch_id", &batch).await,
+        1,
+        "the invalid address's result"
+    );
     assert_eq!(
         run(&mut db, "DELETE FROM batches WHERE id = $1::uuid", &batch)
             .await

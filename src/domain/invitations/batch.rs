@@ -284,8 +284,8 @@ impl NewPeople {
     }
 }
 
-/// Writes one chunk: new people, invitations, outbox messages and every
-/// recipient's result row. Answers how many emails it queued.
+/// Writes one chunk: new people, invitations, outbox messages, and a result
+/// row for each recipient not emailed. Answers how many emails it queued.
 #[tracing::instrument(name = "db.batch.chunk", skip_all, fields(recipients = plan.len()))]
 async fn write_chunk(
     conn: &mut AsyncPgConnection,
@@ -431,40 +431,53 @@ async fn write_chunk(
             .iter()
             .zip(&emails)
             .zip(&positions)
-            .filter_map(|(((_, r), email), position)| {
+            .filter_map(|(((i, r), email), position)| {
+                let input = &plan[*i].input;
                 Some(outbox::Email {
                     organization_id: org,
                     kind: batch.kind,
                     recipient: email,
                     user_id: r.user_id?,
                     invitation_id: r.invitation_id,
-                    batch: Some((batch_id, *position)),
+                    batch: Some(outbox::Recipient {
+                        batch_id,
+                        position: *position,
+                        input: (input != email).then_some(input.as_str()),
+                    }),
                 })
             })
             .collect();
         outbox::enqueue(conn, &emails, batch.message_domain, now).await?;
     }
 
-    diesel::sql_query(
-        "INSERT INTO batch_items (batch_id, position, input, email, user_id, invitation_id, outcome, reason, \
-           finished_at, finished_seq) \
-         SELECT $1, v.position, v.input, v.email, v.user_id, v.invitation_id, v.outcome, v.reason, \
-           CASE WHEN v.outcome IS NOT NULL THEN $2 END, \
-           CASE WHEN v.outcome IS NOT NULL THEN nextval('batch_items_finished_seq') END \
-         FROM (SELECT * FROM unnest($3::int4[], $4::text[], $5::text[], $6::uuid[], $7::uuid[], $8::text[], $9::text[]) \
-           AS u(position, input, email, user_id, invitation_id, outcome, reason) ORDER BY position) v",
-    )
-    .bind::<SqlUuid, _>(batch_id)
-    .bind::<Timestamptz, _>(now)
-    .bind::<Array<Int4>, _>((0..rows.len()).map(position).collect::<Vec<_>>())
-    .bind::<Array<Text>, _>(plan.iter().map(|p| p.input.clone()).collect::<Vec<_>>())
-    .bind::<Array<Text>, _>(plan.iter().map(|p| p.email.clone()).collect::<Vec<_>>())
-    .bind::<Array<Nullable<SqlUuid>>, _>(rows.iter().map(|r| r.user_id).collect::<Vec<_>>())
-    .bind::<Array<Nullable<SqlUuid>>, _>(rows.iter().map(|r| r.invitation_id).collect::<Vec<_>>())
-    .bind::<Array<Nullable<Text>>, _>(rows.iter().map(|r| r.outcome).collect::<Vec<_>>())
-    .bind::<Array<Text>, _>(rows.iter().map(|r| r.reason.clone()).collect::<Vec<_>>())
-    .execute(conn)
-    .await?;
+    // The recipients not emailed; an emailed one's email is their row.
+    let unsent: Vec<(usize, &Row)> = rows
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| r.outbox_id.is_none())
+        .collect();
+    if !unsent.is_empty() {
+        diesel::sql_query(
+            "INSERT INTO batch_items (batch_id, position, input, email, user_id, invitation_id, outcome, reason, \
+               finished_at, finished_seq) \
+             SELECT $1, v.position, v.input, v.email, v.user_id, v.invitation_id, v.outcome, v.reason, \
+               CASE WHEN v.outcome IS NOT NULL THEN $2 END, \
+               CASE WHEN v.outcome IS NOT NULL THEN nextval('batch_items_finished_seq') END \
+             FROM (SELECT * FROM unnest($3::int4[], $4::text[], $5::text[], $6::uuid[], $7::uuid[], $8::text[], $9::text[]) \
+               AS u(position, input, email, user_id, invitation_id, outcome, reason) ORDER BY position) v",
+        )
+        .bind::<SqlUuid, _>(batch_id)
+        .bind::<Timestamptz, _>(now)
+        .bind::<Array<Int4>, _>(unsent.iter().map(|(i, _)| position(*i)).collect::<Vec<_>>())
+        .bind::<Array<Text>, _>(unsent.iter().map(|(i, _)| plan[*i].input.clone()).collect::<Vec<_>>())
+        .bind::<Array<Text>, _>(unsent.iter().map(|(i, _)| plan[*i].email.clone()).collect::<Vec<_>>())
+        .bind::<Array<Nullable<SqlUuid>>, _>(unsent.iter().map(|(_, r)| r.user_id).collect::<Vec<_>>())
+        .bind::<Array<Nullable<SqlUuid>>, _>(unsent.iter().map(|(_, r)| r.invitation_id).collect::<Vec<_>>())
+        .bind::<Array<Nullable<Text>>, _>(unsent.iter().map(|(_, r)| r.outcome).collect::<Vec<_>>())
+        .bind::<Array<Text>, _>(unsent.iter().map(|(_, r)| r.reason.clone()).collect::<Vec<_>>())
+        .execute(conn)
+        .await?;
+    }
 
     Ok(i32::try_from(sending.len()).unwrap_or(i32::MAX))
 }

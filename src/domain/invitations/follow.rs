@@ -90,25 +90,19 @@ struct Since {
 }
 
 /// A batch's results come from two places, numbered from one sequence: the
-/// recipients' rows, for results decided without an email, and the emails,
-/// for results their sending decided (`outbox::record`). Each email belongs
-/// to one recipient's row, which keeps the recipient's input; that row is
-/// looked up for each new result alone (a lateral subquery that its `LIMIT`
-/// keeps from being flattened into a join), whatever the planner guesses of
-/// a batch's size: as a join, on tables not yet analysed, it read all of the
-/// batch's rows into a hash on every poll.
+/// rows of recipients not emailed, whose results were decided without an
+/// email, and the emails, each the one row of its recipient, whose results
+/// their sending (`outbox::record`) or withdrawal decided.
 static RESULTS_SINCE: LazyLock<String> = LazyLock::new(|| {
     format!(
         "SELECT b.completed_at, i.* FROM batches b LEFT JOIN LATERAL ( \
            (SELECT position, input, email, user_id, invitation_id, outcome, reason, finished_at, finished_seq \
             FROM batch_items WHERE batch_id = b.id AND finished_seq > $2 ORDER BY finished_seq LIMIT $3) \
            UNION ALL \
-           (SELECT r.position, r.input, r.email, r.user_id, r.invitation_id, {emailed} AS outcome, \
+           (SELECT o.batch_position AS position, coalesce(o.batch_input, o.recipient) AS input, \
+              o.recipient AS email, o.user_id, o.invitation_id, {emailed} AS outcome, \
               o.last_error AS reason, o.finished_at, o.finished_seq \
-            FROM (SELECT batch_id, batch_position, state, last_error, finished_at, finished_seq FROM outbox \
-                  WHERE batch_id = b.id AND finished_seq > $2 ORDER BY finished_seq LIMIT $3) o \
-            CROSS JOIN LATERAL (SELECT position, input, email, user_id, invitation_id FROM batch_items \
-                  WHERE batch_id = o.batch_id AND position = o.batch_position LIMIT 1) r) \
+            FROM outbox o WHERE o.batch_id = b.id AND o.finished_seq > $2 ORDER BY o.finished_seq LIMIT $3) \
            ORDER BY finished_seq LIMIT $3) i ON true \
          WHERE b.id = $1 ORDER BY i.finished_seq",
         emailed = emailed_outcome(),
