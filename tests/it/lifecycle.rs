@@ -508,3 +508,49 @@ async fn get_user_reads_every_grant_in_order_and_none_for_a_user_without() {
     assert_eq!(got.email, "grace@acme.example");
     assert!(got.access_grants.is_empty());
 }
+
+/// An audit event is keyed by its organisation and id, the index its
+/// listing reads, and by nothing else of its own: each event of an
+/// organisation enters that index and the target's, not a third for its id
+/// alone. An id stays unique within its organisation, and among the events
+/// of none.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_audit_event_is_keyed_by_its_organisation_and_id_in_one_index() {
+    use diesel_async::RunQueryDsl;
+    let server = TestServer::start().await;
+    let org = server.org("Acme").await;
+    staged_user(&server, &org, "ada@acme.example").await;
+    let mut db = server.db().await;
+    let entered = crate::harness::constraints::count(
+        &mut db,
+        "SELECT count(*) AS n FROM pg_index WHERE indrelid = $1::regclass AND indpred IS NULL",
+        "audit_events",
+    )
+    .await;
+    assert_eq!(entered, 2, "the indexes every event of an organisation enters");
+    let copy = |organization: &str| {
+        format!(
+            "INSERT INTO audit_events (id, organization_id, actor, action, target_type, target_id, created_at) \
+             SELECT id, {organization}, actor, action, target_type, target_id, created_at \
+             FROM audit_events WHERE action = 'user.create'"
+        )
+    };
+    let refused = |result: Result<usize, diesel::result::Error>| match result {
+        Err(diesel::result::Error::DatabaseError(
+            diesel::result::DatabaseErrorKind::UniqueViolation,
+            info,
+        )) => info.constraint_name().map(str::to_owned),
+        other => panic!("not refused as a repeated key: {other:?}"),
+    };
+    let again = diesel::sql_query(copy("organization_id")).execute(&mut db).await;
+    assert_eq!(refused(again).as_deref(), Some("audit_events_key"));
+    assert_eq!(
+        diesel::sql_query(copy("NULL"))
+            .execute(&mut db)
+            .await
+            .expect("the same id in no organisation"),
+        1
+    );
+    let again = diesel::sql_query(copy("NULL")).execute(&mut db).await;
+    assert_eq!(refused(again).as_deref(), Some("audit_events_key_of_none"));
+}
