@@ -152,7 +152,7 @@ pub fn count_off_batches(now: &str) -> String {
 static CANCEL_QUEUED: LazyLock<String> = LazyLock::new(|| {
     format!(
         "WITH queued AS (SELECT batch_id FROM outbox WHERE user_id = $5 AND invitation_id = $1 AND state = $4), \
-         locked AS (SELECT id FROM batches WHERE id IN (SELECT batch_id FROM queued) ORDER BY id FOR UPDATE), \
+         {}, \
          done AS ( \
            UPDATE outbox o SET state = $3, last_error = $2, next_attempt_at = NULL, \
              finished_at = CASE WHEN o.batch_id IS NOT NULL THEN $6 END, \
@@ -161,6 +161,7 @@ static CANCEL_QUEUED: LazyLock<String> = LazyLock::new(|| {
            RETURNING o.batch_id), \
          {} \
          SELECT id, kind, completed FROM touched",
+        lock_batches("ARRAY(SELECT batch_id FROM queued)"),
         count_off_batches("$6")
     )
 });
